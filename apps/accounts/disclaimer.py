@@ -1,0 +1,41 @@
+"""The versioned disclaimer patients accept before uploading.
+
+Publishing a new text = adding a version here and pointing CURRENT_VERSION at it;
+every patient is then asked to accept again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Disclaimer:
+    version: str
+    title: str
+    paragraphs: tuple[str, ...]
+
+
+DISCLAIMERS = {
+    "1": Disclaimer(
+        version="1",
+        title="Before you upload: what DeepMed can and cannot do",
+        paragraphs=(
+            "DeepMed gives a preliminary, automated preview of a chest X-ray. It is produced "
+            "by a computer model, not by a doctor.",
+            "The preview is not a diagnosis. Its accuracy is not guaranteed: the model can "
+            "be wrong, and it only knows a few findings (COVID-19, pneumonia, normal).",
+            "A physician reviews every study. Always consult a physician about your health "
+            "and never change or start a treatment because of this preview.",
+            "What happens to your image: it is stored securely, identifying information in "
+            "DICOM files is removed, and only you and the reviewing clinicians can see it. "
+            "You can delete it at any time. It is used to improve the model only if you agree "
+            "separately to research use.",
+        ),
+    ),
+}
+CURRENT_VERSION = "1"
+
+
+def current_disclaimer() -> Disclaimer:
+    return DISCLAIMERS[CURRENT_VERSION]

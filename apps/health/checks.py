@@ -1,0 +1,60 @@
+"""Readiness checks. Each returns None when healthy or a short reason string."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection
+
+
+def check_database() -> str | None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return None
+
+
+def check_broker() -> str | None:
+    if settings.EMBEDDED_MODE:
+        return None  # in-memory transport lives in this process
+    from kombu import Connection
+
+    with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return None
+
+
+def check_storage() -> str | None:
+    name = default_storage.save(f"health/probe-{uuid.uuid4().hex}", ContentFile(b"ok"))
+    default_storage.delete(name)
+    return None
+
+
+def check_model() -> str | None:
+    from apps.modelops.selectors import get_champion
+
+    return None if get_champion() is not None else "no model is deployed"
+
+
+CHECKS: dict[str, Callable[[], str | None]] = {
+    "database": check_database,
+    "broker": check_broker,
+    "storage": check_storage,
+    "model": check_model,
+}
+
+
+def run_checks() -> dict[str, str]:
+    """name -> 'ok' or the failure reason."""
+    results = {}
+    for name, check in CHECKS.items():
+        try:
+            failure = check()
+        except Exception as exc:  # noqa: BLE001 — any exception means this dependency is down
+            failure = f"{type(exc).__name__}: {exc}"[:300]
+        results[name] = "ok" if failure is None else failure
+    return results

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class ModelopsConfig(AppConfig):
+    name = "apps.modelops"
+    label = "modelops"

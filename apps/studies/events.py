@@ -1,0 +1,48 @@
+"""Study status events pushed to browsers and apps over Channels.
+
+Groups: one per study (`study.<id>`) and one per owner (`user.<id>`); clinical staff
+also follow `worklist`. Publishing never breaks the caller: a missing channel layer
+(Redis restarting) is logged and clients fall back to polling.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+logger = logging.getLogger(__name__)
+
+WORKLIST_GROUP = "worklist"
+
+
+def study_group(study_id) -> str:
+    return f"study.{study_id}"
+
+
+def user_group(user_id) -> str:
+    return f"user.{user_id}"
+
+
+def study_status_payload(study) -> dict:
+    return {
+        "study_id": str(study.id),
+        "status": study.status,
+        "status_display": study.get_status_display(),
+        "failure_code": study.failure_code,
+        "failure_reason": study.failure_reason,
+        "updated_at": study.updated_at.isoformat() if study.updated_at else None,
+    }
+
+
+def publish_study_status(study) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": "study.status", **study_status_payload(study)}
+    try:
+        for group in (study_group(study.id), user_group(study.owner_id), WORKLIST_GROUP):
+            async_to_sync(layer.group_send)(group, message)
+    except Exception:  # noqa: BLE001 — a live update must never fail the state change
+        logger.warning("could not publish status of study %s", study.id, exc_info=True)

@@ -1,0 +1,60 @@
+"""WebSocket subscriptions (in-memory layer here; channels-redis in the services pass)."""
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from apps.studies.models import StudyStatus
+from apps.studies.services import transition_study
+from deepmed_web.routing import websocket_urlpatterns
+
+
+def _communicator(path, user):
+    from channels.routing import URLRouter
+
+    app = URLRouter(websocket_urlpatterns)
+    communicator = WebsocketCommunicator(app, path)
+    communicator.scope["user"] = user
+    return communicator
+
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_owner_receives_snapshot_then_live_status(queued_study):
+    owner = await database_sync_to_async(lambda: queued_study.owner)()
+    communicator = _communicator(f"/ws/studies/{queued_study.pk}/", owner)
+    connected, _ = await communicator.connect()
+    assert connected
+    assert (await communicator.receive_json_from())["status"] == "queued"
+    await database_sync_to_async(transition_study)(queued_study, StudyStatus.PREDICTING)
+    message = await communicator.receive_json_from(timeout=5)
+    assert message["status"] == "predicting" and message["study_id"] == str(queued_study.pk)
+    await communicator.disconnect()
+
+
+async def test_another_patient_cannot_subscribe(queued_study, other_patient):
+    communicator = _communicator(f"/ws/studies/{queued_study.pk}/", other_patient)
+    connected, code = await communicator.connect()
+    assert not connected and code == 4403
+
+
+async def test_anonymous_cannot_subscribe(queued_study):
+    from django.contrib.auth.models import AnonymousUser
+
+    communicator = _communicator(f"/ws/studies/{queued_study.pk}/", AnonymousUser())
+    connected, code = await communicator.connect()
+    assert not connected and code == 4401
+
+
+async def test_physician_may_follow_a_study_and_the_worklist(queued_study, physician):
+    communicator = _communicator(f"/ws/studies/{queued_study.pk}/", physician)
+    connected, _ = await communicator.connect()
+    assert connected
+    worklist = _communicator("/ws/studies/", physician)
+    assert (await worklist.connect())[0]
+    await communicator.receive_json_from()
+    await database_sync_to_async(transition_study)(queued_study, StudyStatus.PREDICTING)
+    assert (await worklist.receive_json_from(timeout=5))["status"] == "predicting"
+    await communicator.disconnect()
+    await worklist.disconnect()

@@ -1,0 +1,79 @@
+"""Access to patient data over HTTP: ownership, roles, and the audit trail of every read."""
+
+import pytest
+
+from apps.audit.models import AuditEvent, Outcome
+
+
+def _reads(study, action="study.read"):
+    return AuditEvent.objects.filter(object_type="studies.study", object_id=str(study.pk), action=action)
+
+
+def test_owner_reads_own_study_and_the_read_is_audited(client, queued_study):
+    client.force_login(queued_study.owner)
+    response = client.get(f"/studies/{queued_study.pk}/")
+    assert response.status_code == 200
+    assert b"not a diagnosis" in response.content
+    event = _reads(queued_study).get()
+    assert event.actor == queued_study.owner and event.outcome == Outcome.ALLOWED
+    assert event.ip_address == "127.0.0.1"
+
+
+def test_another_patient_is_denied_and_the_attempt_is_audited(client, queued_study, other_patient):
+    client.force_login(other_patient)
+    for path in ("", "status.json", "image.png", "heatmap.png"):
+        assert client.get(f"/studies/{queued_study.pk}/{path}").status_code == 404
+    denied = AuditEvent.objects.filter(object_id=str(queued_study.pk), outcome=Outcome.DENIED, actor=other_patient)
+    assert denied.count() == 4
+
+
+def test_physician_may_read_any_study(client, queued_study, physician):
+    client.force_login(physician)
+    assert client.get(f"/studies/{queued_study.pk}/status.json").json()["status"] == "queued"
+    assert _reads(queued_study, "study.status").get().actor == physician
+
+
+def test_anonymous_is_sent_to_login(client, queued_study):
+    response = client.get(f"/studies/{queued_study.pk}/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_image_download_is_private(client, queued_study):
+    client.force_login(queued_study.owner)
+    response = client.get(f"/studies/{queued_study.pk}/image.png")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content).startswith(b"\x89PNG")
+    assert "no-store" in response["Cache-Control"]
+
+
+def test_upload_through_the_web_form(client, consenting_patient, xray_png, django_capture_on_commit_callbacks, monkeypatch):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    monkeypatch.setattr("apps.studies.services.enqueue_inference", lambda study_id: None)
+    client.force_login(consenting_patient)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/studies/upload/", {"image": SimpleUploadedFile("cxr.png", xray_png), "symptoms": "cough"})
+    assert response.status_code == 302
+    study = consenting_patient.studies.get()
+    assert response["Location"] == f"/studies/{study.pk}/"
+
+
+def test_upload_of_a_pdf_shows_the_reason(client, consenting_patient):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    client.force_login(consenting_patient)
+    response = client.post("/studies/upload/", {"image": SimpleUploadedFile("cxr.png", b"%PDF-1.4 ...")})
+    assert response.status_code == 400
+    assert not consenting_patient.studies.exists()
+
+
+def test_upload_page_asks_for_consent_first(client, patient):
+    client.force_login(patient)
+    response = client.get("/studies/upload/")
+    assert response.status_code == 302 and response["Location"].startswith("/accounts/disclaimer/")
+
+
+@pytest.mark.parametrize("role_fixture", ["physician", "admin_user"])
+def test_staff_cannot_upload_as_patients(client, request, role_fixture):
+    client.force_login(request.getfixturevalue(role_fixture))
+    assert client.get("/studies/upload/").status_code == 403

@@ -1,0 +1,235 @@
+"""Shared fixtures. Images and model packages are generated here; no test needs the real dataset."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+SERVICES = os.environ.get("DEEPMED_TEST_SERVICES") == "1"
+DATASET_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cxr"
+
+
+def pytest_collection_modifyitems(config, items):
+    skip_services = pytest.mark.skip(reason="needs real PostgreSQL + Redis: run via deploy/test.sh (DEEPMED_TEST_SERVICES=1)")
+    skip_dataset = pytest.mark.skip(reason=f"needs the chest X-ray set at {DATASET_DIR}, which is absent")
+    for item in items:
+        if "services" in item.keywords and not SERVICES:
+            item.add_marker(skip_services)
+        if "dataset" in item.keywords and not DATASET_DIR.is_dir():
+            item.add_marker(skip_dataset)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(settings, tmp_path):
+    """Each test writes uploads to its own folder (services tests override with a shared one)."""
+    media = tmp_path / "media"
+    settings.MEDIA_ROOT = media
+    if settings.STORAGES["default"]["BACKEND"].endswith("FileSystemStorage"):
+        settings.STORAGES = {
+            **settings.STORAGES,
+            "default": {**settings.STORAGES["default"], "OPTIONS": {"location": str(media), "base_url": None}},
+        }
+    return media
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+def _make_user(role: str, username: str):
+    from apps.accounts.services import create_user
+
+    return create_user(username=username, password="a-long-test-password", role=role, validate=False)
+
+
+@pytest.fixture
+def patient(db):
+    return _make_user("patient", "alice")
+
+
+@pytest.fixture
+def other_patient(db):
+    return _make_user("patient", "bob")
+
+
+@pytest.fixture
+def physician(db):
+    return _make_user("physician", "dr-house")
+
+
+@pytest.fixture
+def admin_user(db):
+    return _make_user("admin", "root-admin")
+
+
+@pytest.fixture
+def consenting_patient(patient):
+    from apps.accounts.services import accept_disclaimer
+
+    accept_disclaimer(patient, ip_address="127.0.0.1")
+    return patient
+
+
+@pytest.fixture(scope="session")
+def tiny_package(tmp_path_factory) -> Path:
+    """A tiny RANDOM-WEIGHT model package: exercises the real ONNX serving path, predicts nothing meaningful."""
+    from ml_core.testing import make_tiny_package
+
+    return make_tiny_package(tmp_path_factory.mktemp("model") / "cxr-tiny")
+
+
+@pytest.fixture
+def champion(db, tiny_package):
+    from apps.modelops.services import register_model_version
+
+    return register_model_version(tiny_package, alias="champion")
+
+
+@pytest.fixture(scope="session")
+def xray_png() -> bytes:
+    from ml_core.testing import make_xray_like_png
+
+    return make_xray_like_png(size=256, seed=1)
+
+
+@pytest.fixture
+def queued_study(consenting_patient, xray_png, django_capture_on_commit_callbacks):
+    """A study created through the real intake service; the inference task is not run."""
+    from apps.studies.services import create_study
+
+    with django_capture_on_commit_callbacks(execute=False):
+        return create_study(owner=consenting_patient, data=xray_png)
+
+
+# --- real processes (services pass) -----------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(predicate, *, timeout: float = 60.0, interval: float = 0.2, what: str = "condition"):
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+@pytest.fixture
+def process_env(settings, _isolated_media):
+    """Environment for a subprocess that must see this test's database, Redis and media."""
+    from django.db import connection
+
+    db = connection.settings_dict
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    env.update(
+        DATABASE_URL=f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        REDIS_URL=settings.REDIS_URL,
+        MEDIA_ROOT=str(_isolated_media),
+        DJANGO_SETTINGS_MODULE="deepmed_web.settings",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+class ManagedProcess:
+    def __init__(self, args, env, log_path: Path):
+        import subprocess
+
+        self.log_path = log_path
+        self._log = open(log_path, "w")
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def kill(self, sig=None) -> None:
+        import signal
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, sig or signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except Exception:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self._log.close()
+
+
+@pytest.fixture
+def start_process(tmp_path):
+    started: list[ManagedProcess] = []
+
+    def start(name: str, args: list[str], env: dict) -> ManagedProcess:
+        process = ManagedProcess(args, env, tmp_path / f"{name}.log")
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+@pytest.fixture
+def celery_worker_process(start_process, process_env):
+    """A real `celery worker` subprocess consuming every queue from Redis."""
+    import sys
+
+    def start(queues: str = "default,inference,llm,training,augmentation") -> ManagedProcess:
+        worker = start_process(
+            "celery-worker",
+            [sys.executable, "-m", "celery", "-A", "deepmed_web", "worker", "-Q", queues, "-P", "solo",
+             "-c", "1", "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "INFO",
+             "-n", f"test-{os.getpid()}@localhost"],
+            process_env,
+        )
+        wait_until(lambda: "ready." in worker.log() or worker.proc.poll() is not None, timeout=90, what="celery worker ready")
+        assert worker.proc.poll() is None, worker.log()
+        return worker
+
+    return start
+
+
+@pytest.fixture
+def live_server_process(start_process, process_env):
+    """`manage.py serve` (Daphne: HTTP + WebSockets) as a subprocess; returns its base URL."""
+    import sys
+    import urllib.request
+
+    port = free_port()
+    server = start_process("daphne", [sys.executable, "manage.py", "serve", "--no-worker", "--port", str(port)], process_env)
+    base = f"http://127.0.0.1:{port}"
+
+    def up():
+        if server.proc.poll() is not None:
+            raise AssertionError(server.log())
+        try:
+            return urllib.request.urlopen(f"{base}/health/live", timeout=2).status == 200
+        except OSError:
+            return False
+
+    wait_until(up, timeout=90, what="daphne serving")
+    return base
+
+
+@pytest.fixture
+def flushed_redis(settings):
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.flushdb()
+    return client

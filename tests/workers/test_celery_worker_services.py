@@ -1,0 +1,62 @@
+"""Real services: a `celery worker` subprocess consuming from Redis, a live Daphne server,
+and a WebSocket client receiving the study's status through channels-redis."""
+
+import asyncio
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+
+
+def _session_cookie(client, user) -> str:
+    client.force_login(user)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+def test_worker_process_moves_the_study_and_websocket_sees_it(
+    client, consenting_patient, champion, xray_png, flushed_redis, live_server_process, celery_worker_process
+):
+    """Upload (the task waits in Redis, no worker yet) → subscribe over a real WebSocket →
+    start the worker → the client sees predicting and predicted through channels-redis."""
+    import websockets
+    from django.db import connection
+
+    from apps.studies.models import StudyStatus
+    from apps.studies.services import create_study
+
+    assert connection.vendor == "postgresql"
+    study = create_study(owner=consenting_patient, data=xray_png)
+    assert flushed_redis.llen("inference") == 1  # published to the real broker
+    cookie = _session_cookie(client, consenting_patient)
+
+    async def follow() -> list[str]:
+        url = live_server_process.replace("http", "ws") + f"/ws/studies/{study.pk}/"
+        async with websockets.connect(url, additional_headers={"Cookie": cookie}, origin=live_server_process) as ws:
+            seen = [json.loads(await asyncio.wait_for(ws.recv(), timeout=10))["status"]]
+            await asyncio.to_thread(celery_worker_process)
+            while seen[-1] not in ("predicted", "failed"):
+                seen.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=90))["status"])
+            return seen
+
+    statuses = asyncio.run(follow())
+    assert statuses == ["queued", "predicting", "predicted"], statuses
+    study.refresh_from_db()
+    assert study.status == StudyStatus.PREDICTED
+    assert study.predictions.get().model_version == champion
+    assert flushed_redis.llen("inference") == 0
+
+
+def test_websocket_refuses_another_patient(client, queued_study, other_patient, live_server_process):
+    import websockets
+
+    async def attempt():
+        url = live_server_process.replace("http", "ws") + f"/ws/studies/{queued_study.pk}/"
+        async with websockets.connect(
+            url, additional_headers={"Cookie": _session_cookie(client, other_patient)}, origin=live_server_process
+        ) as ws:
+            await ws.recv()
+
+    with pytest.raises(websockets.exceptions.ConnectionClosed) as exc:
+        asyncio.run(attempt())
+    assert exc.value.rcvd.code == 4403

@@ -1,0 +1,42 @@
+"""Inference: study id in, stored Prediction (or a clear failure) out. Idempotent."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import OperationalError
+
+from ml_core.imaging import ImageIntakeError
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="workers.inference.run_inference",
+    acks_late=True,
+    autoretry_for=(OperationalError, ConnectionError),
+    retry_backoff=True,
+    retry_backoff_max=120,
+    max_retries=5,
+)
+def run_inference(study_id: str) -> str:
+    from apps.modelops.selectors import get_champion
+    from apps.modelops.services import load_predictor
+    from apps.studies import services
+
+    study = services.start_prediction(study_id)
+    if study is None:
+        return "skipped"
+    version = get_champion()
+    if version is None:
+        services.fail_study(study, code="no_model", reason=services.NO_MODEL_REASON)
+        return "failed"
+    try:
+        pixels = services.load_study_pixels(study)
+    except (ImageIntakeError, FileNotFoundError) as exc:
+        services.fail_study(study, code="image_unreadable", reason=f"The stored image could not be read: {exc}")
+        return "failed"
+    result = load_predictor(version).predict(pixels)
+    services.record_prediction(study, model_version=version, result=result)
+    return "predicted"
