@@ -199,9 +199,14 @@ def _decode_dicom(data: bytes, *, max_pixels: int, min_side: int, max_side: int)
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=False)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pydicom warns on malformed data; judged by structure below
+            ds = pydicom.dcmread(io.BytesIO(data), force=False)
     except Exception as exc:
         raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM file is corrupt or unreadable.") from exc
+    # pydicom reads leniently: garbage after 'DICM' can yield an almost empty dataset.
+    if len(ds) == 0 or "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
+        raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM file is corrupt or unreadable.")
 
     if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise ImageIntakeError(DICOM_NO_PIXEL_DATA, "The DICOM file contains no image (no pixel data).")
