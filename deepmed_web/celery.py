@@ -22,6 +22,7 @@ TASK_ROUTES = {
     "workers.training.*": {"queue": "training"},
     "workers.augmentation.*": {"queue": "augmentation"},
     "workers.maintenance.*": {"queue": "default"},
+    "workers.monitoring.*": {"queue": "default"},
 }
 
 app = Celery("deepmed")
@@ -29,8 +30,26 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.conf.task_default_queue = "default"
 app.conf.task_routes = TASK_ROUTES
-app.conf.include = ["workers.inference", "workers.maintenance"]
+app.conf.include = ["workers.inference", "workers.maintenance", "workers.llm", "workers.training", "workers.augmentation",
+                    "workers.monitoring"]
 app.conf.beat_schedule = {
     # Re-enqueue studies whose task was lost (broker restart before the publish landed).
     "requeue-stalled-studies": {"task": "workers.maintenance.requeue_stalled_studies", "schedule": 120.0},
+    # Re-enqueue explanations whose task was lost (the prediction stays visible meanwhile).
+    "requeue-unexplained-studies": {"task": "workers.llm.requeue_unexplained_studies", "schedule": 300.0},
 }
+
+
+@app.on_after_finalize.connect
+def _settings_driven_schedules(sender, **kwargs):
+    """Periodic tasks whose interval is a Django setting (read once settings are loaded)."""
+    from django.conf import settings
+
+    # Start an automatic training run when enough physician labels arrived or agreement dropped.
+    sender.add_periodic_task(float(settings.DEEPMED_RETRAIN_CHECK_SECONDS),
+                             sender.signature("workers.training.check_retraining_queue"),
+                             name="check-retraining-queue")
+    # Drift of the serving models' inputs/outputs vs their reference (apps/monitoring).
+    sender.add_periodic_task(float(settings.DEEPMED_DRIFT_CHECK_SECONDS),
+                             sender.signature("workers.monitoring.compute_drift_scores"),
+                             name="compute-drift-scores")

@@ -67,6 +67,8 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "django_prometheus",
     "axes",
@@ -75,7 +77,9 @@ INSTALLED_APPS = [
     "apps.studies",
     "apps.review",
     "apps.modelops",
+    "apps.explanations",
     "apps.health",
+    "apps.monitoring",
     "apps.runtime",
 ]
 
@@ -152,6 +156,7 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = 0.25  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -170,7 +175,10 @@ else:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env.str("CHANNELS_PREFIX", default="deepmed")},
+            # redis-py 8 defaults socket_timeout to 5 s = channels-redis' blocking-pop timeout: an idle
+            # WebSocket then dies with "Timeout reading from Redis". Keep the socket timeout above it.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                       "prefix": env.str("CHANNELS_PREFIX", default="deepmed")},
         }
     }
 
@@ -182,7 +190,12 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+# A task whose worker died unacknowledged goes back to its queue after the visibility
+# timeout; Redis is scanned for such tasks every ~10 s × the restore throttle.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    "unacked_restore_throttle": env.int("CELERY_RESTORE_THROTTLE", default=10),
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -226,6 +239,10 @@ DEEPMED_MAX_UPLOAD_BYTES = DEEPMED_MAX_UPLOAD_MB * 1024 * 1024
 DEEPMED_MAX_IMAGE_PIXELS = env.int("DEEPMED_MAX_IMAGE_PIXELS", default=50_000_000)
 DATA_UPLOAD_MAX_MEMORY_SIZE = DEEPMED_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
+# Below this top-class probability a result page says plainly that the model is unsure.
+DEEPMED_LOW_CONFIDENCE = env.float("DEEPMED_LOW_CONFIDENCE", default=0.6)
+# A physician's claim on a study (worklist lock) lapses after this many minutes.
+DEEPMED_REVIEW_CLAIM_MINUTES = env.int("DEEPMED_REVIEW_CLAIM_MINUTES", default=15)
 
 # --- Models and MLflow ----------------------------------------------------------------
 DEEPMED_MODEL_DIR = Path(env.str("DEEPMED_MODEL_DIR", default=str(DATA_DIR / "models")))
@@ -233,10 +250,77 @@ MLFLOW_TRACKING_URI = env.str("MLFLOW_TRACKING_URI", default=f"sqlite:///{DATA_D
 MLFLOW_ARTIFACT_ROOT = env.str("MLFLOW_ARTIFACT_ROOT", default=str(DATA_DIR / "mlartifacts"))
 DEEPMED_INFERENCE_THREADS = env.int("DEEPMED_INFERENCE_THREADS", default=1)
 
+# --- Model operations (apps/modelops): training data, quality gates, shadow, retraining ---
+# Base dataset: <dir>/{train,val,test}/<CLASS>/*; its test split is the shared held-out set.
+DEEPMED_BASE_DATASET_DIR = Path(env.str("DEEPMED_BASE_DATASET_DIR", default=str(BASE_DIR.parent / "shared" / "data" / "cxr")))
+DEEPMED_REGISTERED_MODEL = env.str("DEEPMED_REGISTERED_MODEL", default="deepmed-cxr")
+MLFLOW_UI_URL = env.str("MLFLOW_UI_URL", default="")  # e.g. http://127.0.0.1:5000 (console links to runs)
+DEEPMED_GATE_F1_TOLERANCE = env.float("DEEPMED_GATE_F1_TOLERANCE", default=0.02)
+DEEPMED_GATE_F1_FLOOR = env.float("DEEPMED_GATE_F1_FLOOR", default=0.70)
+DEEPMED_GATE_RECALL_FLOOR = env.float("DEEPMED_GATE_RECALL_FLOOR", default=0.60)
+DEEPMED_GATE_P95_LATENCY_MS = env.float("DEEPMED_GATE_P95_LATENCY_MS", default=250.0)
+DEEPMED_GATE_ONNX_PARITY = env.float("DEEPMED_GATE_ONNX_PARITY", default=1e-3)
+DEEPMED_GATE_REQUIRE_OOD = env.bool("DEEPMED_GATE_REQUIRE_OOD", default=True)
+DEEPMED_SHADOW_ENABLED = env.bool("DEEPMED_SHADOW_ENABLED", default=True)
+DEEPMED_CANARY_SHARE = env.float("DEEPMED_CANARY_SHARE", default=0.0)  # 0..1 of studies served by the challenger
+DEEPMED_RETRAIN_LABEL_THRESHOLD = env.int("DEEPMED_RETRAIN_LABEL_THRESHOLD", default=50)
+DEEPMED_RETRAIN_AGREEMENT_FLOOR = env.float("DEEPMED_RETRAIN_AGREEMENT_FLOOR", default=0.75)
+DEEPMED_RETRAIN_AGREEMENT_WINDOW_DAYS = env.int("DEEPMED_RETRAIN_AGREEMENT_WINDOW_DAYS", default=14)
+DEEPMED_RETRAIN_AGREEMENT_MIN_REVIEWS = env.int("DEEPMED_RETRAIN_AGREEMENT_MIN_REVIEWS", default=20)
+DEEPMED_RETRAIN_CHECK_SECONDS = env.int("DEEPMED_RETRAIN_CHECK_SECONDS", default=3600)
+DEEPMED_RETRAIN_ARCHITECTURE = env.str("DEEPMED_RETRAIN_ARCHITECTURE", default="efficientnet_b0")
+DEEPMED_RETRAIN_TIER = env.str("DEEPMED_RETRAIN_TIER", default="standard")
+DEEPMED_RETRAIN_AUTO_PROMOTE = env.bool("DEEPMED_RETRAIN_AUTO_PROMOTE", default=False)
+# Package build after training (ml_core.pipeline): served ONNX format and OOD gate method.
+DEEPMED_PACKAGE_FORMAT = env.str("DEEPMED_PACKAGE_FORMAT", default="auto")
+DEEPMED_OOD_METHOD = env.str("DEEPMED_OOD_METHOD", default="auto")
+
+# --- Drift monitoring (apps/monitoring, ml_core/drift.py) --------------------------------
+DEEPMED_DRIFT_WINDOW_HOURS = env.float("DEEPMED_DRIFT_WINDOW_HOURS", default=24.0)
+DEEPMED_DRIFT_CHECK_SECONDS = env.int("DEEPMED_DRIFT_CHECK_SECONDS", default=3600)
+DEEPMED_DRIFT_THRESHOLD = env.float("DEEPMED_DRIFT_THRESHOLD", default=1.0)  # 1.0 = a signal is significant
+DEEPMED_DRIFT_MIN_SAMPLES = env.int("DEEPMED_DRIFT_MIN_SAMPLES", default=30)
+# Without a reference in the package, a version's first N predictions are its reference.
+DEEPMED_DRIFT_REFERENCE_SIZE = env.int("DEEPMED_DRIFT_REFERENCE_SIZE", default=200)
+
+# --- Explanations (litgpt) -------------------------------------------------------------
+# Empty checkpoint = the project's own explainer shipped in ml_core/llm/starter/.
+DEEPMED_LLM_ENABLED = env.bool("DEEPMED_LLM_ENABLED", default=True)
+DEEPMED_LLM_CHECKPOINT = env.str("DEEPMED_LLM_CHECKPOINT", default="")
+DEEPMED_LLM_DEVICE = env.str("DEEPMED_LLM_DEVICE", default="auto")
+DEEPMED_LLM_THREADS = env.int("DEEPMED_LLM_THREADS", default=1)
+DEEPMED_LLM_MAX_NEW_TOKENS = env.int("DEEPMED_LLM_MAX_NEW_TOKENS", default=300)
+DEEPMED_LLM_TEMPERATURE = env.float("DEEPMED_LLM_TEMPERATURE", default=0.3)
+DEEPMED_LLM_TOP_K = env.int("DEEPMED_LLM_TOP_K", default=20)
+DEEPMED_LLM_SEED = env.int("DEEPMED_LLM_SEED", default=1234)
+DEEPMED_LLM_MAX_CHARS = env.int("DEEPMED_LLM_MAX_CHARS", default=1400)
+
 # --- API ------------------------------------------------------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework.authentication.SessionAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "EXCEPTION_HANDLER": "deepmed_web.api.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 20,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# OpenAPI 3 at /api/schema/; Swagger UI and Redoc assets are served locally (no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "DeepMed API",
+    "DESCRIPTION": (
+        "Chest X-ray portal API. Results are preliminary, automated previews, not a diagnosis; "
+        "a physician reviews every study. Errors: {\"error\": {\"code\", \"message\", \"details\"}}."
+    ),
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 # --- Logging --------------------------------------------------------------------------
@@ -246,5 +330,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "azure": {"level": "WARNING"},  # the Azure SDK logs every HTTP request at INFO
+    },
 }

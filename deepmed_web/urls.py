@@ -1,6 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from apps.accounts import views as account_views
 
@@ -9,8 +10,15 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/disclaimer/", account_views.disclaimer, name="disclaimer"),
+    path("accounts/", include("apps.accounts.urls")),
     path("studies/", include("apps.studies.urls")),
+    path("review/", include("apps.review.urls")),
+    path("modelops/", include("apps.modelops.urls")),
     path("health/", include("apps.health.urls")),
+    path("api/v1/", include("deepmed_web.api_urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("admin/", admin.site.urls),
     path("", include("django_prometheus.urls")),  # /metrics
 ]

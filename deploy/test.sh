@@ -2,11 +2,16 @@
 # Run every DeepMed test:
 #   pass 1 — embedded mode (SQLite, in-memory broker/channels) and the ML library;
 #   pass 2 — real services: PostgreSQL 127.0.0.1:5432 and Redis 127.0.0.1:6379 (started here if down),
-#            a real `celery worker` subprocess, channels-redis, a live Daphne server.
+#            a real `celery worker` subprocess, channels-redis, a live Daphne server, Azurite.
 # Extra arguments go to pytest in both passes.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/bootstrap.sh test || exit 1
+# Headless Chromium (Debian package) for the browser tests; Azurite (npm) for the Azure Blob tests.
+command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
+  || echo "warning: chromium could not be installed: browser tests will be skipped"
+[ -x node_modules/.bin/azurite-blob ] || npm install --no-save --no-package-lock --no-audit --no-fund azurite@3.35.0 >/dev/null 2>&1 \
+  || echo "warning: azurite could not be installed (npm): Azure Blob storage tests will be skipped"
 bash deploy/services.sh || exit 1
 export MLFLOW_DISABLE_TELEMETRY=true
 py=.venv/bin/python

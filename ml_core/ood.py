@@ -1,4 +1,11 @@
-"""Out-of-distribution gate on the model's pooled features (numpy only at serving time).
+"""Out-of-distribution gates (numpy / onnxruntime only at serving time).
+
+Two methods, compared by measurement when a package is built (see
+``ml_core.pipeline``), the better one is served:
+
+- ``mahalanobis`` (below): distance of the classifier's pooled features to the class means.
+- ``autoencoder``: reconstruction error of a small convolutional autoencoder trained on
+  chest X-rays (``ml_core.ood_ae`` fits it; here it is just an ONNX session).
 
 Method: class-conditional Mahalanobis distance with a shared, shrunk covariance
 (Lee et al., 2018) on globally average-pooled last-layer features. The score is the
@@ -19,7 +26,9 @@ from typing import Any
 import numpy as np
 
 OOD_FILE = "ood.npz"
+AE_FILE = "ood_ae.onnx"
 METHOD_MAHALANOBIS = "mahalanobis"
+METHOD_AUTOENCODER = "autoencoder"
 
 
 @dataclass
@@ -76,9 +85,64 @@ def fit_mahalanobis(
     return model
 
 
-def save_ood(model: OODModel, directory: str | Path) -> dict[str, Any]:
-    """Write the arrays next to package.json; return the JSON stub that references them."""
+def ae_input(images, size: int) -> np.ndarray:
+    """uint8 greyscale images -> N x 1 x size x size float32 in [0, 1] (the autoencoder's view).
+
+    NEAREST on purpose: an anti-aliased downscale averages noise into flat grey, which any
+    autoencoder reconstructs perfectly; point sampling keeps it unrecognisable."""
+    from PIL import Image
+
+    return np.stack(
+        [np.asarray(Image.fromarray(p).resize((size, size), Image.Resampling.NEAREST), dtype=np.float32) / 255.0 for p in images]
+    )[:, None]
+
+
+@dataclass
+class AutoencoderOOD:
+    """Reconstruction-error gate: scores above ``threshold`` are out of distribution."""
+
+    onnx_path: Path
+    threshold: float
+    percentile: float
+    image_size: int
+    n_fit: int
+    method: str = METHOD_AUTOENCODER
+    _session: Any = None
+
+    @property
+    def session(self):
+        if self._session is None:
+            import onnxruntime as ort
+
+            opts = ort.SessionOptions()
+            opts.intra_op_num_threads = 1
+            opts.inter_op_num_threads = 1
+            self._session = ort.InferenceSession(str(self.onnx_path), opts, providers=["CPUExecutionProvider"])
+        return self._session
+
+    def score_images(self, images) -> np.ndarray:
+        """Mean squared reconstruction error per image."""
+        x = ae_input(images, self.image_size)
+        recon = self.session.run(None, {self.session.get_inputs()[0].name: x})[0]
+        return ((recon - x) ** 2).mean(axis=(1, 2, 3)).astype(np.float64)
+
+
+def save_ood(model: "OODModel | AutoencoderOOD", directory: str | Path) -> dict[str, Any]:
+    """Write the gate's files next to package.json; return the JSON stub that references them."""
     directory = Path(directory)
+    if isinstance(model, AutoencoderOOD):
+        import shutil
+
+        if Path(model.onnx_path).resolve() != (directory / AE_FILE).resolve():
+            shutil.copyfile(model.onnx_path, directory / AE_FILE)
+        return {
+            "method": METHOD_AUTOENCODER,
+            "file": AE_FILE,
+            "threshold": float(model.threshold),
+            "percentile": float(model.percentile),
+            "image_size": int(model.image_size),
+            "n_fit": int(model.n_fit),
+        }
     np.savez(directory / OOD_FILE, means=model.means.astype(np.float32), precision=model.precision.astype(np.float32))
     return {
         "method": model.method,
@@ -90,10 +154,18 @@ def save_ood(model: OODModel, directory: str | Path) -> dict[str, Any]:
     }
 
 
-def load_ood(directory: str | Path, stub: dict[str, Any] | None) -> OODModel | None:
+def load_ood(directory: str | Path, stub: dict[str, Any] | None) -> "OODModel | AutoencoderOOD | None":
     """Inverse of save_ood; None when the package has no OOD gate."""
     if not stub:
         return None
+    if stub.get("method") == METHOD_AUTOENCODER:
+        return AutoencoderOOD(
+            onnx_path=Path(directory) / stub["file"],
+            threshold=float(stub["threshold"]),
+            percentile=float(stub["percentile"]),
+            image_size=int(stub["image_size"]),
+            n_fit=int(stub.get("n_fit", 0)),
+        )
     if stub.get("method") != METHOD_MAHALANOBIS:
         raise ValueError(f"unsupported OOD method: {stub.get('method')!r}")
     with np.load(Path(directory) / stub["file"]) as arrays:
@@ -107,3 +179,44 @@ def load_ood(directory: str | Path, stub: dict[str, Any] | None) -> OODModel | N
         n_fit=int(stub.get("n_fit", 0)),
         method=stub["method"],
     )
+
+
+def synthetic_outliers(n_per_kind: int = 20, seed: int = 0, size: int = 256) -> dict[str, list[np.ndarray]]:
+    """Generated NON-X-ray greyscale images for evaluating a gate: natural photo crops
+    (scikit-learn's two bundled sample photos), noise, text documents, smooth gradients/shapes."""
+    from PIL import Image, ImageDraw
+
+    rng = np.random.default_rng(seed)
+    out: dict[str, list[np.ndarray]] = {"natural": [], "noise": [], "document": [], "synthetic_shapes": []}
+    try:
+        from sklearn.datasets import load_sample_images
+
+        photos = [np.asarray(Image.fromarray(im).convert("L")) for im in load_sample_images().images]
+    except Exception:  # noqa: BLE001 — sklearn missing: no natural photos
+        photos = []
+    for i in range(n_per_kind):
+        if photos:
+            ph = photos[i % len(photos)]
+            side = int(rng.integers(160, min(ph.shape)))
+            y, x = rng.integers(0, ph.shape[0] - side + 1), rng.integers(0, ph.shape[1] - side + 1)
+            crop = Image.fromarray(np.ascontiguousarray(ph[y : y + side, x : x + side])).resize((size, size))
+            out["natural"].append(np.asarray(crop))
+        if i % 2:
+            out["noise"].append(rng.integers(0, 256, size=(size, size), dtype=np.uint8))
+        else:
+            out["noise"].append(np.clip(rng.normal(128, rng.uniform(20, 70), size=(size, size)), 0, 255).astype(np.uint8))
+        page = Image.new("L", (size, size), int(rng.integers(215, 256)))
+        draw = ImageDraw.Draw(page)
+        for line in range(int(rng.integers(6, 16))):
+            words = " ".join("".join(chr(int(c)) for c in rng.integers(97, 123, size=int(rng.integers(2, 9)))) for _ in range(6))
+            draw.text((int(rng.integers(4, 20)), 8 + line * 16), words, fill=int(rng.integers(0, 60)))
+        out["document"].append(np.asarray(page))
+        yy, xx = np.mgrid[0:size, 0:size] / size
+        img = (rng.uniform(0, 255) * xx + rng.uniform(0, 255) * yy) / 2
+        shapes = Image.fromarray(img.astype(np.uint8))
+        d = ImageDraw.Draw(shapes)
+        for _ in range(int(rng.integers(2, 6))):
+            x0, y0 = rng.integers(0, size - 40, size=2)
+            d.ellipse([int(x0), int(y0), int(x0 + rng.integers(20, 120)), int(y0 + rng.integers(20, 120))], fill=int(rng.integers(0, 256)))
+        out["synthetic_shapes"].append(np.asarray(shapes))
+    return {k: v for k, v in out.items() if v}

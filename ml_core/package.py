@@ -25,12 +25,13 @@ from typing import Any
 
 import numpy as np
 
-from ml_core.ood import OODModel, save_ood
+from ml_core.ood import AutoencoderOOD, OODModel, save_ood
 from ml_core.preprocessing import PreprocessConfig
 
 PACKAGE_JSON = "package.json"
 MODEL_FILE = "model.onnx"
 CAM_WEIGHTS_FILE = "cam_weights.npy"
+TORCH_WEIGHTS_FILE = "torch_weights.pt"  # optional fp16 state_dict: torch-eager benchmarks / fine-tuning
 SCHEMA_VERSION = 1
 
 
@@ -56,6 +57,8 @@ class PackageMeta:
     model_sha256: str = ""
     format: str = "fp32"  # fp32 | int8-dynamic | int8-static
     extra: dict[str, Any] = field(default_factory=dict)  # e.g. training run id, code revision
+    torch_weights: str | None = None  # TORCH_WEIGHTS_FILE when the package carries torch weights
+    model_config: dict[str, Any] | None = None  # ml_core.models.ModelConfig.to_dict() of the trained net
     schema_version: int = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -84,12 +87,15 @@ def save_package(
     preprocess: PreprocessConfig,
     cam_weights: np.ndarray,
     temperature: float = 1.0,
-    ood: OODModel | None = None,
+    ood: OODModel | AutoencoderOOD | None = None,
     metrics: dict[str, Any] | None = None,
     dataset_manifest_sha256: str | None = None,
     onnx_parity_max_abs_diff: float | None = None,
     format: str = "fp32",
     extra: dict[str, Any] | None = None,
+    torch_weights: str | Path | None = None,
+    model_config: dict[str, Any] | None = None,
+    extra_files: dict[str, str | Path] | None = None,
 ) -> Path:
     """Write a complete package into ``directory`` and return it.
 
@@ -110,9 +116,14 @@ def save_package(
     if Path(onnx_path).resolve() != model_dst.resolve():
         shutil.copyfile(onnx_path, model_dst)
     if onnx_parity_max_abs_diff is None:
-        onnx_parity_max_abs_diff = _recorded_parity(model_dst)
+        onnx_parity_max_abs_diff = recorded_parity(model_dst)
     np.save(directory / CAM_WEIGHTS_FILE, cam_weights)
     ood_stub = save_ood(ood, directory) if ood is not None else None
+    if torch_weights is not None and Path(torch_weights).resolve() != (directory / TORCH_WEIGHTS_FILE).resolve():
+        shutil.copyfile(torch_weights, directory / TORCH_WEIGHTS_FILE)
+    for rel, src in (extra_files or {}).items():  # e.g. an autoencoder OOD model
+        if Path(src).resolve() != (directory / rel).resolve():
+            shutil.copyfile(src, directory / rel)
 
     meta = PackageMeta(
         name=name,
@@ -131,6 +142,8 @@ def save_package(
         model_sha256=file_sha256(model_dst),
         format=format,
         extra=dict(extra or {}),
+        torch_weights=TORCH_WEIGHTS_FILE if torch_weights is not None else None,
+        model_config=model_config,
     )
     # Write-then-rename so a reader never sees a half-written package.json.
     tmp = directory / (PACKAGE_JSON + ".tmp")
@@ -149,7 +162,9 @@ def load_package_meta(directory: str | Path) -> PackageMeta:
         meta = PackageMeta.from_dict(json.loads(meta_path.read_text(encoding="utf-8")))
     except (KeyError, TypeError, json.JSONDecodeError) as exc:
         raise PackageError(f"invalid {meta_path}: {exc}") from exc
-    for rel in (meta.model_file, meta.cam_weights, *([meta.ood["file"]] if meta.ood else [])):
+    needed = [meta.model_file, meta.cam_weights, *([meta.ood["file"]] if meta.ood else [])]
+    needed += [meta.torch_weights] if meta.torch_weights else []
+    for rel in needed:
         if not (directory / rel).is_file():
             raise PackageError(f"package {directory} is missing {rel}")
     return meta
@@ -163,7 +178,8 @@ def file_sha256(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def _recorded_parity(onnx_path: Path) -> float | None:
+def recorded_parity(onnx_path: str | Path) -> float | None:
+    """The torch-vs-ONNX max abs logit difference ``export_onnx`` recorded in the file, if any."""
     try:
         import onnx
 

@@ -89,3 +89,8 @@ def preprocess(pixels: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     x = (resized.astype(np.float32) / np.float32(255.0) - np.float32(cfg.mean)) / np.float32(cfg.std)
     x = np.broadcast_to(x, (cfg.channels, size, size))
     return np.ascontiguousarray(x[None], dtype=np.float32)
+
+
+def preprocess_batch(images, cfg: PreprocessConfig) -> np.ndarray:
+    """Several uint8 greyscale images -> one N x C x S x S float32 batch (same ``preprocess``)."""
+    return np.concatenate([preprocess(p, cfg) for p in images])

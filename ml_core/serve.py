@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import numpy as np
 from PIL import Image
 
-from ml_core.ood import OODModel, load_ood, pooled_features
+from ml_core.ood import AutoencoderOOD, OODModel, load_ood, pooled_features
 from ml_core.package import PackageError, PackageMeta, file_sha256, load_package_meta
 from ml_core.preprocessing import content_box, preprocess
 
@@ -52,7 +52,7 @@ class PredictionResult:
 class Predictor:
     """One loaded package: an ONNX Runtime session + its metadata. Thread-safe for predict."""
 
-    def __init__(self, package_dir: Path, meta: PackageMeta, session, cam_weights: np.ndarray, ood: OODModel | None):
+    def __init__(self, package_dir: Path, meta: PackageMeta, session, cam_weights: np.ndarray, ood: OODModel | AutoencoderOOD | None):
         self.package_dir = package_dir
         self.meta = meta
         self.classes: list[str] = list(meta.classes)
@@ -66,17 +66,27 @@ class Predictor:
         logits, features = self.session.run(["logits", "features"], {self._input_name: batch})
         return logits, features
 
+    def ood_scores(self, images: Sequence[np.ndarray], features: np.ndarray) -> np.ndarray | None:
+        """The package's OOD gate scores (feature-space or autoencoder), or None without a gate."""
+        if self.ood is None:
+            return None
+        if hasattr(self.ood, "score_images"):
+            return self.ood.score_images(images)
+        return self.ood.score(pooled_features(features))
+
     def predict(self, pixels: np.ndarray, *, with_heatmap: bool = True) -> PredictionResult:
         return self.predict_batch([pixels], with_heatmap=with_heatmap)[0]
 
     def predict_batch(self, images: Sequence[np.ndarray], *, with_heatmap: bool = False) -> list[PredictionResult]:
         """Predict several greyscale uint8 images in one ONNX call."""
+        if not images:
+            return []
         start = time.perf_counter()
         cfg = self.meta.preprocess
         batch = np.concatenate([preprocess(p, cfg) for p in images])
         logits, features = self.run(batch)
         probs = softmax(logits, self.meta.temperature)
-        ood_scores = self.ood.score(pooled_features(features)) if self.ood is not None else None
+        ood_scores = self.ood_scores(images, features)
         results = []
         for i, pixels in enumerate(images):
             k = int(np.argmax(probs[i]))
@@ -108,9 +118,11 @@ class Predictor:
 
 
 def load_predictor(package_dir: str | Path, *, intra_op_threads: int = 1) -> Predictor:
-    """Load a package once per process; verifies the model file against its recorded hash."""
-    import onnxruntime as ort
+    """Load a package once per process; verifies the model file against its recorded hash.
 
+    ``intra_op_threads`` is set explicitly (default 1): ONNX Runtime's default of one
+    thread per core collapses when several worker processes share two busy cores.
+    """
     package_dir = Path(package_dir)
     meta = load_package_meta(package_dir)
     model_path = package_dir / meta.model_file
@@ -120,6 +132,14 @@ def load_predictor(package_dir: str | Path, *, intra_op_threads: int = 1) -> Pre
     if cam_weights.shape[0] != len(meta.classes):
         raise PackageError(f"cam weights have {cam_weights.shape[0]} rows for {len(meta.classes)} classes")
 
+    session = ort_session(model_path, intra_op_threads=intra_op_threads)
+    return Predictor(package_dir, meta, session, cam_weights, load_ood(package_dir, meta.ood))
+
+
+def ort_session(model_path: str | Path, *, intra_op_threads: int = 1):
+    """An ONNX Runtime CPU session with explicit threading (also used by evaluation and bench)."""
+    import onnxruntime as ort
+
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = max(1, int(intra_op_threads))
     opts.inter_op_num_threads = 1
@@ -127,8 +147,7 @@ def load_predictor(package_dir: str | Path, *, intra_op_threads: int = 1) -> Pre
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     # Spinning worker threads burn CPU that sibling worker processes need.
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
-    return Predictor(package_dir, meta, session, cam_weights, load_ood(package_dir, meta.ood))
+    return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

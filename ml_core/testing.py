@@ -183,3 +183,58 @@ def make_tiny_package(
         metrics={"note": "random-weight test fixture; predictions are meaningless"},
         extra={"test_fixture": True, "seed": seed},
     )
+
+
+def make_tiny_imagefolder(
+    root: Path,
+    *,
+    classes: tuple[str, ...] = ("COVID-19", "NORMAL", "PNEUMONIA"),
+    per_split: dict[str, int] | None = None,
+    size: int = 64,
+    seed: int = 0,
+) -> Path:
+    """A SYNTHETIC ``<split>/<CLASS>/*.png`` tree whose classes are learnable: each class adds
+    a bright blob at its own position to an X-ray-like picture (tests only, not anatomy)."""
+    root = Path(root)
+    per_split = per_split or {"train": 16, "val": 6, "test": 6}
+    offsets = {"train": 0, "val": 100_000, "test": 200_000}
+    for split, n in per_split.items():
+        for k, label in enumerate(classes):
+            folder = root / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                pixels = make_xray_like_pixels(size, seed=seed + offsets.get(split, 300_000) + 1000 * k + i).astype(np.int16)
+                cy, cx = size // 4 + (k * size) // (2 * max(1, len(classes) - 1)), size // 2
+                r = max(2, size // 10)
+                pixels[max(0, cy - r) : cy + r, cx - r : cx + r] += 80
+                (folder / f"{split}_{k}_{i:03d}.png").write_bytes(encode_png(np.clip(pixels, 0, 255).astype(np.uint8)))
+    return root
+
+
+# PackageConfig settings that keep a test package build to a few seconds.
+FAST_PACKAGE_SETTINGS = dict(latency_runs=3, ood_fit_images=48, calibration_images=12, ae_epochs=2, ood_outliers_per_kind=4)
+
+
+def tiny_train_config(data: Path | str, out: Path | str, **overrides):
+    """A TrainConfig for the 25 k-parameter cxr_tiny at 32 px: a few seconds on one CPU thread."""
+    from ml_core.train import TrainConfig
+
+    base = TrainConfig(
+        data=str(data),
+        out_dir=str(out),
+        architecture="cxr_tiny",
+        image_size=32,
+        epochs=4,
+        patience=10,
+        augment="none",
+        batch_size=8,
+        lr=1e-2,
+        weight_decay=0.0,
+        warmup_epochs=0.5,
+        drop_rate=0.0,
+        num_threads=1,
+        seed=3,
+    )
+    from dataclasses import replace
+
+    return replace(base, **overrides)

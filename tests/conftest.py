@@ -73,6 +73,14 @@ def consenting_patient(patient):
     return patient
 
 
+@pytest.fixture
+def api_client():
+    """DRF's test client (JSON by default; `format="multipart"` for uploads)."""
+    from rest_framework.test import APIClient
+
+    return APIClient()
+
+
 @pytest.fixture(scope="session")
 def tiny_package(tmp_path_factory) -> Path:
     """A tiny RANDOM-WEIGHT model package: exercises the real ONNX serving path, predicts nothing meaningful."""
@@ -86,6 +94,24 @@ def champion(db, tiny_package):
     from apps.modelops.services import register_model_version
 
     return register_model_version(tiny_package, alias="champion")
+
+
+@pytest.fixture(scope="session")
+def tiny_llm_checkpoint(tmp_path_factory) -> Path:
+    """A RANDOM-WEIGHT 2-layer litgpt checkpoint (tokenizer trained on a few sentences): it loads
+    and generates, and what it writes never passes the explanation validator."""
+    from ml_core.llm.testing import make_tiny_checkpoint
+
+    return make_tiny_checkpoint(tmp_path_factory.mktemp("llm") / "tiny-gpt")
+
+
+@pytest.fixture(scope="session")
+def memorizing_llm_checkpoint(tmp_path_factory) -> Path:
+    """A tiny litgpt checkpoint trained (~100 steps) to write the valid explanation of
+    ml_core.llm.testing.sample_facts(): the generation path can be tested to a pass."""
+    from ml_core.llm.testing import make_memorizing_checkpoint
+
+    return make_memorizing_checkpoint(tmp_path_factory.mktemp("llm-mem") / "memorizing-gpt")
 
 
 @pytest.fixture(scope="session")
@@ -170,6 +196,15 @@ class ManagedProcess:
         self._log.close()
 
 
+@pytest.fixture(scope="session")
+def process_tools():
+    """The helpers above for session-scoped fixtures in other conftest files (which cannot
+    import this module under --import-mode=importlib)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(ManagedProcess=ManagedProcess, wait_until=wait_until, free_port=free_port, root=ROOT)
+
+
 @pytest.fixture
 def start_process(tmp_path):
     started: list[ManagedProcess] = []
@@ -189,14 +224,19 @@ def celery_worker_process(start_process, process_env):
     """A real `celery worker` subprocess consuming every queue from Redis."""
     import sys
 
-    def start(queues: str = "default,inference,llm,training,augmentation") -> ManagedProcess:
-        worker = start_process(
-            "celery-worker",
-            [sys.executable, "-m", "celery", "-A", "deepmed_web", "worker", "-Q", queues, "-P", "solo",
-             "-c", "1", "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "INFO",
-             "-n", f"test-{os.getpid()}@localhost"],
-            process_env,
-        )
+    workers: list[ManagedProcess] = []
+
+    def start(queues: str = "default,inference,llm,training,augmentation", include: str = "",
+              extra_env: dict | None = None) -> ManagedProcess:
+        """`include`: extra modules the worker imports (test hooks under tests/workers/hooks)."""
+        env = {**process_env, **(extra_env or {})}
+        args = [sys.executable, "-m", "celery", "-A", "deepmed_web", "worker", "-Q", queues, "-P", "solo",
+                "-c", "1", "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "INFO",
+                "-n", f"test-{os.getpid()}-{len(workers)}@localhost"]
+        if include:
+            args += ["--include", include]
+        worker = start_process(f"celery-worker-{len(workers)}", args, env)
+        workers.append(worker)
         wait_until(lambda: "ready." in worker.log() or worker.proc.poll() is not None, timeout=90, what="celery worker ready")
         assert worker.proc.poll() is None, worker.log()
         return worker
@@ -224,6 +264,58 @@ def live_server_process(start_process, process_env):
 
     wait_until(up, timeout=90, what="daphne serving")
     return base
+
+
+class PrivateRedis:
+    """A redis-server of the test's own on a free loopback port, without persistence (like
+    deploy/services.sh's): stopping it loses what it held."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.proc = None
+
+    def _ping(self) -> bool:
+        import subprocess
+
+        return subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).returncode == 0
+
+    def start(self) -> "PrivateRedis":
+        import subprocess
+
+        self.proc = subprocess.Popen(
+            ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_until(self._ping, timeout=10, interval=0.1, what="private redis")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+@pytest.fixture
+def private_redis():
+    """A started PrivateRedis (stop/start/restart it to simulate an outage)."""
+    server = PrivateRedis(free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def bearer():
+    """`bearer(user)` -> an Authorization header with a JWT for `user`, for requests to a
+    server subprocess (which shares the signing key through DEEPMED_DATA_DIR but not the
+    tests' fast password hasher)."""
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    return lambda user: {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
 
 
 @pytest.fixture

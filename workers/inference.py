@@ -21,14 +21,14 @@ logger = logging.getLogger(__name__)
     max_retries=5,
 )
 def run_inference(study_id: str) -> str:
-    from apps.modelops.selectors import get_champion
-    from apps.modelops.services import load_predictor
+    from apps.modelops.services import choose_serving_versions, load_predictor, record_shadow_prediction
     from apps.studies import services
 
     study = services.start_prediction(study_id)
     if study is None:
         return "skipped"
-    version = get_champion()
+    # Version check at every task: a promotion is picked up without restarting the worker.
+    version, shadow = choose_serving_versions(study.pk)
     if version is None:
         services.fail_study(study, code="no_model", reason=services.NO_MODEL_REASON)
         return "failed"
@@ -38,5 +38,7 @@ def run_inference(study_id: str) -> str:
         services.fail_study(study, code="image_unreadable", reason=f"The stored image could not be read: {exc}")
         return "failed"
     result = load_predictor(version).predict(pixels)
-    services.record_prediction(study, model_version=version, result=result)
+    prediction = services.record_prediction(study, model_version=version, result=result)
+    if prediction is not None and shadow is not None:
+        record_shadow_prediction(study, shadow, pixels)  # stored, never shown to patients
     return "predicted"

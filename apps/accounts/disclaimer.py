@@ -1,7 +1,8 @@
-"""The versioned disclaimer patients accept before uploading.
+"""The versioned texts patients agree to: the disclaimer (required before any upload) and the
+separate, optional research-use consent.
 
-Publishing a new text = adding a version here and pointing CURRENT_VERSION at it;
-every patient is then asked to accept again.
+Publishing a new text = adding a version here and pointing CURRENT_VERSION (or
+CURRENT_RESEARCH_VERSION) at it; every patient is then asked again.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ class Disclaimer:
     version: str
     title: str
     paragraphs: tuple[str, ...]
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join((self.title, *self.paragraphs))
 
 
 DISCLAIMERS = {
@@ -36,6 +41,26 @@ DISCLAIMERS = {
 }
 CURRENT_VERSION = "1"
 
+RESEARCH_CONSENTS = {
+    "1": Disclaimer(
+        version="1",
+        title="Optional: research use of physician-labelled images",
+        paragraphs=(
+            "If you agree, images of yours that a physician has already reviewed and labelled may be "
+            "kept, without your name or other identifying information, to train and test future "
+            "versions of the model, even after you delete the study or your account.",
+            "Without this consent, a deleted image is removed from storage and excluded from all "
+            "future training. You can give or withdraw this consent at any time; it does not affect "
+            "your use of DeepMed.",
+        ),
+    ),
+}
+CURRENT_RESEARCH_VERSION = "1"
+
 
 def current_disclaimer() -> Disclaimer:
     return DISCLAIMERS[CURRENT_VERSION]
+
+
+def current_research_text() -> Disclaimer:
+    return RESEARCH_CONSENTS[CURRENT_RESEARCH_VERSION]

@@ -38,9 +38,6 @@ class Consent(models.Model):
     disclaimer_version = models.CharField(max_length=32)
     accepted_at = models.DateTimeField(auto_now_add=True)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
-    # Separate and explicit: may physician-labelled images be kept for research/training
-    # after the patient deletes them?
-    research_use = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["-accepted_at"]
@@ -48,3 +45,21 @@ class Consent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} accepted v{self.disclaimer_version}"
+
+
+class ResearchConsent(models.Model):
+    """One explicit research-use decision (grant or withdrawal) of one version of the research
+    text; append-only history, the latest row is the patient's current choice. Separate from
+    the disclaimer on purpose: uploading never implies research use."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="research_consents")
+    version = models.CharField(max_length=32)
+    granted = models.BooleanField()
+    decided_at = models.DateTimeField(auto_now_add=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-decided_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.user} {'granted' if self.granted else 'withdrew'} research use v{self.version}"

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
-from apps.accounts.disclaimer import CURRENT_VERSION
-from apps.accounts.models import Consent, User
+from apps.accounts import disclaimer as texts
+from apps.accounts.models import Consent, ResearchConsent, User
 
 
 def current_consent(user: User) -> Consent | None:
     """The user's acceptance of the current disclaimer version, if any."""
-    return user.consents.filter(disclaimer_version=CURRENT_VERSION).order_by("-accepted_at").first()
+    return user.consents.filter(disclaimer_version=texts.CURRENT_VERSION).order_by("-accepted_at").first()
 
 
 def has_current_consent(user: User) -> bool:
-    return Consent.objects.filter(user=user, disclaimer_version=CURRENT_VERSION).exists()
+    return Consent.objects.filter(user=user, disclaimer_version=texts.CURRENT_VERSION).exists()
+
+
+def latest_research_decision(user: User) -> ResearchConsent | None:
+    return ResearchConsent.objects.filter(user=user).order_by("-decided_at", "-id").first()
+
+
+def has_research_consent(user: User) -> bool:
+    """True only if the patient's latest decision grants the CURRENT research text."""
+    decision = latest_research_decision(user)
+    return bool(decision and decision.granted and decision.version == texts.CURRENT_RESEARCH_VERSION)

@@ -1,4 +1,4 @@
-"""Writes for accounts: user creation with roles, consent."""
+"""Writes for accounts: user creation with roles, patient sign-up, consents, account deletion."""
 
 from __future__ import annotations
 
@@ -6,9 +6,14 @@ from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
 
-from apps.accounts.disclaimer import CURRENT_VERSION
-from apps.accounts.models import Consent, Role, User
+from apps.accounts import disclaimer as texts
+from apps.accounts.models import Consent, ResearchConsent, Role, User
+from apps.accounts.selectors import current_consent
 from apps.audit.services import record_event
+
+
+class ConsentVersionError(ValueError):
+    """The client agreed to a text that is not the current one (it must show the new text)."""
 
 
 @transaction.atomic
@@ -23,7 +28,7 @@ def create_user(
     """Create a user with a role; the role's group is attached and admins get staff access."""
     if role not in Role.values:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(Role.values)}")
-    if User.objects.filter(username=username).exists():
+    if User.objects.filter(username__iexact=username).exists():
         raise ValueError(f"user {username!r} already exists")
     user = User(username=username, email=email, role=role)
     if validate:
@@ -38,23 +43,69 @@ def create_user(
     return user
 
 
+def register_patient(*, username: str, password: str, email: str = "", ip_address: str | None = None) -> User:
+    """Self sign-up: always a patient (physicians and admins are created by admins).
+    Raises ValueError (username taken) or ValidationError (weak password)."""
+    user = create_user(username=username, password=password, role=Role.PATIENT, email=email, validate=True)
+    record_event(actor=user, action="user.register", obj=user, ip_address=ip_address)
+    return user
+
+
 @transaction.atomic
 def set_user_password(user: User, password: str) -> None:
     user.set_password(password)
     user.save(update_fields=["password"])
 
 
-def accept_disclaimer(
-    user: User, *, ip_address: str | None = None, research_use: bool = False, version: str = CURRENT_VERSION
-) -> Consent:
-    consent = Consent.objects.create(
-        user=user, disclaimer_version=version, ip_address=ip_address, research_use=research_use
-    )
+def accept_disclaimer(user: User, *, ip_address: str | None = None, version: str | None = None) -> Consent:
+    """Record acceptance of the current disclaimer (idempotent per version). `version` is what
+    the client showed; accepting an outdated text is refused."""
+    version = texts.CURRENT_VERSION if version is None else version
+    if version != texts.CURRENT_VERSION:
+        raise ConsentVersionError(f"disclaimer version {version!r} is not the current version {texts.CURRENT_VERSION!r}")
+    existing = current_consent(user)
+    if existing is not None:
+        return existing
+    consent = Consent.objects.create(user=user, disclaimer_version=version, ip_address=ip_address)
+    record_event(actor=user, action="consent.accept", obj=consent, ip_address=ip_address, detail={"version": version})
+    return consent
+
+
+def decide_research_use(
+    user: User, *, granted: bool, ip_address: str | None = None, version: str | None = None
+) -> ResearchConsent:
+    """Record an explicit grant or withdrawal of research use (a new row each time: history)."""
+    version = texts.CURRENT_RESEARCH_VERSION if version is None else version
+    if version != texts.CURRENT_RESEARCH_VERSION:
+        raise ConsentVersionError(
+            f"research consent version {version!r} is not the current version {texts.CURRENT_RESEARCH_VERSION!r}"
+        )
+    decision = ResearchConsent.objects.create(user=user, version=version, granted=granted, ip_address=ip_address)
     record_event(
         actor=user,
-        action="consent.accept",
-        obj=consent,
+        action="consent.research.grant" if granted else "consent.research.withdraw",
+        obj=decision,
         ip_address=ip_address,
-        detail={"version": version, "research_use": research_use},
+        detail={"version": version},
     )
-    return consent
+    return decision
+
+
+def delete_account(user: User, *, ip_address: str | None = None) -> None:
+    """"Delete my account and data": every study goes through the study deletion rules
+    (files removed, training exclusion unless research consent), then the user row goes.
+    The audit trail keeps the username; the events' actor link becomes empty."""
+    from apps.studies.services import delete_study
+
+    studies = list(user.studies.all())
+    for study in studies:
+        delete_study(study, actor=user, ip_address=ip_address, reason="account_deleted")
+    with transaction.atomic():
+        record_event(
+            actor=user,
+            action="account.delete",
+            obj=user,
+            ip_address=ip_address,
+            detail={"role": user.role, "studies_deleted": len(studies)},
+        )
+        user.delete()

@@ -1,11 +1,45 @@
-from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect, render
-from django.views.decorators.http import require_http_methods
+"""Account pages: sign-up, disclaimer, research consent, account deletion. Thin: rules in services."""
 
-from apps.accounts.disclaimer import current_disclaimer
-from apps.accounts.selectors import current_consent
-from apps.accounts.services import accept_disclaimer
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth import login, logout
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_http_methods, require_POST
+
+from apps.accounts.disclaimer import current_disclaimer, current_research_text
+from apps.accounts.selectors import current_consent, has_research_consent, latest_research_decision
+from apps.accounts.services import accept_disclaimer, decide_research_use, delete_account, register_patient
 from apps.audit.services import client_ip
+
+
+class SignupForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False)
+    password1 = forms.CharField(label="Password", widget=forms.PasswordInput)
+    password2 = forms.CharField(label="Password again", widget=forms.PasswordInput)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", "The two passwords differ.")
+        return data
+
+
+class DeleteAccountForm(forms.Form):
+    password = forms.CharField(widget=forms.PasswordInput, help_text="Your password, to confirm.")
+    confirm = forms.BooleanField(label="I understand that my account and all my studies are deleted for good.")
+
+
+def _safe_next(request, default: str) -> str:
+    target = request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return target
+    return default
 
 
 @login_required
@@ -17,16 +51,86 @@ def home(request):
     return render(request, "accounts/staff_home.html")
 
 
+@require_http_methods(["GET", "POST"])
+def signup(request):
+    """Patients register themselves; physicians and admins are created by admins."""
+    if request.user.is_authenticated:
+        return redirect("home")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = register_patient(
+                username=form.cleaned_data["username"],
+                password=form.cleaned_data["password1"],
+                email=form.cleaned_data["email"],
+                ip_address=client_ip(request),
+            )
+        except ValidationError as exc:
+            form.add_error("password1", exc)
+        except ValueError:
+            form.add_error("username", "This username is taken.")
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            return redirect("disclaimer")
+    return render(request, "registration/signup.html", {"form": form}, status=400 if form.errors else 200)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def disclaimer(request):
     if request.method == "POST" and request.POST.get("accept") == "yes":
-        accept_disclaimer(
-            request.user, ip_address=client_ip(request), research_use=request.POST.get("research_use") == "yes"
-        )
-        return redirect(request.GET.get("next") or "study-upload")
+        accept_disclaimer(request.user, ip_address=client_ip(request))
+        return redirect(_safe_next(request, "study-upload"))
     return render(
         request,
         "accounts/disclaimer.html",
         {"disclaimer": current_disclaimer(), "consent": current_consent(request.user)},
     )
+
+
+@login_required
+@require_http_methods(["GET"])
+def account(request):
+    return _account_page(request, DeleteAccountForm())
+
+
+def _account_page(request, delete_form: DeleteAccountForm, status: int = 200):
+    user = request.user
+    context = {
+        "consent": current_consent(user),
+        "disclaimer": current_disclaimer(),
+        "research_text": current_research_text(),
+        "research_decision": latest_research_decision(user),
+        "research_granted": has_research_consent(user),
+        "delete_form": delete_form,
+    }
+    return render(request, "accounts/account.html", context, status=status)
+
+
+@login_required
+@require_POST
+def research_consent(request):
+    """Explicit opt-in (or withdrawal) of research use, separate from the disclaimer."""
+    if not request.user.is_patient:
+        raise PermissionDenied("Research consent concerns patients' images.")
+    granted = request.POST.get("decision") == "grant"
+    decide_research_use(request.user, granted=granted, ip_address=client_ip(request))
+    messages.success(request, "Thank you: research use is allowed." if granted else "Research use is withdrawn.")
+    return redirect("account")
+
+
+@login_required
+@require_POST
+def account_delete(request):
+    if not request.user.is_patient:
+        raise PermissionDenied("Staff accounts are removed by an administrator.")
+    form = DeleteAccountForm(request.POST)
+    if form.is_valid() and request.user.check_password(form.cleaned_data["password"]):
+        user = request.user
+        logout(request)
+        delete_account(user, ip_address=client_ip(request))
+        messages.success(request, "Your account and all your data were deleted.")
+        return redirect("login")
+    if form.is_valid():
+        form.add_error("password", "The password is not correct.")
+    return _account_page(request, form, status=400)

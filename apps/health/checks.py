@@ -34,6 +34,20 @@ def check_storage() -> str | None:
     return None
 
 
+# Readiness answers quickly: one worker replying is enough, and none within this is "down".
+WORKER_PING_TIMEOUT_S = 1.0
+
+
+def check_worker() -> str | None:
+    """A Celery ping broadcast; in embedded mode the in-process worker thread answers it."""
+    from deepmed_web.celery import app
+
+    with app.connection_for_write(url=settings.CELERY_BROKER_URL) as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)  # a broker outage fails fast, not after retries
+        replies = app.control.ping(timeout=WORKER_PING_TIMEOUT_S, limit=1, connection=conn)
+    return None if replies else f"no Celery worker answered a ping within {WORKER_PING_TIMEOUT_S:g} s"
+
+
 def check_model() -> str | None:
     from apps.modelops.selectors import get_champion
 
@@ -45,13 +59,16 @@ CHECKS: dict[str, Callable[[], str | None]] = {
     "broker": check_broker,
     "storage": check_storage,
     "model": check_model,
+    "worker": check_worker,
 }
 
 
-def run_checks() -> dict[str, str]:
-    """name -> 'ok' or the failure reason."""
+def run_checks(*, exclude: frozenset[str] = frozenset()) -> dict[str, str]:
+    """name -> 'ok' or the failure reason, for every check not in `exclude`."""
     results = {}
     for name, check in CHECKS.items():
+        if name in exclude:
+            continue
         try:
             failure = check()
         except Exception as exc:  # noqa: BLE001 — any exception means this dependency is down

@@ -14,7 +14,10 @@ def live(request):
 @never_cache
 @require_GET
 def ready(request):
-    checks = run_checks()
+    """503 naming what is down. `?exclude=worker` lets a web pod's readiness probe ignore the
+    workers (an outage of the workers should not take the web tier out of its load balancer)."""
+    exclude = frozenset(filter(None, request.GET.get("exclude", "").split(",")))
+    checks = run_checks(exclude=exclude)
     failed = sorted(name for name, result in checks.items() if result != "ok")
     status = 200 if not failed else 503
     return JsonResponse({"status": "ok" if not failed else "unavailable", "failed": failed, "checks": checks}, status=status)

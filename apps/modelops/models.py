@@ -25,6 +25,9 @@ class ModelVersion(models.Model):
     package_uri = models.CharField(max_length=500)
     mlflow_run_id = models.CharField(max_length=64, blank=True)
     status = models.CharField(max_length=16, default="ready")
+    # Held-out evaluation (ml_core.evaluate) and the gate results computed from it.
+    evaluation = models.JSONField(default=dict, blank=True)
+    dataset_manifest_sha256 = models.CharField(max_length=64, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -49,8 +52,21 @@ class RunStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class Trigger(models.TextChoices):
+    MANUAL = "manual", "Started by an admin"
+    NEW_LABELS = "new_labels", "Enough new physician labels"
+    LOW_AGREEMENT = "low_agreement", "Champion disagrees with physicians"
+
+
 class TrainingRun(models.Model):
+    """One training job. `progress` holds the live state (epoch, history of loss/accuracy)
+    so a reloaded page can redraw the curves; MLflow holds the permanent record."""
+
     params = models.JSONField(default=dict)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    trigger_reason = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    dataset_summary = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     progress = models.JSONField(default=dict, blank=True)
     mlflow_run_id = models.CharField(max_length=64, blank=True)
@@ -64,3 +80,41 @@ class TrainingRun(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class AugmentationJob(models.Model):
+    """Materialise augmented copies of one under-represented class (augmentation queue)."""
+
+    label = models.CharField(max_length=64)
+    target_count = models.PositiveIntegerField()
+    intensity = models.CharField(max_length=16, default="medium")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    progress = models.JSONField(default=dict, blank=True)
+    output_dir = models.CharField(max_length=500, blank=True)
+    error = models.TextField(blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+
+class PromotionAction(models.TextChoices):
+    PROMOTE = "promote", "Promote"
+    ROLLBACK = "rollback", "Rollback"
+
+
+class Promotion(models.Model):
+    """History of the champion alias: what rollback restores, and who overrode which gate."""
+
+    action = models.CharField(max_length=16, choices=PromotionAction.choices)
+    version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="promotions")
+    previous = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    gates = models.JSONField(default=list, blank=True)
+    override_reason = models.TextField(blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]

@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from apps.review.models import LabeledSample, Review
+from apps.review.models import LabeledSample, Review, ReviewClaim
 
 
 @admin.register(Review)
@@ -12,3 +12,8 @@ class ReviewAdmin(admin.ModelAdmin):
 class LabeledSampleAdmin(admin.ModelAdmin):
     list_display = ("id", "label", "source", "model_agreed", "excluded", "created_at")
     list_filter = ("source", "label", "excluded")
+
+
+@admin.register(ReviewClaim)
+class ReviewClaimAdmin(admin.ModelAdmin):
+    list_display = ("study", "physician", "claimed_at", "expires_at")

@@ -21,7 +21,8 @@ class Review(models.Model):
     fit_for_training = models.BooleanField(default=True)
     version = models.PositiveIntegerField(default=1)
     supersedes = models.OneToOneField(
-        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="superseded_by"
+        # Versions go only with their study (which deletes them all at once).
+        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="superseded_by"
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -54,3 +55,15 @@ class LabeledSample(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class ReviewClaim(models.Model):
+    """A physician's lock on one study while reviewing it (one per study; it lapses at `expires_at`)."""
+
+    study = models.OneToOneField("studies.Study", on_delete=models.CASCADE, primary_key=True, related_name="review_claim")
+    physician = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_claims")
+    claimed_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.study_id} claimed by {self.physician_id} until {self.expires_at:%H:%M}"

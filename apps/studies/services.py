@@ -52,13 +52,24 @@ class IllegalTransition(Exception):
 
 @dataclass
 class StudyIntakeError(Exception):
-    """An upload refused with a stable code (also the API error code) and a message for people."""
+    """An upload refused with a stable code (also the API error code) and a message for people.
+    `reason` keeps the finer ml_core code when several are reported under one stable code."""
 
     code: str
     message: str
+    reason: str = ""
 
     def __str__(self) -> str:
         return self.message
+
+
+# ml_core's finer intake codes -> the stable codes of the API contract.
+INTAKE_CODES = {
+    "decompression_bomb": "image_too_large",
+    "dicom_no_pixel_data": "corrupt_image",
+}
+# Failures that would come out the same again: a re-upload of the same bytes links to them.
+DETERMINISTIC_FAILURES = frozenset({"not_a_chest_xray"})
 
 
 def transition_study(study: Study, to_status: str, *, failure_code: str = "", failure_reason: str = "") -> Study:
@@ -82,6 +93,25 @@ def fail_study(study: Study, *, code: str, reason: str) -> Study:
     return transition_study(study, S.FAILED, failure_code=code, failure_reason=reason)
 
 
+def ensure_can_upload(owner: User) -> None:
+    """Raise `consent_required` unless `owner` accepted the current disclaimer."""
+    if not has_current_consent(owner):
+        raise StudyIntakeError("consent_required", "Please read and accept the current disclaimer before uploading.")
+
+
+def create_study_from_upload(*, owner: User, upload, **kwargs) -> Study:
+    """`create_study` for an uploaded file object: the size is checked before reading it
+    into memory (web form and API both come here)."""
+    ensure_can_upload(owner)
+    if upload.size is not None and upload.size > settings.DEEPMED_MAX_UPLOAD_BYTES:
+        raise _file_too_large()
+    return create_study(owner=owner, data=upload.read(), **kwargs)
+
+
+def _file_too_large() -> StudyIntakeError:
+    return StudyIntakeError("file_too_large", f"The file is larger than the {settings.DEEPMED_MAX_UPLOAD_MB} MB limit.")
+
+
 def create_study(
     *,
     owner: User,
@@ -92,25 +122,30 @@ def create_study(
 ) -> Study:
     """Validate an upload, store a de-identified copy, create the study and queue inference.
 
+    The same bytes uploaded again by the same patient return the existing study (its
+    `is_duplicate_upload` attribute is True) instead of running the model again.
     Nothing is left behind on failure: the stored file is removed if the database write fails.
     """
-    if not has_current_consent(owner):
-        raise StudyIntakeError("consent_required", "Please read and accept the current disclaimer before uploading.")
+    ensure_can_upload(owner)
     if not data:
         raise StudyIntakeError("empty_file", "The file is empty.")
     if len(data) > settings.DEEPMED_MAX_UPLOAD_BYTES:
-        raise StudyIntakeError(
-            "file_too_large", f"The file is larger than the {settings.DEEPMED_MAX_UPLOAD_MB} MB limit."
-        )
+        raise _file_too_large()
+    sha256 = hashlib.sha256(data).hexdigest()
+    existing = find_duplicate_study(owner, sha256)
+    if existing is not None:
+        record_event(actor=owner, action="study.duplicate_upload", obj=existing, ip_address=ip_address)
+        existing.is_duplicate_upload = True
+        return existing
     try:
         decoded = decode_image(data, max_pixels=settings.DEEPMED_MAX_IMAGE_PIXELS)
     except ImageIntakeError as exc:
-        raise StudyIntakeError(exc.code, exc.message) from exc
+        raise StudyIntakeError(INTAKE_CODES.get(exc.code, exc.code), exc.message, reason=exc.code) from exc
 
     study = Study(
         id=uuid.uuid4(),
         owner=owner,
-        sha256=hashlib.sha256(data).hexdigest(),
+        sha256=sha256,
         original_format=decoded.source_format,
         width=decoded.width,
         height=decoded.height,
@@ -130,7 +165,81 @@ def create_study(
     except Exception:
         study.image.delete(save=False)
         raise
+    study.is_duplicate_upload = False
     return study
+
+
+def find_duplicate_study(owner: User, sha256: str) -> Study | None:
+    """The owner's earlier study of the same bytes, unless it failed for a passing reason."""
+    candidates = Study.objects.filter(owner=owner, sha256=sha256).order_by("-created_at")
+    for study in candidates:
+        if study.status != S.FAILED or study.failure_code in DETERMINISTIC_FAILURES:
+            return study
+    return None
+
+
+def delete_study(study: Study, *, actor: User, ip_address: str | None = None, reason: str = "patient_request") -> None:
+    """Delete a study, its image, heat-maps and every derived file in storage (audited).
+
+    Its labelled samples leave the retraining queue (`excluded=True`, image removed) unless
+    a physician already labelled it AND the owner currently consents to research use; then the
+    sample (and the one file it points to) is kept, detached from the deleted study.
+    """
+    from apps.accounts.selectors import has_research_consent
+    from apps.review.models import LabeledSample, SampleSource
+
+    keep_for_research = has_research_consent(study.owner)
+    with transaction.atomic():
+        locked = Study.objects.select_for_update().get(pk=study.pk)
+        samples = list(LabeledSample.objects.filter(study=locked, excluded=False))
+        kept = [s for s in samples if keep_for_research and s.source == SampleSource.PHYSICIAN_REVIEW]
+        withdrawn = [s for s in samples if s not in kept]
+        retained = {s.image.name for s in kept if s.image}
+        files = {locked.image.name} | {p.heatmap.name for p in locked.predictions.all() if p.heatmap}
+        files |= {s.image.name for s in withdrawn if s.image}
+        files = {name for name in files if name} - retained
+        LabeledSample.objects.filter(pk__in=[s.pk for s in withdrawn]).update(excluded=True, image="")
+        record_event(
+            actor=actor,
+            action="study.delete",
+            obj=locked,
+            ip_address=ip_address,
+            detail={
+                "reason": reason,
+                "samples_kept_for_research": len(kept),
+                "samples_excluded": len(withdrawn),
+            },
+        )
+        study_id = locked.pk
+        locked.delete()
+        transaction.on_commit(lambda: remove_study_files(study_id, files, retained=retained))
+
+
+def remove_study_files(study_id, names: set[str], *, retained: set[str] = frozenset()) -> list[str]:
+    """Remove the named files and anything else stored under the study's folder (derived
+    files other parts of the system may have written), except `retained` ones."""
+    from django.core.files.storage import default_storage
+
+    names = set(names) | set(_stored_files_under(default_storage, f"studies/{study_id}"))
+    removed = []
+    for name in sorted(names - set(retained)):
+        try:
+            default_storage.delete(name)
+            removed.append(name)
+        except Exception:  # noqa: BLE001 — the rows are gone; an orphan file is logged for operators
+            logger.warning("could not delete stored file %s of study %s", name, study_id, exc_info=True)
+    return removed
+
+
+def _stored_files_under(storage, prefix: str) -> list[str]:
+    try:
+        dirs, files = storage.listdir(prefix)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+    found = [f"{prefix}/{name}" for name in files]
+    for sub in dirs:
+        found += _stored_files_under(storage, f"{prefix}/{sub}")
+    return found
 
 
 def enqueue_inference(study_id) -> None:
@@ -186,12 +295,16 @@ def record_prediction(study: Study, *, model_version, result) -> Prediction | No
     )
     if result.heatmap_png:
         prediction.heatmap.save("heatmap.png", ContentFile(result.heatmap_png), save=False)
+    from apps.explanations.services import request_explanation
+
     try:
         with transaction.atomic():
             prediction.save()
             transition_study(study, S.PREDICTED)
-    except IntegrityError:
-        # Another delivery of the same task won the race; keep its result.
+            request_explanation(study)  # the llm task starts once the prediction is committed
+    except (IntegrityError, Study.DoesNotExist):
+        # Another delivery of the same task won the race (keep its result), or the patient
+        # deleted the study meanwhile: leave no heat-map behind.
         if prediction.heatmap:
             prediction.heatmap.delete(save=False)
         return None

@@ -6,6 +6,7 @@ urlpatterns = [
     path("", views.study_list, name="study-list"),
     path("upload/", views.study_upload, name="study-upload"),
     path("<uuid:study_id>/", views.study_detail, name="study-detail"),
+    path("<uuid:study_id>/delete/", views.study_delete, name="study-delete"),
     path("<uuid:study_id>/status.json", views.study_status, name="study-status"),
     path("<uuid:study_id>/image.png", views.study_image, name="study-image"),
     path("<uuid:study_id>/heatmap.png", views.study_heatmap, name="study-heatmap"),

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_GET, require_http_methods
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.disclaimer import current_disclaimer
-from apps.accounts.selectors import has_current_consent
 from apps.audit.middleware import audits_patient_data
 from apps.audit.services import client_ip
 from apps.studies import events, selectors, services
+from apps.studies.models import StudyStatus
+from deepmed_web.api import error_body
+
+# Where the live page's progress steps are (queued -> analysing -> explaining -> done).
+PROGRESS_STEPS = (
+    ("queued", "Queued", (StudyStatus.UPLOADED, StudyStatus.QUEUED)),
+    ("analysing", "Analysing", (StudyStatus.PREDICTING,)),
+    ("explaining", "Explaining", (StudyStatus.PREDICTED, StudyStatus.EXPLAINING)),
+    ("done", "Done", (StudyStatus.EXPLAINED, StudyStatus.REVIEWED)),
+)
 
 
 class UploadForm(forms.Form):
@@ -22,9 +34,18 @@ class UploadForm(forms.Form):
     symptoms = forms.CharField(required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 3}))
 
 
+def intake_error_status(code: str) -> int:
+    """HTTP status of a refused upload (shared by the web form's XHR path and the API)."""
+    return {"consent_required": 403, "file_too_large": 413}.get(code, 400)
+
+
 def _patient_only(request) -> None:
     if not request.user.is_patient:
         raise PermissionDenied("Only patients upload studies.")
+
+
+def _wants_json(request) -> bool:
+    return "application/json" in request.headers.get("Accept", "")
 
 
 @login_required
@@ -37,28 +58,65 @@ def study_list(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def study_upload(request):
+    """The form posts normally without JavaScript; upload.js posts it by XHR (progress bar)
+    with `Accept: application/json` and follows the returned `redirect`."""
     _patient_only(request)
-    if not has_current_consent(request.user):
-        return redirect(f"/accounts/disclaimer/?next={request.path}")
+    try:
+        services.ensure_can_upload(request.user)
+    except services.StudyIntakeError as exc:
+        if request.method == "POST" and _wants_json(request):
+            return JsonResponse(error_body(exc.code, exc.message), status=intake_error_status(exc.code))
+        return redirect(f"{reverse('disclaimer')}?next={request.path}")
     form = UploadForm(request.POST or None, request.FILES or None)
-    status = 200
-    if request.method == "POST" and form.is_valid():
+    if request.method == "GET":
+        return _upload_page(request, form)
+    error = None
+    if form.is_valid():
         try:
-            study = services.create_study(
+            study = services.create_study_from_upload(
                 owner=request.user,
-                data=form.cleaned_data["image"].read(),
+                upload=form.cleaned_data["image"],
                 patient_age=form.cleaned_data["patient_age"],
                 symptoms=form.cleaned_data["symptoms"] or "",
                 ip_address=client_ip(request),
             )
         except services.StudyIntakeError as exc:
             form.add_error("image", exc.message)
-            status = 400
+            error = (exc.code, exc.message, intake_error_status(exc.code))
         else:
-            return redirect("study-detail", study_id=study.id)
-    elif request.method == "POST":
-        status = 400
-    return render(request, "studies/upload.html", {"form": form}, status=status)
+            if study.is_duplicate_upload:
+                messages.info(request, "You already uploaded this image; this is that study.")
+            url = reverse("study-detail", kwargs={"study_id": study.id})
+            if _wants_json(request):
+                return JsonResponse({"redirect": url, "duplicate": study.is_duplicate_upload}, status=201)
+            return redirect(url)
+    else:
+        error = ("invalid_request", "Please check the form.", 400)
+    if _wants_json(request):
+        code, message, status = error
+        return JsonResponse(error_body(code, message, {"fields": form.errors.get_json_data()}), status=status)
+    return _upload_page(request, form, status=error[2])
+
+
+def _upload_page(request, form, status: int = 200):
+    context = {"form": form, "max_upload_mb": settings.DEEPMED_MAX_UPLOAD_MB}
+    return render(request, "studies/upload.html", context, status=status)
+
+
+def _step_of_status() -> dict[str, str]:
+    return {status: key for key, _, statuses in PROGRESS_STEPS for status in statuses}
+
+
+def _progress(status: str) -> list[dict]:
+    """The steps with their state; a failed study has no current step."""
+    keys = [key for key, _, _ in PROGRESS_STEPS]
+    current = _step_of_status().get(status)
+    at = keys.index(current) if current else -1
+    return [
+        {"key": key, "label": label,
+         "state": "done" if i < at or (i == at and key == "done") else ("current" if i == at else "todo")}
+        for i, (key, label, _) in enumerate(PROGRESS_STEPS)
+    ]
 
 
 @login_required
@@ -71,11 +129,23 @@ def study_detail(request, study_id):
         "studies/detail.html",
         {
             "study": study,
-            "prediction": selectors.champion_prediction(study),
+            "result": selectors.study_result(study),
+            "steps": _progress(study.status),
             "disclaimer": current_disclaimer(),
             "status_payload": events.study_status_payload(study),
+            "step_of_status": _step_of_status(),
         },
     )
+
+
+@login_required
+@require_POST
+@audits_patient_data("studies.study", "study.delete_request")
+def study_delete(request, study_id):
+    study = selectors.get_own_study(request.user, study_id)
+    services.delete_study(study, actor=request.user, ip_address=client_ip(request))
+    messages.success(request, "The study, its image and every file derived from it were deleted.")
+    return redirect("study-list")
 
 
 @login_required
@@ -87,10 +157,15 @@ def study_status(request, study_id):
     return JsonResponse(events.study_status_payload(study))
 
 
-def _file_response(field) -> FileResponse:
+def png_response(field) -> FileResponse:
+    """A stored PNG, privately: only ever returned after a permission check."""
     if not field:
         raise Http404("No such file.")
-    response = FileResponse(field.open("rb"), content_type="image/png")
+    try:
+        handle = field.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404("No such file.") from exc
+    response = FileResponse(handle, content_type="image/png")
     response["Cache-Control"] = "private, no-store"
     return response
 
@@ -99,13 +174,12 @@ def _file_response(field) -> FileResponse:
 @require_GET
 @audits_patient_data("studies.study", "study.image")
 def study_image(request, study_id):
-    return _file_response(selectors.get_study_for_user(request.user, study_id).image)
+    return png_response(selectors.get_study_for_user(request.user, study_id).image)
 
 
 @login_required
 @require_GET
 @audits_patient_data("studies.study", "study.heatmap")
 def study_heatmap(request, study_id):
-    study = selectors.get_study_for_user(request.user, study_id)
-    prediction = selectors.champion_prediction(study)
-    return _file_response(prediction.heatmap if prediction else None)
+    prediction = selectors.visible_prediction(selectors.get_study_for_user(request.user, study_id))
+    return png_response(prediction.heatmap if prediction else None)

@@ -1,37 +1,56 @@
 // Live study status: WebSocket first, polling every 3 s when WebSockets are unavailable.
+// The page itself is rendered by the server: when a new result arrives (prediction,
+// explanation, review, failure) it reloads; in between only the badge and steps change.
 (function () {
   const badge = document.getElementById("study-status");
   if (!badge) return;
   const studyId = badge.dataset.studyId;
-  const failure = document.getElementById("study-failure");
+  const stepOfStatus = JSON.parse(document.getElementById("study-steps-data").textContent);
+  const steps = Array.from(document.querySelectorAll("#study-steps [data-step]"));
   let current = JSON.parse(document.getElementById("study-status-data").textContent);
-  const TERMINAL_FOR_PAGE = ["predicted", "explained", "reviewed", "failed"];
+  const RELOAD_ON = ["predicted", "explained", "reviewed", "failed"];
+  const FINAL = ["reviewed", "failed"];
+
+  function showSteps(status) {
+    const at = steps.findIndex((li) => li.dataset.step === stepOfStatus[status]);
+    steps.forEach((li, i) => {
+      const done = i < at || (i === at && li.dataset.step === "done");
+      li.className = "step step-" + (done ? "done" : i === at ? "current" : "todo");
+    });
+  }
 
   function apply(payload) {
+    if (!payload || !payload.status) return;
     const changed = payload.status !== current.status;
     current = payload;
     badge.textContent = payload.status_display;
     badge.className = "status status-" + payload.status;
-    if (payload.failure_reason) { failure.textContent = payload.failure_reason; failure.hidden = false; }
-    // A new result (prediction, explanation, review) is rendered by the server.
-    if (changed && ["predicted", "explained", "reviewed"].includes(payload.status)) window.location.reload();
+    badge.dataset.status = payload.status;
+    showSteps(payload.status);
+    if (changed && RELOAD_ON.includes(payload.status)) window.location.reload();
   }
 
+  let polling = false;
   function poll() {
-    fetch(`/studies/${studyId}/status.json`, { credentials: "same-origin" })
+    if (polling) return;
+    polling = true;
+    badge.dataset.live = "polling";
+    const tick = () => fetch(`/studies/${studyId}/status.json`, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then((r) => (r.ok ? r.json() : null))
-      .then((p) => { if (p) apply(p); if (!p || !TERMINAL_FOR_PAGE.includes(p.status)) setTimeout(poll, 3000); })
-      .catch(() => setTimeout(poll, 5000));
+      .then((p) => { apply(p); if (!p || !FINAL.includes(p.status)) setTimeout(tick, 3000); })
+      .catch(() => setTimeout(tick, 5000));
+    tick();
   }
 
-  if (TERMINAL_FOR_PAGE.includes(current.status) && current.status !== "predicted") return;
+  if (FINAL.includes(current.status)) return;
+  if (!("WebSocket" in window)) { poll(); return; }
   try {
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
     const socket = new WebSocket(`${scheme}://${window.location.host}/ws/studies/${studyId}/`);
-    let opened = false;
-    socket.onopen = () => { opened = true; };
+    socket.onopen = () => { badge.dataset.live = "websocket"; };
     socket.onmessage = (event) => apply(JSON.parse(event.data));
-    socket.onclose = () => { if (!opened || !TERMINAL_FOR_PAGE.includes(current.status)) poll(); };
+    socket.onerror = () => poll();
+    socket.onclose = () => { if (!FINAL.includes(current.status)) poll(); };
   } catch (e) {
     poll();
   }

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ml_core.testing import make_tiny_package
+from ml_core.testing import FAST_PACKAGE_SETTINGS, make_tiny_imagefolder, make_tiny_package, tiny_train_config
 
 
 @pytest.fixture(scope="session")
@@ -24,3 +24,27 @@ def predictor(tiny_package):
     from ml_core.serve import load_predictor
 
     return load_predictor(tiny_package)
+
+
+# --- a tiny model really trained (cxr_tiny, 32 px) on a synthetic, learnable ImageFolder ---
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    return make_tiny_imagefolder(tmp_path_factory.mktemp("cxr") / "data", size=64)
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_data, tmp_path_factory):
+    from ml_core.pipeline import PackageConfig
+    from ml_core.train import train
+
+    out = tmp_path_factory.mktemp("run")
+    steps = []
+    result = train(
+        tiny_train_config(tiny_data, out),
+        progress=lambda e, s, m: steps.append((e, s, m["phase"])),
+        package=PackageConfig(name="cxr-tiny-trained", format="fp32", **FAST_PACKAGE_SETTINGS),
+    )
+    return result, steps
+
+

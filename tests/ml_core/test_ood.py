@@ -38,3 +38,22 @@ def test_save_load_round_trip(tmp_path):
 def test_pooled_features_is_global_average():
     f = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)
     np.testing.assert_allclose(pooled_features(f), f.mean(axis=(2, 3)))
+
+
+def test_autoencoder_gate_flags_documents_and_round_trips_through_a_package(tmp_path):
+    pytest.importorskip("torch")
+    import numpy as np
+
+    from ml_core.ood import load_ood, save_ood, synthetic_outliers
+    from ml_core.ood_ae import fit_autoencoder
+    from ml_core.testing import make_xray_like_pixels
+
+    xrays = [make_xray_like_pixels(96, seed=i) for i in range(60)]
+    gate = fit_autoencoder(xrays[:40], xrays[40:], tmp_path / "ae.onnx", epochs=25, percentile=95.0)
+    documents = synthetic_outliers(5)["document"]
+    assert (gate.score_images(documents) > gate.threshold).all()
+    assert (gate.score_images(xrays[40:]) <= gate.threshold).mean() >= 0.9
+    stub = save_ood(gate, tmp_path)
+    loaded = load_ood(tmp_path, stub)
+    np.testing.assert_allclose(loaded.score_images(documents), gate.score_images(documents), rtol=1e-6)
+    assert loaded.method == "autoencoder" and loaded.threshold == gate.threshold

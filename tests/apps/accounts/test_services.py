@@ -1,9 +1,18 @@
 import pytest
 from django.core.management import CommandError, call_command
 
+from django.core.exceptions import ValidationError
+
 from apps.accounts.models import Role, User
-from apps.accounts.selectors import has_current_consent
-from apps.accounts.services import accept_disclaimer, create_user
+from apps.accounts.selectors import has_current_consent, has_research_consent
+from apps.accounts.services import (
+    ConsentVersionError,
+    accept_disclaimer,
+    create_user,
+    decide_research_use,
+    register_patient,
+)
+from apps.audit.models import AuditEvent
 
 
 @pytest.mark.parametrize("role,staff", [("patient", False), ("physician", False), ("admin", True)])
@@ -38,9 +47,44 @@ def test_seed_demo_is_safe_to_run_again(db, capsys):
     assert User.objects.get(username="demo-admin").is_staff
 
 
-def test_consent_is_versioned(patient, monkeypatch):
+def test_consent_is_versioned(patient, new_disclaimer_version):
     assert not has_current_consent(patient)
     accept_disclaimer(patient, ip_address="10.0.0.1")
     assert has_current_consent(patient)
-    monkeypatch.setattr("apps.accounts.selectors.CURRENT_VERSION", "2")
+    new_disclaimer_version()
     assert not has_current_consent(patient)  # a new disclaimer version asks again
+    with pytest.raises(ConsentVersionError):
+        accept_disclaimer(patient, version="1")  # agreeing to the outdated text is refused
+    accept_disclaimer(patient, version="2")
+    assert has_current_consent(patient)
+    assert list(patient.consents.values_list("disclaimer_version", flat=True)) == ["2", "1"]  # history kept
+
+
+def test_accepting_twice_records_once(patient):
+    first = accept_disclaimer(patient)
+    assert accept_disclaimer(patient) == first and patient.consents.count() == 1
+
+
+def test_research_consent_is_separate_explicit_and_versioned(patient, monkeypatch):
+    accept_disclaimer(patient)
+    assert not has_research_consent(patient)  # accepting the disclaimer never implies research use
+    decide_research_use(patient, granted=True, ip_address="10.0.0.2")
+    assert has_research_consent(patient)
+    decide_research_use(patient, granted=False)
+    assert not has_research_consent(patient)
+    decide_research_use(patient, granted=True)
+    monkeypatch.setattr("apps.accounts.disclaimer.CURRENT_RESEARCH_VERSION", "2")
+    assert not has_research_consent(patient)  # a grant of an older text does not cover a new one
+    assert list(patient.research_consents.values_list("granted", flat=True)) == [True, False, True]
+    actions = AuditEvent.objects.filter(action__startswith="consent.research").values_list("action", flat=True)
+    assert sorted(actions) == ["consent.research.grant", "consent.research.grant", "consent.research.withdraw"]
+
+
+def test_register_patient_is_always_a_patient_with_a_strong_password(db):
+    user = register_patient(username="newbie", password="correct-horse-battery", email="n@example.org")
+    assert user.role == Role.PATIENT and not user.is_staff and not user.is_superuser
+    assert AuditEvent.objects.filter(action="user.register", object_id=str(user.pk)).exists()
+    with pytest.raises(ValidationError):
+        register_patient(username="weak", password="12345678")
+    with pytest.raises(ValueError):
+        register_patient(username="NEWBIE", password="correct-horse-battery")  # case-insensitive uniqueness

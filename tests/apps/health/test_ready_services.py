@@ -1,44 +1,30 @@
-"""Readiness names the broker when its Redis goes down, and recovers when Redis is back."""
-
-import subprocess
-import time
+"""Readiness against real services: the broker and the workers are named while their Redis is
+down, and readiness recovers by itself once Redis is back and the worker has reconnected."""
 
 import pytest
 
-pytestmark = [pytest.mark.services]
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
-def _start_redis(port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(
-        ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    for _ in range(50):
-        if subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True).returncode == 0:
-            return proc
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError("private redis did not start")
+def _ready(client):
+    response = client.get("/health/ready")
+    return response.status_code, response.json()
 
 
-def test_ready_fails_naming_the_broker_while_redis_is_down(client, champion, settings):
-    import socket
+def test_ready_names_broker_and_worker_through_a_redis_restart(client, champion, settings, private_redis,
+                                                             process_env, celery_worker_process, process_tools):
+    settings.CELERY_BROKER_URL = private_redis.url
+    status, body = _ready(client)
+    assert (status, body["failed"]) == (503, ["worker"])  # Redis is up, nobody consumes from it yet
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    settings.CELERY_BROKER_URL = f"redis://127.0.0.1:{port}/0"
-    redis = _start_redis(port)
-    try:
-        assert client.get("/health/ready").status_code == 200
-        redis.terminate()
-        redis.wait(timeout=10)
-        response = client.get("/health/ready")
-        assert response.status_code == 503
-        assert response.json()["failed"] == ["broker"]
-        assert response.json()["checks"]["database"] == "ok"
-        redis = _start_redis(port)  # Redis restarting: readiness comes back by itself
-        assert client.get("/health/ready").status_code == 200
-    finally:
-        redis.kill()
+    process_env["REDIS_URL"] = private_redis.url
+    celery_worker_process()
+    assert _ready(client)[0] == 200
+
+    private_redis.stop()
+    status, body = _ready(client)
+    assert status == 503 and body["failed"] == ["broker", "worker"]
+    assert body["checks"]["database"] == "ok"
+
+    private_redis.start()  # Redis restarting: the worker reconnects and readiness comes back by itself
+    process_tools.wait_until(lambda: _ready(client)[0] == 200, timeout=60, interval=1, what="ready again")

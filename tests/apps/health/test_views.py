@@ -1,23 +1,53 @@
+import pytest
+
+
 def test_live_is_always_ok(client):
     assert client.get("/health/live").json() == {"status": "ok"}
 
 
-def test_ready_names_the_missing_model(client, db):
+@pytest.fixture(scope="session")
+def embedded_worker():
+    """The embedded mode's in-process Celery worker thread (started once per process). Session
+    scope: starting it closes the calling thread's database connection (Celery's Django fixup),
+    which must not happen inside a test's transaction."""
+    from django.conf import settings
+
+    if not settings.EMBEDDED_MODE:
+        pytest.skip("embedded mode only: the services pass pings a real worker process")
+    from deepmed_web.embedded import start_embedded_worker
+
+    start_embedded_worker(sweep_every_s=3600)
+
+
+def test_ready_names_the_missing_model(client, db, embedded_worker):
     response = client.get("/health/ready")
     assert response.status_code == 503
     body = response.json()
-    assert body["failed"] == ["model"]
+    assert body["failed"] == ["model"], body
     assert body["checks"]["model"] == "no model is deployed"
     assert body["checks"]["database"] == "ok" and body["checks"]["storage"] == "ok"
 
 
-def test_ready_when_everything_is_up(client, champion):
+def test_ready_when_everything_is_up(client, champion, embedded_worker):
     response = client.get("/health/ready")
     assert response.status_code == 200, response.json()
     assert response.json()["failed"] == []
+    assert response.json()["checks"]["worker"] == "ok"  # the in-process worker answered the ping
 
 
-def test_ready_names_a_broken_storage(client, champion, settings, tmp_path):
+def test_ready_names_the_worker_when_none_answers(client, champion, embedded_worker, monkeypatch):
+    from deepmed_web.celery import app
+
+    monkeypatch.setattr(app.control, "ping", lambda **kwargs: [])  # as if the worker thread were gone
+    response = client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["worker"]
+    assert "no Celery worker answered" in response.json()["checks"]["worker"]
+    # A web pod's readiness probe can leave the workers out.
+    assert client.get("/health/ready?exclude=worker").status_code == 200
+
+
+def test_ready_names_a_broken_storage(client, champion, settings, tmp_path, embedded_worker):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the media folder should be")
     settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(blocker)}}}

@@ -15,6 +15,13 @@ STARTER_PACKAGE = settings.BASE_DIR / "ml_core" / "starter" / "cxr-starter"
 class Command(BaseCommand):
     help = "Register the shipped starter model as champion if no model is deployed."
 
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--mlflow",
+            action="store_true",
+            help="also register the package in the MLflow registry (alias champion); costs a few seconds",
+        )
+
     def handle(self, *args, **options):
         champion = get_champion()
         if champion is not None:
@@ -27,5 +34,21 @@ class Command(BaseCommand):
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(STARTER_PACKAGE, target)
-        version = register_model_version(target, alias=Alias.CHAMPION)
+        registry = self._register_in_mlflow(target) if options["mlflow"] else {}
+        version = register_model_version(target, alias=Alias.CHAMPION, **registry)
         self.stdout.write(self.style.SUCCESS(f"deployed starter model {version}"))
+
+    def _register_in_mlflow(self, package_dir) -> dict[str, str]:
+        """MLflow registry version for the package, or {} (DB-only) when MLflow is unavailable."""
+        try:
+            from ml_core import tracking
+
+            name, version = tracking.register_package(
+                settings.MLFLOW_TRACKING_URI, package_dir, settings.DEEPMED_REGISTERED_MODEL, alias=Alias.CHAMPION
+            )
+            run_id = next(v.run_id for v in tracking.list_versions(settings.MLFLOW_TRACKING_URI, name) if v.version == version)
+        except Exception as exc:  # noqa: BLE001 — the DB mirror alone still deploys the model
+            self.stderr.write(f"MLflow registration skipped: {exc}")
+            return {}
+        self.stdout.write(f"registered in MLflow as {name} v{version}")
+        return {"registered_name": name, "version": version, "mlflow_run_id": run_id}

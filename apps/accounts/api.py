@@ -1,0 +1,162 @@
+"""/api/v1/auth/*, /api/v1/consent*, /api/v1/account: sign-up, JWT, consents, account deletion."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.views import TokenObtainPairView
+
+from apps.accounts import selectors, services
+from apps.accounts.disclaimer import current_disclaimer, current_research_text
+from apps.audit.services import client_ip
+from deepmed_web.api import ApiError
+
+
+class RegisterSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(write_only=True, style={"input_type": "password"})
+    email = serializers.EmailField(required=False, allow_blank=True)
+
+
+class UserSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    username = serializers.CharField()
+    email = serializers.EmailField()
+    role = serializers.CharField()
+
+
+class ConsentSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    text = serializers.CharField(read_only=True)
+    accepted = serializers.BooleanField(read_only=True)
+    accepted_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class ResearchConsentSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    granted = serializers.BooleanField()
+    text = serializers.CharField(read_only=True)
+    decided_at = serializers.DateTimeField(read_only=True, allow_null=True)
+
+
+class AccountDeleteSerializer(serializers.Serializer):
+    password = serializers.CharField(write_only=True)
+
+
+def _consent_state(user) -> dict:
+    consent = selectors.current_consent(user)
+    disclaimer = current_disclaimer()
+    return {
+        "version": disclaimer.version,
+        "text": disclaimer.text,
+        "accepted": consent is not None,
+        "accepted_at": consent.accepted_at if consent else None,
+    }
+
+
+def _research_state(user) -> dict:
+    decision = selectors.latest_research_decision(user)
+    research = current_research_text()
+    return {
+        "version": research.version,
+        "text": research.text,
+        "granted": selectors.has_research_consent(user),
+        "decided_at": decision.decided_at if decision else None,
+    }
+
+
+def _version_mismatch(exc: services.ConsentVersionError) -> ApiError:
+    return ApiError("consent_version_mismatch", str(exc), http_status=status.HTTP_409_CONFLICT)
+
+
+class RegisterApi(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=RegisterSerializer, responses={201: UserSerializer}, summary="Patient self sign-up")
+    def post(self, request):
+        body = RegisterSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            user = services.register_patient(**body.validated_data, ip_address=client_ip(request))
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"password": exc.messages}) from exc
+        except ValueError as exc:
+            raise serializers.ValidationError({"username": ["This username is taken."]}) from exc
+        return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class TokenApi(TokenObtainPairView):
+    """JWT pair for {username, password}; the same django-axes lock-out as the web login."""
+
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except AuthenticationFailed:
+            if getattr(request, "axes_locked_out", False):
+                raise ApiError(
+                    "account_locked",
+                    "Too many failed log-ins: this account is locked for a while from your address.",
+                    http_status=status.HTTP_429_TOO_MANY_REQUESTS,
+                ) from None
+            raise
+
+
+class ConsentApi(APIView):
+    @extend_schema(responses=ConsentSerializer, summary="The current disclaimer and whether I accepted it")
+    def get(self, request):
+        return Response(ConsentSerializer(_consent_state(request.user)).data)
+
+    @extend_schema(request=ConsentSerializer, responses={201: ConsentSerializer}, summary="Accept the disclaimer version shown")
+    def post(self, request):
+        body = ConsentSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            services.accept_disclaimer(request.user, version=body.validated_data["version"], ip_address=client_ip(request))
+        except services.ConsentVersionError as exc:
+            raise _version_mismatch(exc) from exc
+        return Response(ConsentSerializer(_consent_state(request.user)).data, status=status.HTTP_201_CREATED)
+
+
+class ResearchConsentApi(APIView):
+    @extend_schema(responses=ResearchConsentSerializer, summary="The research-use text and my current choice")
+    def get(self, request):
+        return Response(ResearchConsentSerializer(_research_state(request.user)).data)
+
+    @extend_schema(request=ResearchConsentSerializer, responses={201: ResearchConsentSerializer},
+                   summary="Explicitly grant or withdraw research use (separate from the disclaimer)")
+    def post(self, request):
+        if not request.user.is_patient:
+            raise PermissionDenied("Research consent concerns patients' images.")
+        body = ResearchConsentSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            services.decide_research_use(
+                request.user, granted=body.validated_data["granted"], version=body.validated_data["version"],
+                ip_address=client_ip(request),
+            )
+        except services.ConsentVersionError as exc:
+            raise _version_mismatch(exc) from exc
+        return Response(ResearchConsentSerializer(_research_state(request.user)).data, status=status.HTTP_201_CREATED)
+
+
+class AccountApi(APIView):
+    @extend_schema(responses=UserSerializer, summary="Who I am")
+    def get(self, request):
+        return Response(UserSerializer(request.user).data)
+
+    @extend_schema(request=AccountDeleteSerializer, responses={204: None}, summary="Delete my account and data")
+    def delete(self, request):
+        if not request.user.is_patient:
+            raise PermissionDenied("Staff accounts are removed by an administrator.")
+        body = AccountDeleteSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if not request.user.check_password(body.validated_data["password"]):
+            raise ApiError("wrong_password", "The password is not correct.", http_status=status.HTTP_403_FORBIDDEN)
+        services.delete_account(request.user, ip_address=client_ip(request))
+        return Response(status=status.HTTP_204_NO_CONTENT)

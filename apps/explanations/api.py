@@ -1,0 +1,61 @@
+"""/api/v1/studies/<id>/explanation: read it (owner or clinical staff), edit it (physicians)."""
+
+from __future__ import annotations
+
+from django.core.exceptions import PermissionDenied
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.audit.middleware import audits_patient_data
+from apps.audit.services import client_ip
+from apps.explanations import selectors, services
+from deepmed_web.api import ApiError
+
+
+class ExplanationEditSerializer(serializers.Serializer):
+    text = serializers.CharField(max_length=services.MAX_EDIT_CHARS, trim_whitespace=True)
+
+
+class ExplanationPayloadSerializer(serializers.Serializer):
+    """selectors.explanation_payload: the provenance fields are present for clinical staff only."""
+
+    study_id = serializers.UUIDField()
+    text = serializers.CharField()
+    engine = serializers.ChoiceField(choices=sorted(selectors.ENGINE_LABELS))
+    engine_display = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    technical_summary = serializers.CharField(required=False)
+    model_name = serializers.CharField(required=False)
+    prompt_hash = serializers.CharField(required=False)
+    generation_ms = serializers.FloatField(required=False, allow_null=True)
+    validation = serializers.DictField(required=False)
+    edits = serializers.IntegerField(required=False)
+
+
+@audits_patient_data("studies.study", "study.explanation")
+class StudyExplanationApi(APIView):
+    @extend_schema(responses=ExplanationPayloadSerializer, summary="The study's plain-language explanation")
+    def get(self, request, study_id):
+        study, explanation = selectors.get_explanation_for_user(request.user, study_id)
+        if explanation is None:
+            raise ApiError("explanation_not_ready", "The explanation is not ready yet.", http_status=status.HTTP_404_NOT_FOUND,
+                           details={"status": study.status})
+        return Response(selectors.explanation_payload(explanation, request.user))
+
+    @extend_schema(request=ExplanationEditSerializer, responses=ExplanationPayloadSerializer,
+                   summary="Edit the explanation (physicians); collected for the LoRA fine-tune")
+    def put(self, request, study_id):
+        if not request.user.is_clinical_staff:
+            raise PermissionDenied
+        study, _ = selectors.get_explanation_for_user(request.user, study_id)
+        body = ExplanationEditSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            edit = services.edit_explanation(study=study, editor=request.user, text=body.validated_data["text"],
+                                             ip_address=client_ip(request))
+        except services.ExplanationError as exc:
+            http = status.HTTP_404_NOT_FOUND if exc.code == "no_explanation" else status.HTTP_400_BAD_REQUEST
+            raise ApiError(exc.code, exc.message, http_status=http) from exc
+        return Response(selectors.explanation_payload(edit.explanation, request.user))

@@ -1,0 +1,197 @@
+"""Admin console for model operations. Thin: services decide, selectors read."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from apps.modelops import events, selectors, services
+from apps.modelops.models import AugmentationJob, ModelVersion, Promotion, TrainingRun
+
+
+def admin_required(view):
+    @login_required
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if request.user.role != "admin":
+            raise PermissionDenied("Model operations are for administrators.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+def _architectures() -> tuple[str, ...]:
+    from ml_core.models import CAM_ARCHITECTURES
+
+    return CAM_ARCHITECTURES
+
+
+class TrainingForm(forms.Form):
+    architecture = forms.ChoiceField(choices=())
+    tier = forms.ChoiceField(choices=[(t, t) for t in services.TIERS], initial="quick")
+    augmentation = forms.ChoiceField(choices=[(a, a) for a in services.AUGMENTATION_LEVELS], initial="light")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["architecture"].choices = [(a, a) for a in _architectures()]
+
+
+class AugmentationForm(forms.Form):
+    label = forms.CharField(max_length=64)
+    target_count = forms.IntegerField(min_value=1, max_value=100_000)
+    intensity = forms.ChoiceField(choices=[(a, a) for a in services.AUGMENTATION_LEVELS[1:]], initial="medium")
+
+
+def mlflow_run_url(run_id: str) -> str:
+    return f"{settings.MLFLOW_UI_URL.rstrip('/')}/#/runs/{run_id}" if settings.MLFLOW_UI_URL and run_id else ""
+
+
+@admin_required
+@require_GET
+def console(request):
+    champion, challenger = selectors.get_champion(), selectors.get_challenger()
+    return render(request, "modelops/console.html", {
+        "versions": selectors.list_versions(),
+        "champion": champion,
+        "challenger": challenger,
+        "runs": TrainingRun.objects.select_related("result_version", "started_by")[:20],
+        "augmentations": AugmentationJob.objects.all()[:10],
+        "preview": selectors.dataset_preview(),
+        "queue": selectors.retraining_queue(),
+        "shadow": selectors.shadow_agreement(challenger),
+        "challenger_physicians": selectors.physician_agreement(challenger),
+        "champion_physicians": selectors.physician_agreement(champion),
+        "promotions": Promotion.objects.select_related("version", "previous", "actor")[:10],
+        "can_roll_back": champion is not None and Promotion.objects.filter(version=champion).exclude(previous=None).exists(),
+        "training_form": TrainingForm(),
+        "augmentation_form": AugmentationForm(),
+        "mlflow_ui": settings.MLFLOW_UI_URL,
+    })
+
+
+@admin_required
+@require_POST
+def start_training(request):
+    form = TrainingForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, f"Training not started: {form.errors.as_text()}")
+        return redirect("modelops-console")
+    run = services.start_training_run(**form.cleaned_data, actor=request.user)
+    return redirect("modelops-run", run_id=run.pk)
+
+
+@admin_required
+@require_GET
+def run_detail(request, run_id: int):
+    run = get_object_or_404(TrainingRun.objects.select_related("result_version", "started_by"), pk=run_id)
+    return render(request, "modelops/run.html", {
+        "run": run, "payload": events.training_payload(run), "mlflow_url": mlflow_run_url(run.mlflow_run_id),
+        "champion": selectors.get_champion(),
+    })
+
+
+@admin_required
+@require_GET
+def run_status(request, run_id: int):
+    """Polling fallback of the live progress (same payload as the WebSocket)."""
+    return JsonResponse(events.training_payload(get_object_or_404(TrainingRun, pk=run_id)))
+
+
+@admin_required
+@require_POST
+def cancel_run(request, run_id: int):
+    services.cancel_training_run(get_object_or_404(TrainingRun, pk=run_id), actor=request.user)
+    return redirect("modelops-run", run_id=run_id)
+
+
+@admin_required
+@require_GET
+def compare(request):
+    """Two versions on the same held-out set, with the quality gates of the candidate (b)."""
+    a = get_object_or_404(ModelVersion, pk=request.GET.get("a") or 0)
+    b = get_object_or_404(ModelVersion, pk=request.GET.get("b") or 0)
+    try:
+        reports = [services.evaluate_version(a), services.evaluate_version(b)]
+        gates = services.check_gates(b)
+    except FileNotFoundError as exc:
+        messages.error(request, str(exc))
+        return redirect("modelops-console")
+    return render(request, "modelops/compare.html", {
+        "a": a, "b": b, "reports": reports, "gates": gates, "gates_passed": all(g.passed for g in gates),
+        "rows": _metric_rows(reports), "classes": reports[1].get("classes", b.classes),
+    })
+
+
+def _metric_rows(reports: list[dict]) -> list[tuple[str, list]]:
+    rows = [("macro-F1", [r.get("macro_f1") for r in reports]), ("accuracy", [r.get("accuracy") for r in reports])]
+    for cls in reports[1].get("per_class_recall", {}):
+        rows.append((f"recall {cls}", [r.get("per_class_recall", {}).get(cls) for r in reports]))
+    for key in ("p50", "p95"):
+        rows.append((f"latency {key} (ms)", [r.get("latency_ms", {}).get(key) for r in reports]))
+    rows.append(("ECE (calibration)", [r.get("calibration", {}).get("ece") for r in reports]))
+    rows.append(("held-out images", [r.get("n") for r in reports]))
+    return rows
+
+
+@admin_required
+@require_POST
+def promote(request, version_id: int):
+    version = get_object_or_404(ModelVersion, pk=version_id)
+    try:
+        services.promote_version(version, actor=request.user, override_reason=request.POST.get("override_reason", ""))
+    except services.GatesFailed as exc:
+        messages.error(request, f"Not promoted: {exc}. Give a written reason to override.")
+        return redirect(request.POST.get("next") or "modelops-console")
+    messages.success(request, f"{version} is now the champion.")
+    return redirect("modelops-console")
+
+
+@admin_required
+@require_POST
+def rollback(request):
+    try:
+        promotion = services.rollback_champion(actor=request.user)
+        messages.success(request, f"Rolled back: {promotion.version} is the champion again.")
+    except services.NothingToRollBack as exc:
+        messages.error(request, str(exc))
+    return redirect("modelops-console")
+
+
+@admin_required
+@require_POST
+def set_challenger(request, version_id: int):
+    services.set_alias(get_object_or_404(ModelVersion, pk=version_id), "challenger", actor=request.user)
+    return redirect("modelops-console")
+
+
+@admin_required
+@require_POST
+def sync_registry(request):
+    try:
+        synced = services.sync_registry()
+        messages.success(request, f"Re-synced {len(synced)} version(s) from MLflow.")
+    except Exception as exc:  # noqa: BLE001 — shown to the admin, e.g. MLflow unreachable
+        messages.error(request, f"Sync failed: {exc}")
+    return redirect("modelops-console")
+
+
+@admin_required
+@require_POST
+def start_augmentation(request):
+    form = AugmentationForm(request.POST)
+    if form.is_valid():
+        try:
+            services.start_augmentation_job(**form.cleaned_data, actor=request.user)
+        except ValueError as exc:
+            messages.error(request, f"Augmentation not started: {exc.args[0]}")
+    else:
+        messages.error(request, f"Augmentation not started: {form.errors.as_text()}")
+    return redirect("modelops-console")

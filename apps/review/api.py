@@ -1,0 +1,80 @@
+"""/api/v1/review: the physician flow for apps. Same services and selectors as the web views."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.permissions import BasePermission, IsAuthenticated
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.audit.services import client_ip
+from apps.review import selectors, services
+from apps.review.serializers import (
+    ReviewClaimSerializer,
+    ReviewCreateSerializer,
+    ReviewVersionSerializer,
+    WorklistQuerySerializer,
+    ReviewWorklistSerializer,
+)
+from deepmed_web.api import ApiError
+
+
+class IsClinicalStaff(BasePermission):
+    message = "Only physicians and administrators review studies."
+
+    def has_permission(self, request, view) -> bool:
+        return bool(request.user and request.user.is_authenticated and request.user.is_clinical_staff)
+
+
+class ReviewApi(APIView):
+    permission_classes = [IsAuthenticated, IsClinicalStaff]
+
+
+def _api_error(exc: services.ReviewError) -> ApiError:
+    return ApiError(exc.code, exc.message, http_status=exc.http_status)
+
+
+class WorklistApi(ReviewApi):
+    @extend_schema(parameters=[WorklistQuerySerializer], responses=ReviewWorklistSerializer,
+                   summary="Studies awaiting review, most urgent first (severity, uncertainty, age)")
+    def get(self, request):
+        query = WorklistQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        filters = selectors.WorklistFilters(**{k: v for k, v in query.validated_data.items() if v})
+        return Response(ReviewWorklistSerializer(selectors.worklist(filters)).data)
+
+
+class ClaimApi(ReviewApi):
+    @extend_schema(request=None, responses={200: ReviewClaimSerializer, 409: OpenApiResponse(description="claimed by another")},
+                   summary="Claim a study for review (locks it for DEEPMED_REVIEW_CLAIM_MINUTES)")
+    def post(self, request, study_id):
+        try:
+            claim = services.claim_study(study_id, physician=request.user, ip_address=client_ip(request))
+        except services.ReviewError as exc:
+            raise _api_error(exc) from exc
+        return Response(ReviewClaimSerializer(claim).data)
+
+
+class ReleaseApi(ReviewApi):
+    @extend_schema(request=None, responses={204: None}, summary="Release one's claim on a study")
+    def post(self, request, study_id):
+        try:
+            services.release_study(study_id, physician=request.user, ip_address=client_ip(request))
+        except services.ReviewError as exc:
+            raise _api_error(exc) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReviewCreateApi(ReviewApi):
+    @extend_schema(request=ReviewCreateSerializer, responses={201: ReviewVersionSerializer},
+                   summary="Save a review: confirm, correct or not assessable (a new version if already reviewed)")
+    def post(self, request, study_id):
+        body = ReviewCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            review = services.save_review(study_id, physician=request.user, ip_address=client_ip(request),
+                                          **body.validated_data)
+        except services.ReviewError as exc:
+            raise _api_error(exc) from exc
+        return Response(ReviewVersionSerializer(review).data, status=status.HTTP_201_CREATED)

@@ -1,0 +1,207 @@
+"""Reads for physician review: the worklist, current reviews and claims, feedback figures."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from django.db.models import OuterRef, Subquery
+from django.utils import timezone
+
+from apps.review import priority
+from apps.review.models import Review, ReviewClaim
+from apps.studies.models import Prediction, PredictionRole, Study, StudyStatus
+
+AWAITING_REVIEW = (StudyStatus.PREDICTED, StudyStatus.EXPLAINING, StudyStatus.EXPLAINED)
+
+
+def get_current_review(study: Study) -> Review | None:
+    """The study's review in force: the newest version (older versions are kept, superseded)."""
+    return Review.objects.filter(study=study).select_related("physician").order_by("-version").first()
+
+
+def review_history(study: Study) -> list[Review]:
+    return list(Review.objects.filter(study=study).select_related("physician").order_by("-version"))
+
+
+def active_claim(study: Study) -> ReviewClaim | None:
+    """The claim on `study` if one is in force (a lapsed claim counts as none)."""
+    return ReviewClaim.objects.filter(study=study, expires_at__gt=timezone.now()).select_related("physician").first()
+
+
+@dataclass(frozen=True)
+class WorklistFilters:
+    label: str = ""  # the model's label
+    confidence: str = ""  # one of priority.CONFIDENCE_BANDS
+    date_from: date | None = None
+    date_to: date | None = None  # inclusive
+
+
+@dataclass(frozen=True)
+class WorklistItem:
+    study: Study
+    prediction: Prediction
+    severity: int
+    uncertainty: float
+    confidence_band: str
+    claim: ReviewClaim | None
+
+    @property
+    def suspected_severe(self) -> bool:
+        return self.severity >= priority.SEVERE_AT
+
+    @property
+    def probabilities_sorted(self) -> list[tuple[str, float]]:
+        return sorted(self.prediction.probabilities.items(), key=lambda item: -item[1])
+
+
+@dataclass
+class Worklist:
+    items: list[WorklistItem]
+    counts: dict[str, Any] = field(default_factory=dict)
+
+
+def _awaiting_predictions():
+    return Prediction.objects.filter(role=PredictionRole.CHAMPION, study__status__in=AWAITING_REVIEW)
+
+
+def _filtered(predictions, filters: WorklistFilters):
+    if filters.label:
+        predictions = predictions.filter(label=filters.label)
+    if filters.confidence:
+        low, high = priority.confidence_range(filters.confidence)
+        predictions = predictions.filter(confidence__gte=low)
+        if high != float("inf"):
+            predictions = predictions.filter(confidence__lt=high)
+    if filters.date_from:
+        predictions = predictions.filter(study__created_at__date__gte=filters.date_from)
+    if filters.date_to:
+        predictions = predictions.filter(study__created_at__date__lte=filters.date_to)
+    return predictions
+
+
+def worklist(filters: WorklistFilters = WorklistFilters()) -> Worklist:
+    """Studies awaiting review, in priority order (see apps.review.priority), with counts:
+    `total` (all awaiting, unfiltered), `shown`, `claimed` (shown and locked now), and the
+    unfiltered numbers by model label and by confidence band (for the filter controls)."""
+    now = timezone.now()
+    claims = {c.study_id: c for c in ReviewClaim.objects.filter(expires_at__gt=now).select_related("physician")}
+    predictions = _filtered(_awaiting_predictions(), filters).select_related("study")
+    items = [
+        WorklistItem(
+            study=p.study,
+            prediction=p,
+            severity=priority.severity(p.label),
+            uncertainty=priority.uncertainty(p.probabilities),
+            confidence_band=priority.confidence_band(p.confidence),
+            claim=claims.get(p.study_id),
+        )
+        for p in predictions
+    ]
+    items.sort(key=lambda i: priority.priority_key(i.prediction.label, i.prediction.probabilities, i.study.created_at))
+    everything = list(_awaiting_predictions().values_list("label", "confidence"))
+    counts = {
+        "total": len(everything),
+        "shown": len(items),
+        "claimed": sum(1 for i in items if i.claim is not None),
+        "by_label": dict(sorted(Counter(label for label, _ in everything).items())),
+        "by_confidence": {band: sum(1 for _, c in everything if priority.confidence_band(c) == band)
+                          for band in priority.CONFIDENCE_BANDS},
+    }
+    return Worklist(items=items, counts=counts)
+
+
+def reviewable_classes(study: Study) -> list[str]:
+    """The classes a physician may choose: those of the model that predicted the study."""
+    prediction = champion_prediction(study)
+    if prediction is None:
+        return []
+    if prediction.model_version is not None and prediction.model_version.classes:
+        return list(prediction.model_version.classes)
+    return sorted(prediction.probabilities)
+
+
+def champion_prediction(study: Study) -> Prediction | None:
+    return (Prediction.objects.filter(study=study, role=PredictionRole.CHAMPION)
+            .select_related("model_version").first())
+
+
+def reviews_by(physician, *, limit: int = 20) -> list[Review]:
+    """The physician's latest saved reviews (their own, the ones they may correct)."""
+    current = Review.objects.filter(study=OuterRef("study")).order_by("-version").values("pk")[:1]
+    return list(
+        Review.objects.filter(physician=physician)
+        .annotate(current_pk=Subquery(current))
+        .select_related("study")
+        .order_by("-created_at")[:limit]
+    )
+
+
+# --- feedback figures (dashboard and Prometheus) ----------------------------------------------
+
+
+@dataclass
+class ModelFeedback:
+    model_version_id: int
+    name: str
+    alias: str
+    reviews: int = 0  # predictions of this version with a physician's final class label
+    agreed: int = 0
+    not_assessable: int = 0
+    confusion: dict[str, dict[str, int]] = field(default_factory=dict)  # model label -> physician label -> n
+    samples_waiting: int = 0  # confirmed samples not yet used by a successful training run
+
+    @property
+    def agreement_rate(self) -> float | None:
+        return self.agreed / self.reviews if self.reviews else None
+
+    @property
+    def labels(self) -> list[str]:
+        return sorted(set(self.confusion) | {final for row in self.confusion.values() for final in row})
+
+    @property
+    def matrix(self) -> list[tuple[str, list[int]]]:
+        """Rows of the confusion table in `labels` order: (model label, count per physician label)."""
+        return [(m, [self.confusion.get(m, {}).get(p, 0) for p in self.labels]) for m in self.labels]
+
+
+def model_feedback() -> list[ModelFeedback]:
+    """Per model version: agreement with the physicians' current reviews (live accuracy),
+    the model-vs-physician confusion, and confirmed samples waiting for retraining.
+    Every prediction counts, champion or shadow challenger: both are judged by the same review."""
+    from apps.modelops.models import ModelVersion
+    from apps.modelops.selectors import new_samples
+
+    current = Review.objects.filter(study=OuterRef("study")).order_by("-version")
+    rows = (
+        Prediction.objects.exclude(model_version=None)
+        .annotate(decision=Subquery(current.values("decision")[:1]), final=Subquery(current.values("final_label")[:1]))
+        .exclude(decision=None)
+        .values_list("model_version_id", "label", "final")
+    )
+    waiting = Counter(new_samples().exclude(predicted_by=None).values_list("predicted_by_id", flat=True))
+    feedback: dict[int, ModelFeedback] = {}
+    versions = {v.pk: v for v in ModelVersion.objects.filter(pk__in={r[0] for r in rows} | set(waiting))}
+    for pk, version in versions.items():
+        feedback[pk] = ModelFeedback(model_version_id=pk, name=str(version), alias=version.alias,
+                                     samples_waiting=waiting.get(pk, 0))
+    confusion: dict[int, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+    for pk, label, final in rows:
+        entry = feedback[pk]
+        if not final:
+            entry.not_assessable += 1
+            continue
+        entry.reviews += 1
+        entry.agreed += label == final
+        confusion[pk][label][final] += 1
+    for pk, table in confusion.items():
+        feedback[pk].confusion = {label: dict(finals) for label, finals in sorted(table.items())}
+    return sorted(feedback.values(), key=lambda f: -f.model_version_id)
+
+
+def parse_date(value: str | None) -> date | None:
+    if not value:
+        return None
+    return datetime.strptime(value, "%Y-%m-%d").date()

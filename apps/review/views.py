@@ -1,0 +1,142 @@
+"""Physician pages: worklist, review page, feedback dashboard. Thin: rules live in services."""
+
+from __future__ import annotations
+
+from functools import wraps
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.audit.middleware import audits_patient_data
+from apps.audit.services import client_ip
+from apps.review import priority, selectors, services
+from apps.review.models import Decision
+from apps.studies.selectors import get_study_for_user, study_explanation
+
+
+def clinical_staff_required(view):
+    @login_required
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        if not request.user.is_clinical_staff:
+            raise PermissionDenied("Only physicians and administrators review studies.")
+        return view(request, *args, **kwargs)
+
+    return wrapped
+
+
+class WorklistFilterForm(forms.Form):
+    label = forms.CharField(required=False)
+    confidence = forms.ChoiceField(required=False, choices=[("", "any")] + [(b, b) for b in priority.CONFIDENCE_BANDS])
+    date_from = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+
+class ReviewForm(forms.Form):
+    decision = forms.ChoiceField(choices=Decision.choices, widget=forms.RadioSelect)
+    final_label = forms.CharField(required=False)
+    note = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
+    fit_for_training = forms.BooleanField(required=False, initial=True)
+
+
+def _filters(request) -> tuple[WorklistFilterForm, selectors.WorklistFilters]:
+    form = WorklistFilterForm(request.GET or None)
+    if form.is_bound and form.is_valid():
+        return form, selectors.WorklistFilters(**{k: v for k, v in form.cleaned_data.items() if v})
+    return form, selectors.WorklistFilters()
+
+
+@clinical_staff_required
+@require_GET
+def worklist(request):
+    form, filters = _filters(request)
+    context = {"form": form, "worklist": selectors.worklist(filters), "claim_minutes": settings.DEEPMED_REVIEW_CLAIM_MINUTES,
+               "severe_labels": [label for label, level in priority.SEVERITY.items() if level >= priority.SEVERE_AT],
+               "query": request.GET.urlencode()}
+    return render(request, "review/worklist.html", context)
+
+
+@clinical_staff_required
+@require_GET
+def worklist_rows(request):
+    """The worklist's table body and counts alone: review-worklist.js swaps it in on live events."""
+    _, filters = _filters(request)
+    return render(request, "review/_worklist_rows.html", {"worklist": selectors.worklist(filters)})
+
+
+@clinical_staff_required
+@require_POST
+def claim(request, study_id):
+    try:
+        services.claim_study(study_id, physician=request.user, ip_address=client_ip(request))
+    except services.ReviewError as exc:
+        messages.error(request, exc.message)
+        return redirect("review-worklist")
+    return redirect("review-study", study_id=study_id)
+
+
+@clinical_staff_required
+@require_POST
+def release(request, study_id):
+    try:
+        services.release_study(study_id, physician=request.user, ip_address=client_ip(request))
+    except services.ReviewError as exc:
+        messages.error(request, exc.message)
+    return redirect("review-worklist")
+
+
+@clinical_staff_required
+@require_http_methods(["GET", "POST"])
+@audits_patient_data("studies.study", "review.read")
+def review_study(request, study_id):
+    study = get_study_for_user(request.user, study_id)
+    form = ReviewForm(request.POST or None)
+    status = 200
+    if request.method == "POST" and form.is_valid():
+        try:
+            review = services.save_review(study.pk, physician=request.user, ip_address=client_ip(request),
+                                          **form.cleaned_data)
+        except services.ReviewError as exc:
+            form.add_error(None, exc.message)
+            status = exc.http_status
+        else:
+            label = review.final_label or "not assessable"
+            messages.success(request, f"Review saved (version {review.version}): {label}.")
+            return redirect("review-worklist")
+    elif request.method == "POST":
+        status = 400
+    prediction = selectors.champion_prediction(study)
+    current = selectors.get_current_review(study)
+    claim_ = selectors.active_claim(study)
+    context = {
+        "study": study,
+        "form": form,
+        "prediction": prediction,
+        "probabilities": sorted(prediction.probabilities.items(), key=lambda i: -i[1]) if prediction else [],
+        "classes": selectors.reviewable_classes(study),
+        "explanation": study_explanation(study),
+        "current_review": current,
+        "history": selectors.review_history(study),
+        "claim": claim_,
+        "claimed_by_me": claim_ is not None and claim_.physician_id == request.user.pk,
+        "can_review": prediction is not None and (claim_ is None or claim_.physician_id == request.user.pk)
+        and (current is None or current.physician_id == request.user.pk),
+        "awaiting": study.status in selectors.AWAITING_REVIEW,
+    }
+    return render(request, "review/study.html", context, status=status)
+
+
+@clinical_staff_required
+@require_GET
+def dashboard(request):
+    context = {
+        "feedback": selectors.model_feedback(),
+        "worklist_counts": selectors.worklist().counts,
+        "my_reviews": selectors.reviews_by(request.user),
+    }
+    return render(request, "review/dashboard.html", context)

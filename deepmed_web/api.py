@@ -1,0 +1,79 @@
+"""Conventions shared by every /api/v1 endpoint.
+
+Errors always have one shape: {"error": {"code": "...", "message": "...", "details": {...}}}
+with stable codes (documented in README). Raise `ApiError` from views for domain errors;
+DRF's own exceptions are mapped to codes here.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import InterfaceError, OperationalError
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(exceptions.APIException):
+    def __init__(self, code: str, message: str, *, http_status: int = status.HTTP_400_BAD_REQUEST, details: dict | None = None):
+        super().__init__(detail=message, code=code)
+        self.status_code = http_status
+        self.error_code = code
+        self.details = details or {}
+
+
+_CODES_BY_EXCEPTION: list[tuple[type[Exception], str]] = [
+    (exceptions.NotAuthenticated, "not_authenticated"),
+    (exceptions.AuthenticationFailed, "authentication_failed"),
+    (exceptions.PermissionDenied, "permission_denied"),
+    (exceptions.NotFound, "not_found"),
+    (exceptions.MethodNotAllowed, "method_not_allowed"),
+    (exceptions.NotAcceptable, "not_acceptable"),
+    (exceptions.UnsupportedMediaType, "unsupported_media_type"),
+    (exceptions.Throttled, "throttled"),
+    (exceptions.ValidationError, "invalid_request"),
+    (exceptions.ParseError, "invalid_request"),
+]
+
+
+def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict:
+    return {"error": {"code": code, "message": message, "details": details or {}}}
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied()
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database went away mid-request (failover, dropped connection): a clean, retryable
+        # error instead of a 500; Django reconnects on the next request (CONN_HEALTH_CHECKS).
+        logger.error("database unavailable during %s", getattr(context.get("request"), "path", "?"), exc_info=exc)
+        response = Response(error_body("service_unavailable", "The service is briefly unavailable. Please try again."),
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        response["Retry-After"] = "5"
+        return response
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # unexpected: a 500, logged by Django
+    if isinstance(exc, ApiError):
+        response.data = error_body(exc.error_code, str(exc.detail), exc.details)
+        return response
+    code = next((c for cls, c in _CODES_BY_EXCEPTION if isinstance(exc, cls)), "error")
+    if isinstance(exc, exceptions.ValidationError):
+        response.data = error_body(code, "The request is not valid.", {"fields": exc.detail})
+    else:
+        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        response.data = error_body(getattr(exc, "default_code", code) if code == "error" else code, detail)
+    return response
+
+
+def api_error_response(code: str, message: str, http_status: int) -> Response:
+    return Response(error_body(code, message), status=http_status)

@@ -1,0 +1,99 @@
+"""Load test: N concurrent patients upload (new, distinct images) for T seconds on loopback.
+
+    .venv/bin/python deploy/tools/load_test.py --base-url http://127.0.0.1:8000 --patients 8 --seconds 60
+
+Each patient is a thread (a bounded client: one study in flight per patient) that uploads a
+generated chest-X-ray-like PNG, follows it to a final state, and repeats until T is up.
+Reports throughput, p50/p95/p99 upload → result latency, and checks that every study reached
+a final state and that none was lost or duplicated (each patient's study list from the API
+holds exactly the studies it uploaded, once each).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT))
+from patient_client import PatientClient, Timeline, percentiles  # noqa: E402
+
+from ml_core.testing import make_xray_like_png  # noqa: E402  (pure numpy/PIL, no Django)
+
+
+def listed_study_ids(client: PatientClient) -> list[str]:
+    ids, page = [], 1
+    while True:
+        body = client._ok(client.http.get("/studies", params={"page": page}))
+        ids += [s["id"] for s in body["results"]]
+        if not body.get("next"):
+            return ids
+        page += 1
+
+
+def patient_loop(index: int, args, stop_at: float, lock: threading.Lock, out: list) -> dict:
+    client = PatientClient(args.base_url)
+    client.sign_up()
+    mine: list[Timeline] = []
+    n = 0
+    while time.monotonic() < stop_at:
+        image = make_xray_like_png(size=args.image_size, seed=index * 100_000 + n)  # distinct bytes: never a duplicate
+        n += 1
+        body, started = client.upload(image)
+        line = client.follow(body["id"], started, wait_explanation=args.wait_explanation, timeout=args.timeout)
+        line.duplicate = body["duplicate"]
+        mine.append(line)
+    listed = listed_study_ids(client)
+    client.close()
+    with lock:
+        out.extend(mine)
+    uploaded = [t.study_id for t in mine]
+    return {"uploaded": len(uploaded), "lost": sorted(set(uploaded) - set(listed)),
+            "unexpected": sorted(set(listed) - set(uploaded)),
+            "duplicated": [sid for sid, c in Counter(listed).items() if c > 1] + [t.study_id for t in mine if t.duplicate]}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--base-url", default="http://127.0.0.1:8000")
+    parser.add_argument("--patients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--wait-explanation", action=argparse.BooleanOptionalAction, default=False,
+                        help="a result = the prediction (default) or the explanation too")
+    parser.add_argument("--timeout", type=float, default=600.0)
+    args = parser.parse_args(argv)
+
+    lock, timelines = threading.Lock(), []
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=args.patients) as pool:
+        futures = [pool.submit(patient_loop, i, args, started + args.seconds, lock, timelines) for i in range(args.patients)]
+        checks = [f.result() for f in futures]
+    elapsed = time.monotonic() - started
+    done = [t for t in timelines if t.final_s is not None]
+    report = {
+        "patients": args.patients,
+        "seconds": round(elapsed, 1),
+        "studies": len(timelines),
+        "throughput_per_min": round(len(done) / elapsed * 60, 1),
+        "upload_ms": percentiles([t.uploaded_s for t in timelines]),
+        "upload_to_result_ms": percentiles([t.final_s for t in done]),
+        "statuses": dict(Counter(t.status for t in timelines)),
+        "not_final": [t.study_id for t in timelines if t.final_s is None],
+        "lost": [sid for c in checks for sid in c["lost"]],
+        "duplicated": [sid for c in checks for sid in c["duplicated"]],
+        "unexpected": [sid for c in checks for sid in c["unexpected"]],
+    }
+    print(json.dumps(report, indent=2))
+    return 0 if not (report["not_final"] or report["lost"] or report["duplicated"] or report["unexpected"]) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,262 @@
+"""Evaluation: scikit-learn metrics, expected calibration error, per-source accuracy, plots.
+
+``evaluate_package(package_dir, data)`` scores any model package on any ImageFolder
+tree / manifest through the serving ``Predictor`` (same preprocessing, same ONNX
+file that is deployed), so two registered versions can be compared on the same data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ml_core.calibrate import nll
+from ml_core.data import Dataset, load_all_pixels, load_dataset, sample_sources
+from ml_core.preprocessing import preprocess_batch
+
+DEFAULT_ECE_BINS = 15
+
+
+@dataclass
+class EvalReport:
+    metrics: dict[str, Any]
+    probabilities: np.ndarray | None = field(default=None, repr=False)  # N x K calibrated
+    labels: np.ndarray | None = field(default=None, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.metrics)
+
+    def __getitem__(self, key: str) -> Any:
+        return self.metrics[key]
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = DEFAULT_ECE_BINS) -> float:
+    """Top-label ECE: sum over equal-width confidence bins of |accuracy - confidence| x bin share."""
+    probs = np.asarray(probs, dtype=np.float64)
+    labels = np.asarray(labels)
+    if len(labels) == 0:
+        return 0.0
+    conf = probs.max(axis=1)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    bins = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
+    ece = 0.0
+    for b in range(n_bins):
+        mask = bins == b
+        if mask.any():
+            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
+    return float(ece)
+
+
+def compute_metrics(
+    labels: np.ndarray,
+    probs: np.ndarray,
+    classes: Sequence[str],
+    *,
+    sources: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """accuracy, macro/weighted P/R/F1, per-class report, one-vs-rest ROC-AUC, confusion, ECE."""
+    from sklearn.metrics import (
+        accuracy_score,
+        confusion_matrix,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    labels = np.asarray(labels)
+    probs = np.asarray(probs, dtype=np.float64)
+    k = len(classes)
+    pred = probs.argmax(axis=1)
+    all_k = list(range(k))
+    p, r, f, s = precision_recall_fscore_support(labels, pred, labels=all_k, zero_division=0)
+    present = [c for c in all_k if (labels == c).any()]
+    try:
+        if len(present) == k and k > 2:
+            auc = float(roc_auc_score(labels, probs, multi_class="ovr", average="macro", labels=all_k))
+        elif len(present) == 2 and k == 2:
+            auc = float(roc_auc_score(labels, probs[:, 1]))
+        else:
+            auc = None  # undefined when a class is missing from the data
+    except ValueError:
+        auc = None
+    out: dict[str, Any] = {
+        "n": int(len(labels)),
+        "classes": list(classes),
+        "accuracy": float(accuracy_score(labels, pred)) if len(labels) else 0.0,
+        "macro_precision": float(np.mean(p[present])) if present else 0.0,
+        "macro_recall": float(np.mean(r[present])) if present else 0.0,
+        "macro_f1": float(np.mean(f[present])) if present else 0.0,
+        "weighted_f1": float(np.average(f, weights=s)) if s.sum() else 0.0,
+        "roc_auc_macro": auc,
+        "ece": expected_calibration_error(probs, labels),
+        "nll": float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean()) if len(labels) else 0.0,
+        "per_class": {
+            c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
+            for i, c in enumerate(classes)
+        },
+        "confusion_matrix": confusion_matrix(labels, pred, labels=all_k).tolist(),
+        "min_recall": float(np.min(r[present])) if present else 0.0,
+    }
+    if sources is not None:
+        out["per_source"] = per_group_accuracy(labels, pred, sources, classes)
+    return out
+
+
+def per_group_accuracy(labels, pred, groups: Sequence[str], classes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Accuracy per source dataset (and its label mix), to expose source shortcuts."""
+    labels, pred, groups = np.asarray(labels), np.asarray(pred), np.asarray(list(groups))
+    out = {}
+    for g in sorted(set(groups.tolist())):
+        m = groups == g
+        out[g] = {
+            "n": int(m.sum()),
+            "accuracy": float((labels[m] == pred[m]).mean()),
+            "labels": {classes[c]: int((labels[m] == c).sum()) for c in np.unique(labels[m])},
+        }
+    return out
+
+
+def evaluate_logits(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    classes: Sequence[str],
+    *,
+    temperature: float = 1.0,
+    sources: Sequence[str] | None = None,
+) -> dict[str, Any]:
+    """Metrics on temperature-scaled probabilities, plus ECE/NLL before calibration (T = 1)."""
+    from ml_core.serve import softmax
+
+    metrics = compute_metrics(labels, softmax(logits, temperature), classes, sources=sources)
+    metrics["temperature"] = float(temperature)
+    metrics["ece_uncalibrated"] = expected_calibration_error(softmax(logits, 1.0), labels)
+    metrics["nll_uncalibrated"] = nll(logits, labels, 1.0)
+    return metrics
+
+
+def select_split(dataset: Dataset, split: str | None) -> tuple[list, str | None]:
+    """The samples to score: ``split`` if given; the 'test' split of a split dataset; else all."""
+    if split is None and any(s.split == "test" for s in dataset.samples):
+        split = "test"
+    samples = dataset.samples if split is None else dataset.split(split)
+    if not samples:
+        raise ValueError(f"no samples in split {split!r} of {dataset.root}")
+    return samples, split
+
+
+def evaluate_package(
+    package_dir: str | Path,
+    data: str | Path | Dataset,
+    *,
+    split: str | None = None,
+    intra_op_threads: int = 1,
+    batch_size: int = 32,
+) -> EvalReport:
+    """Score a model package on a dataset (ImageFolder root or manifest CSV) via ONNX Runtime."""
+    from ml_core.serve import load_predictor
+
+    predictor = load_predictor(package_dir, intra_op_threads=intra_op_threads)
+    dataset = data if isinstance(data, Dataset) else load_dataset(data)
+    samples, split = select_split(dataset, split)
+    unknown = sorted({s.label for s in samples} - set(predictor.classes))
+    if unknown:
+        raise ValueError(f"data has labels the model does not know: {unknown} (model classes {predictor.classes})")
+    index = {c: i for i, c in enumerate(predictor.classes)}
+    labels = np.array([index[s.label] for s in samples])
+    logits = predictor_logits(predictor, load_all_pixels(samples), batch_size=batch_size)
+    metrics = evaluate_logits(
+        logits,
+        labels,
+        predictor.classes,
+        temperature=predictor.meta.temperature,
+        sources=sample_sources(dataset.root, samples),
+    )
+    metrics.update(
+        split=split,
+        model_name=predictor.meta.name,
+        model_version=predictor.meta.version,
+        model_format=predictor.meta.format,
+        dataset_manifest_sha256=dataset.manifest_sha256 if split is None else _subset_hash(samples),
+    )
+    from ml_core.serve import softmax
+
+    return EvalReport(metrics=metrics, probabilities=softmax(logits, predictor.meta.temperature), labels=labels)
+
+
+def predictor_logits(predictor, images: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:
+    """Raw ONNX logits through the serving preprocessing, in batches."""
+    out = []
+    for i in range(0, len(images), batch_size):
+        logits, _ = predictor.run(preprocess_batch(images[i : i + batch_size], predictor.meta.preprocess))
+        out.append(logits)
+    return np.concatenate(out)
+
+
+def _subset_hash(samples) -> str:
+    from ml_core.data import manifest_hash
+
+    return manifest_hash(samples)
+
+
+def save_plots(metrics: dict[str, Any], probs: np.ndarray, labels: np.ndarray, out_dir: str | Path) -> list[Path]:
+    """Confusion matrix, one-vs-rest ROC curves and a reliability diagram as PNG files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    classes = metrics["classes"]
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    cm = np.asarray(metrics["confusion_matrix"])
+    ax.imshow(cm, cmap="Blues")
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", color="black")
+    ax.set_xticks(range(len(classes)), classes, rotation=30)
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix")
+    fig.tight_layout()
+    paths.append(out_dir / "confusion_matrix.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    for k, c in enumerate(classes):
+        if (labels == k).any() and (labels != k).any():
+            fpr, tpr, _ = roc_curve(labels == k, probs[:, k])
+            ax.plot(fpr, tpr, label=c)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set_xlabel("false positive rate")
+    ax.set_ylabel("true positive rate")
+    ax.set_title("ROC (one vs rest)")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    paths.append(out_dir / "roc.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+
+    conf, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
+    edges = np.linspace(0, 1, DEFAULT_ECE_BINS + 1)
+    bins = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, DEFAULT_ECE_BINS - 1)
+    centres = (edges[:-1] + edges[1:]) / 2
+    acc = [correct[bins == b].mean() if (bins == b).any() else np.nan for b in range(DEFAULT_ECE_BINS)]
+    fig, ax = plt.subplots(figsize=(4.5, 4))
+    ax.bar(centres, acc, width=1 / DEFAULT_ECE_BINS, edgecolor="k", alpha=0.7)
+    ax.plot([0, 1], [0, 1], "r--", lw=1)
+    ax.set_xlabel("confidence")
+    ax.set_ylabel("accuracy")
+    ax.set_title(f"Reliability (ECE {metrics['ece']:.3f})")
+    fig.tight_layout()
+    paths.append(out_dir / "calibration.png")
+    fig.savefig(paths[-1], dpi=100)
+    plt.close(fig)
+    return paths

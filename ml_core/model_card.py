@@ -1,0 +1,184 @@
+"""Render a model card (Markdown) from a package's recorded metrics.
+
+Every number in the card is read from package.json (written by ``build_package``)
+or from a bench result, so the card cannot disagree with the shipped model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ml_core.package import load_package_meta
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def _f(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _metrics_table(m: dict[str, Any]) -> list[str]:
+    rows = ["| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
+    for c, v in m["per_class"].items():
+        rows.append(f"| {c} | {_f(v['precision'])} | {_f(v['recall'])} | {_f(v['f1'])} | {v['support']} |")
+    return rows
+
+
+def _targets(test: dict[str, Any], cal: dict[str, Any]) -> list[str]:
+    checks = [
+        ("macro-F1 ≥ 0.93", test["macro_f1"], test["macro_f1"] >= 0.93),
+        ("ROC-AUC (macro, one-vs-rest) ≥ 0.98", test["roc_auc_macro"], (test["roc_auc_macro"] or 0) >= 0.98),
+        ("every class recall ≥ 0.90", test["min_recall"], test["min_recall"] >= 0.90),
+        ("ECE after calibration ≤ 0.03", cal.get("test_ece_after"), (cal.get("test_ece_after") or 1) <= 0.03),
+    ]
+    rows = ["| target | measured | met |", "|---|---:|:---:|"]
+    rows += [f"| {name} | {_f(value)} | {'yes' if ok else '**no**'} |" for name, value, ok in checks]
+    return rows
+
+
+def render_model_card(
+    package_dir: str | Path,
+    *,
+    bench: dict[str, Any] | None = None,
+    reproduce: str = "",
+    training_notes: str = "",
+) -> str:
+    meta = load_package_meta(package_dir)
+    m = meta.metrics
+    test, val, cal = m["test"], m["val"], m["calibration"]
+    train_cfg = meta.extra.get("train_config", {})
+    history = m.get("training", {}).get("history", [])
+    lines = [
+        f"# Model card: {meta.name} v{meta.version} (starter chest X-ray classifier)",
+        "",
+        "**Research prototype. Not a medical device; not for clinical use.** It ships so that a fresh "
+        "install serves real predictions out of the box and so that the MLOps loop has a champion to beat.",
+        "",
+        "## Model",
+        "",
+        f"- Architecture: `{meta.architecture}` (timm), trained from random initialisation (no pretrained weights are "
+        f"reachable here), input {meta.preprocess.image_size} × {meta.preprocess.image_size} px greyscale replicated "
+        f"to {meta.preprocess.channels} channels, resize `{meta.preprocess.resize}`, normalisation mean "
+        f"{meta.preprocess.mean} / std {meta.preprocess.std}.",
+        f"- Classes: {', '.join(meta.classes)}.",
+        f"- Served file: `{meta.model_file}`, format **{meta.format}** (chosen by measurement, see below), "
+        f"ONNX parity vs torch (fp32 export): max abs logit difference {meta.onnx_parity_max_abs_diff}.",
+        f"- Calibration: temperature scaling, T = {meta.temperature:.3f} (fitted on the validation split).",
+        f"- Dataset snapshot (manifest sha256): `{meta.dataset_manifest_sha256}`.",
+        f"- Training: tier `{train_cfg.get('tier')}`, {len(history)} epochs run (max {train_cfg.get('epochs')}, "
+        f"patience {train_cfg.get('patience')}), batch {train_cfg.get('batch_size')}, AdamW lr {train_cfg.get('lr')}, "
+        f"augmentation `{train_cfg.get('augment')}` (no horizontal flip), class imbalance: "
+        f"`{train_cfg.get('imbalance')}`, seed {train_cfg.get('seed')}, CPU ({train_cfg.get('num_threads')} thread).",
+    ]
+    if training_notes:
+        lines += ["", training_notes]
+    if reproduce:
+        lines += ["", "Reproduce:", "", "```bash", reproduce, "```"]
+    lines += [
+        "",
+        "## Data",
+        "",
+        "`shared/data/cxr` (2,653 real frontal chest radiographs, 256 px PNG): train 1,858 / val 397 / test 398, "
+        "split by patient group and near-duplicate cluster within each (class, source) stratum. Sources "
+        "(see the dataset README for details):",
+        "",
+        "- COVID-19: COVID-19 Radiography Database v2 (Qatar Univ. / Univ. of Dhaka). Cite Chowdhury et al., "
+        "IEEE Access 8:132665 (2020) and Rahman et al., Comput Biol Med 132:104319 (2021). The licence could not be "
+        "verified offline: treat as **research use only**, with attribution.",
+        "- NORMAL / PNEUMONIA (adult): NIH ChestX-ray8/14 (Wang et al., CVPR 2017; NIH Clinical Center, attribution "
+        "required; selection of Ozturk et al., Comput Biol Med 121:103792, 2020) and RSNA Pneumonia Challenge "
+        "'Normal' labels (Shih et al., Radiol Artif Intell 1(1):e180041, 2019).",
+        "- NORMAL / PNEUMONIA (paediatric, 60% of these classes): Kermany et al. 2018, CC BY 4.0 "
+        "(doi:10.17632/rscbjbr9sj.2; Cell 172(5):1122–1131).",
+        "",
+        "## Results on the test split (398 images, served ONNX file, calibrated)",
+        "",
+        f"- accuracy **{_f(test['accuracy'])}**, macro-F1 **{_f(test['macro_f1'])}**, weighted-F1 "
+        f"{_f(test['weighted_f1'])}, ROC-AUC (macro OvR) **{_f(test['roc_auc_macro'])}**, "
+        f"ECE {_f(test['ece'])} (before calibration {_f(test['ece_uncalibrated'])}), NLL {_f(test['nll'])}.",
+        f"- validation: accuracy {_f(val['accuracy'])}, macro-F1 {_f(val['macro_f1'])}, ECE "
+        f"{_f(cal['val_ece_before'])} → {_f(cal['val_ece_after'])} after temperature scaling.",
+        "",
+        *_metrics_table(test),
+        "",
+        "Confusion matrix (rows = true, columns = predicted, order " + ", ".join(meta.classes) + "): "
+        + str(test["confusion_matrix"]),
+        "",
+        "### Targets",
+        "",
+        *_targets(test, cal),
+        "",
+        "### Accuracy per source dataset (test split)",
+        "",
+        "| source | images | labels | accuracy |",
+        "|---|---:|---|---:|",
+    ]
+    for src, v in (test.get("per_source") or {}).items():
+        labels = ", ".join(f"{k} {n}" for k, n in v["labels"].items())
+        lines.append(f"| {src} | {v['n']} | {labels} | {_f(v['accuracy'])} |")
+    cands = m.get("format_candidates", {})
+    lines += [
+        "",
+        "## Served format and speed",
+        "",
+        "Candidates measured when the package was built (single image, 1 ONNX Runtime thread, validation macro-F1); "
+        "the fastest one within 1 point of fp32 macro-F1 is served:",
+        "",
+        "| format | p50 ms | p95 ms | size MB | val macro-F1 |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for fmt, c in cands.items():
+        lines.append(f"| {fmt} | {_f(c['p50_ms'], 2)} | {_f(c['p95_ms'], 2)} | {_f(c['size_mb'], 1)} | {_f(c['val_macro_f1'])} |")
+    if bench:
+        lines += [
+            "",
+            f"`python -m ml_core bench` (same images, 1 thread): torch eager p50 {_f(bench['torch_p50_ms'], 2)} ms, "
+            f"served ({bench['served_format']}) p50 {_f(bench['served_p50_ms'], 2)} ms → "
+            f"**{_f(bench['speedup_served_vs_torch'], 2)}×**; batch throughput {_f(bench['batch_images_per_s'], 1)} img/s.",
+        ]
+    ood = m.get("ood", {})
+    if ood:
+        lines += [
+            "",
+            "## Out-of-distribution gate",
+            "",
+            f"Both gates were fitted (threshold = {meta.ood['percentile'] if meta.ood else 'n/a'}th percentile of the "
+            f"validation X-rays' scores) and measured on the held-out "
+            f"{ood.get('held_out')} X-rays ({ood['n_inliers']}) against generated non-X-rays "
+            f"({', '.join(f'{k} {n}' for k, n in ood['n_outliers'].items())}). Served: **{ood['chosen']}**.",
+            "",
+            "| gate | X-rays passed | non-X-rays rejected | " + " | ".join(ood["n_outliers"]) + " |",
+            "|---|---:|---:|" + "---:|" * len(ood["n_outliers"]),
+        ]
+        for name in ("mahalanobis", "autoencoder"):
+            if name in ood:
+                g = ood[name]
+                per = " | ".join(_pct(g["rejection_rate"][k]) for k in ood["n_outliers"])
+                lines.append(f"| {name} | {_pct(g['xray_pass_rate'])} | {_pct(g['overall_rejection_rate'])} | {per} |")
+    lines += [
+        "",
+        "## Intended use",
+        "",
+        "Demonstrating and testing the DeepMed portal and its MLOps loop (upload → prediction → physician review → "
+        "retraining → promotion) with a real, honestly evaluated model. Every prediction is shown to a physician "
+        "with a disclaimer; the model never decides anything on its own.",
+        "",
+        "## Limits (read before trusting a number)",
+        "",
+        "- **Source confounding.** Every COVID-19 image comes from one database (different hospitals, scanners, "
+        "burned-in markers); NORMAL/PNEUMONIA come from NIH/RSNA and Kermany. A model can score well by recognising "
+        "the source instead of the disease; the held-out split has the same mix and cannot detect this. The "
+        "per-source table above shows where the model is right: adult NIH/RSNA images (where NORMAL vs PNEUMONIA "
+        "must be decided on the same source) are much harder than the paediatric Kermany images.",
+        "- **Age.** 60% of NORMAL and PNEUMONIA images are children aged 1–5; COVID-19 is adults only.",
+        "- **Label noise.** NIH labels were text-mined from reports; some COVID images are figures from papers.",
+        "- **Small, low-resolution, CPU-trained.** Trained from scratch for minutes on two shared CPU cores at "
+        f"{meta.preprocess.image_size} px. It is far below published models and below the project's targets where the "
+        "table says so.",
+        "- **No TB class**, no lateral views, no paediatric COVID, no external validation.",
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,265 @@
+"""From a training checkpoint to a served package: calibrate -> export -> quantise -> OOD -> evaluate.
+
+``build_package(checkpoint, out_dir, dataset, PackageConfig(...))`` is the step
+after ``train``. The served format (fp32 / int8-dynamic / int8-static) is chosen
+by measuring single-image latency on one thread and validation macro-F1 of each
+candidate; temperature, OOD statistics and metrics all come from the *served* ONNX
+file, so what the package reports is what production computes.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from ml_core.calibrate import fit_temperature
+from ml_core.data import Dataset, load_all_pixels, sample_sources
+from ml_core.evaluate import evaluate_logits
+from ml_core.ood import fit_mahalanobis, pooled_features, synthetic_outliers
+from ml_core.preprocessing import PreprocessConfig, preprocess, preprocess_batch
+from ml_core.quantize import FORMATS, quantize
+from ml_core.serve import ort_session
+
+
+@dataclass
+class PackageConfig:
+    name: str = "cxr-model"
+    version: str = "1"
+    format: str = "auto"  # auto | fp32 | int8-dynamic | int8-static
+    max_f1_drop: float = 0.01  # an int8 candidate may lose at most this much val macro-F1 vs fp32
+    ood_percentile: float = 99.0  # of validation scores: ~1% of in-distribution images flagged
+    ood_fit_images: int = 800  # training images used for the OOD statistics
+    ood_method: str = "auto"  # auto (better of both, measured) | mahalanobis | autoencoder
+    ae_epochs: int = 15
+    ood_outliers_per_kind: int = 25  # generated non-X-rays per kind for the gate comparison
+    calibration_images: int = 96  # static int8 calibration set (training images)
+    latency_runs: int = 40
+    include_torch_weights: bool = True  # fp16 state_dict for torch-eager benchmarks (~2 bytes/param)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PackageBuild:
+    package_dir: Path
+    report: dict[str, Any]
+
+
+def onnx_outputs(session, images: Sequence[np.ndarray], cfg: PreprocessConfig, batch_size: int = 32):
+    """(logits N x K, pooled features N x C) of an ONNX session over uint8 images."""
+    logits, pooled = [], []
+    name = session.get_inputs()[0].name
+    for i in range(0, len(images), batch_size):
+        lg, feats = session.run(["logits", "features"], {name: preprocess_batch(images[i : i + batch_size], cfg)})
+        logits.append(lg)
+        pooled.append(pooled_features(feats))
+    return np.concatenate(logits), np.concatenate(pooled)
+
+
+def latency_ms(fn, runs: int = 40, warmup: int = 3) -> dict[str, float]:
+    """p50/p95 wall-clock milliseconds of ``fn()`` over ``runs`` calls after ``warmup`` calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t) * 1000.0)
+    return {"p50_ms": float(np.percentile(times, 50)), "p95_ms": float(np.percentile(times, 95))}
+
+
+def single_image_latency_ms(session, x: np.ndarray, runs: int = 40) -> dict[str, float]:
+    """Latency of one-image session.run calls on an already preprocessed input."""
+    name = session.get_inputs()[0].name
+    return latency_ms(lambda: session.run(None, {name: x}), runs)
+
+
+def choose_format(candidates: dict[str, dict[str, float]], max_f1_drop: float) -> str:
+    """The fastest candidate whose val macro-F1 is within ``max_f1_drop`` of fp32."""
+    floor = candidates["fp32"]["val_macro_f1"] - max_f1_drop
+    ok = {k: v for k, v in candidates.items() if v["val_macro_f1"] >= floor - 1e-12}
+    return min(ok, key=lambda k: ok[k]["p50_ms"])
+
+
+def stratified_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Up to ``n`` indices with every class represented proportionally (deterministic)."""
+    rng = np.random.default_rng(seed)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    picks = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        picks.append(rng.choice(idx, size=max(1, round(n * len(idx) / len(labels))), replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+def build_package(
+    checkpoint: str | Path,
+    out_dir: str | Path,
+    dataset: Dataset,
+    cfg: PackageConfig | None = None,
+    *,
+    train_history: list[dict[str, Any]] | None = None,
+) -> PackageBuild:
+    """Calibrate, export, pick the served format, fit the OOD gate, evaluate, and save a package."""
+    import torch
+
+    from ml_core.export import export_onnx
+    from ml_core.models import classifier_weights
+    from ml_core.package import recorded_parity, save_package
+    from ml_core.train import load_checkpoint_model
+
+    cfg = cfg or PackageConfig()
+    started = time.perf_counter()
+    model, ckpt = load_checkpoint_model(checkpoint)
+    classes = list(ckpt["classes"])
+    index = {c: i for i, c in enumerate(classes)}
+    pre_cfg = PreprocessConfig.from_dict(ckpt["preprocess"])
+
+    def pixels_labels(split: str):
+        samples = dataset.split(split)
+        return samples, load_all_pixels(samples), np.array([index[s.label] for s in samples])
+
+    _, train_px, train_y = pixels_labels("train")
+    _, val_px, val_y = pixels_labels("val")
+    test_samples, test_px, test_y = pixels_labels("test")
+
+    with tempfile.TemporaryDirectory(prefix="deepmed-build-") as tmp:
+        tmp = Path(tmp)
+        sample = np.concatenate([preprocess(p, pre_cfg) for p in val_px[:4]])
+        fp32_path = export_onnx(model, pre_cfg, tmp / "fp32.onnx", sample=sample)
+        calib_idx = stratified_subset(train_y, cfg.calibration_images, seed=1)
+        calibration = [preprocess(train_px[i], pre_cfg) for i in calib_idx]
+        formats = FORMATS if cfg.format == "auto" else ("fp32", cfg.format) if cfg.format != "fp32" else ("fp32",)
+        candidates: dict[str, dict[str, float]] = {}
+        val_outputs = {}
+        one = preprocess(val_px[0], pre_cfg)
+        for fmt in dict.fromkeys(formats):
+            path = quantize(fp32_path, tmp / f"served-{fmt}.onnx", fmt, calibration)
+            session = ort_session(path, intra_op_threads=1)
+            logits, pooled = onnx_outputs(session, val_px, pre_cfg)
+            from sklearn.metrics import f1_score
+
+            candidates[fmt] = {
+                "val_macro_f1": float(f1_score(val_y, logits.argmax(1), average="macro")),
+                **single_image_latency_ms(session, one, cfg.latency_runs),
+                "size_mb": path.stat().st_size / 1e6,
+            }
+            val_outputs[fmt] = (path, session, logits, pooled)
+        served = choose_format(candidates, cfg.max_f1_drop) if cfg.format == "auto" else cfg.format
+        served_path, session, val_logits, val_pooled = val_outputs[served]
+
+        temperature = fit_temperature(val_logits, val_y)
+        fit_idx = stratified_subset(train_y, cfg.ood_fit_images, seed=2)
+        fit_px = [train_px[i] for i in fit_idx]
+        _, train_pooled = onnx_outputs(session, fit_px, pre_cfg)
+        gates: dict[str, Any] = {}
+        if cfg.ood_method in ("auto", "mahalanobis"):
+            gates["mahalanobis"] = fit_mahalanobis(
+                train_pooled, train_y[fit_idx], percentile=cfg.ood_percentile, calibration=val_pooled
+            )
+        if cfg.ood_method in ("auto", "autoencoder"):
+            from ml_core.ood_ae import fit_autoencoder
+
+            gates["autoencoder"] = fit_autoencoder(
+                fit_px, val_px, tmp / "ood_ae.onnx", epochs=cfg.ae_epochs, percentile=cfg.ood_percentile
+            )
+        if not gates:
+            raise ValueError(f"unknown ood_method {cfg.ood_method!r}")
+        held_out = test_px if len(test_y) else val_px
+        ood_report = compare_ood_gates(gates, session, pre_cfg, held_out, synthetic_outliers(cfg.ood_outliers_per_kind))
+        ood_report["held_out"] = "test" if len(test_y) else "val"
+        ood = gates[ood_report["chosen"]]
+
+        metrics: dict[str, Any] = {
+            "val": evaluate_logits(val_logits, val_y, classes, temperature=temperature),
+            "format_candidates": candidates,
+            "served_format": served,
+            "ood": ood_report,
+        }
+        if len(test_y):
+            test_logits, _ = onnx_outputs(session, test_px, pre_cfg)
+            metrics["test"] = evaluate_logits(
+                test_logits, test_y, classes, temperature=temperature, sources=sample_sources(dataset.root, test_samples)
+            )
+        metrics["calibration"] = {
+            "temperature": temperature,
+            "val_ece_before": metrics["val"]["ece_uncalibrated"],
+            "val_ece_after": metrics["val"]["ece"],
+            **(
+                {"test_ece_before": metrics["test"]["ece_uncalibrated"], "test_ece_after": metrics["test"]["ece"]}
+                if "test" in metrics
+                else {}
+            ),
+        }
+        if train_history:
+            metrics["training"] = {"epochs_run": len(train_history), "history": train_history}
+
+        torch_weights = None
+        if cfg.include_torch_weights:
+            torch_weights = tmp / "torch_weights.pt"
+            torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, torch_weights)
+        model_cfg = {**ckpt["model_config"], "pretrained": False, "pretrained_path": None}
+        package_dir = save_package(
+            out_dir,
+            onnx_path=served_path,
+            name=cfg.name,
+            version=cfg.version,
+            classes=classes,
+            architecture=model_cfg["architecture"],
+            preprocess=pre_cfg,
+            cam_weights=classifier_weights(model),
+            temperature=temperature,
+            ood=ood,
+            metrics=metrics,
+            dataset_manifest_sha256=ckpt.get("manifest_sha256"),
+            onnx_parity_max_abs_diff=recorded_parity(fp32_path),
+            format=served,
+            extra={"train_config": ckpt.get("config", {}), "augment": ckpt.get("augment"), **cfg.extra},
+            torch_weights=torch_weights,
+            model_config=model_cfg,
+        )
+    report = {"package_dir": str(package_dir), "served_format": served, "seconds": time.perf_counter() - started}
+    report.update(temperature=temperature, candidates=candidates, config=asdict(cfg))
+    return PackageBuild(package_dir=Path(package_dir), report=report)
+
+
+def compare_ood_gates(gates: dict[str, Any], session, pre_cfg, inliers, outliers: dict[str, list]) -> dict[str, Any]:
+    """Pass rate on held-out X-rays and rejection rate per generated non-X-ray kind, per gate;
+    ``chosen`` is the gate with the best mean of pass rate and overall rejection rate."""
+    every_outlier = [img for imgs in outliers.values() for img in imgs]
+    report: dict[str, Any] = {"n_inliers": len(inliers), "n_outliers": {k: len(v) for k, v in outliers.items()}}
+
+    def scores(gate, images):
+        if hasattr(gate, "score_images"):
+            return gate.score_images(images)
+        return gate.score(onnx_outputs(session, images, pre_cfg)[1])
+
+    for name, gate in gates.items():
+        entry = {"threshold": float(gate.threshold), "xray_pass_rate": float((scores(gate, inliers) <= gate.threshold).mean())}
+        entry["rejection_rate"] = {k: float((scores(gate, v) > gate.threshold).mean()) for k, v in outliers.items()}
+        entry["overall_rejection_rate"] = float((scores(gate, every_outlier) > gate.threshold).mean())
+        report[name] = entry
+    report["chosen"] = max(gates, key=lambda n: report[n]["xray_pass_rate"] + report[n]["overall_rejection_rate"])
+    return report
+
+
+def load_package_torch_model(package_dir: str | Path):
+    """The torch model of a package that carries torch weights (fp16 on disk, fp32 in memory)."""
+    import torch
+
+    from ml_core.models import ModelConfig, build_model
+    from ml_core.package import PackageError, load_package_meta
+
+    package_dir = Path(package_dir)
+    meta = load_package_meta(package_dir)
+    if not meta.torch_weights or not meta.model_config:
+        raise PackageError(f"package {package_dir} carries no torch weights")
+    model = build_model(ModelConfig.from_dict(meta.model_config))
+    state = torch.load(str(package_dir / meta.torch_weights), map_location="cpu", weights_only=True)
+    model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in state.items()})
+    return model.eval(), meta

@@ -1,0 +1,448 @@
+"""Training: ``train(TrainConfig) -> TrainResult``.
+
+Pixels go through ``augment`` (train only) and then the very ``preprocess`` that
+serving uses, with the ``PreprocessConfig`` saved in every checkpoint, so train/serve
+skew cannot arise. Seeded (the epoch's order and augmentations come from
+``(seed, epoch)``, so a resumed run continues exactly), checkpoint every epoch,
+early stopping on validation macro-F1, class imbalance handled by a class-weighted
+loss or a balanced sampler. AMP + channels_last only on CUDA; under ``torchrun``
+(WORLD_SIZE > 1) it runs DistributedDataParallel, one process per GPU.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from ml_core.augment import AugmentConfig, augment
+from ml_core.data import Dataset, ensure_splits, load_all_pixels, load_dataset
+from ml_core.models import ModelConfig, build_model
+from ml_core.preprocessing import PreprocessConfig, preprocess_batch
+
+if TYPE_CHECKING:
+    from ml_core.pipeline import PackageConfig
+
+Tier = Literal["quick", "standard", "full"]
+Imbalance = Literal["weighted_loss", "balanced_sampler", "none"]
+ProgressFn = Callable[[int, int, dict[str, Any]], None]
+
+LAST_CHECKPOINT = "last.pt"
+BEST_CHECKPOINT = "best.pt"
+
+
+@dataclass(frozen=True)
+class TierDefaults:
+    image_size: int
+    epochs: int
+    patience: int
+    augment: str
+
+
+TIERS: dict[str, TierDefaults] = {
+    "quick": TierDefaults(image_size=160, epochs=10, patience=4, augment="light"),
+    "standard": TierDefaults(image_size=224, epochs=30, patience=6, augment="medium"),
+    "full": TierDefaults(image_size=256, epochs=80, patience=12, augment="medium"),
+}
+
+
+@dataclass
+class TrainConfig:
+    data: str = ""  # ImageFolder root or manifest CSV (ml_core.data.load_dataset); or pass a Dataset to train()
+    out_dir: str = ""  # checkpoints (+ package) land here; train(out_dir=...) overrides
+    tier: Tier = "quick"
+    architecture: str = "efficientnet_b0"
+    pretrained_path: str | None = None  # local timm weights; None = random init (no hub here)
+    # None = the tier's default
+    image_size: int | None = None
+    epochs: int | None = None
+    patience: int | None = None
+    augment: str | None = None
+    hflip: bool = False
+    batch_size: int = 16
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 1.0
+    label_smoothing: float = 0.0
+    drop_rate: float = 0.2
+    imbalance: Imbalance = "weighted_loss"
+    seed: int = 0
+    split_seed: int = 0  # only used when the data has no train/val split of its own
+    num_threads: int | None = None  # torch intra-op threads on CPU; None = min(2, cores)
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # CUDA only
+    channels_last: bool = True  # CUDA only
+    resume: bool = True  # continue from out_dir/last.pt when present
+    max_steps_per_epoch: int | None = None  # cap (tests, smoke runs)
+    max_val_images: int | None = None
+    time_budget_s: float | None = None  # stop after the epoch that would overrun this wall-clock budget
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with the tier's defaults filled in for every field left as None."""
+        if self.tier not in TIERS:
+            raise ValueError(f"tier must be one of {sorted(TIERS)}, got {self.tier!r}")
+        tier = TIERS[self.tier]
+        return replace(
+            self,
+            image_size=self.image_size or tier.image_size,
+            epochs=self.epochs or tier.epochs,
+            patience=self.patience or tier.patience,
+            augment=self.augment or tier.augment,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+@dataclass
+class TrainResult:
+    out_dir: Path
+    best_checkpoint: Path
+    classes: list[str]
+    model_config: ModelConfig
+    preprocess: PreprocessConfig
+    manifest_sha256: str
+    history: list[dict[str, Any]]
+    best_epoch: int
+    best_val_macro_f1: float
+    stopped_early: bool
+    seconds: float
+    config: dict[str, Any] = field(default_factory=dict)
+    package_dir: Path | None = None  # set when train() was asked to build a package
+    package_report: dict[str, Any] = field(default_factory=dict)
+
+
+class TrainingCancelled(RuntimeError):
+    """Raised when the ``should_stop`` callback asks the run to end (checkpoint is kept)."""
+
+
+# --- helpers shared with evaluation/export --------------------------------------
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    images: Sequence[np.ndarray],
+    cfg: PreprocessConfig,
+    *,
+    batch_size: int = 32,
+    device: str | torch.device = "cpu",
+) -> np.ndarray:
+    """Torch eval logits (N x K) for uint8 greyscale images, through the shared ``preprocess``."""
+    was_training = model.training
+    model.eval()
+    out = []
+    try:
+        for i in range(0, len(images), batch_size):
+            x = torch.from_numpy(preprocess_batch(images[i : i + batch_size], cfg)).to(device)
+            out.append(model(x).float().cpu().numpy())
+    finally:
+        model.train(was_training)
+    return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+def load_checkpoint_model(path: str | Path, map_location: str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model stored in a checkpoint (eval mode) and return it with the checkpoint dict."""
+    ckpt = torch.load(str(path), map_location=map_location, weights_only=False)
+    model_cfg = ModelConfig.from_dict({**ckpt["model_config"], "pretrained": False, "pretrained_path": None})
+    model = build_model(model_cfg)
+    model.load_state_dict(ckpt["model"])
+    return model.eval(), ckpt
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Inverse-frequency weights (n / (K * count_k)); 1.0 for a balanced set."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return (len(labels) / (num_classes * np.maximum(counts, 1.0))).astype(np.float32)
+
+
+def epoch_order(labels: np.ndarray, rng: np.random.Generator, imbalance: str) -> np.ndarray:
+    """Sample indices for one epoch: a permutation, or class-balanced draws with replacement."""
+    if imbalance == "balanced_sampler":
+        w = 1.0 / np.bincount(labels)[labels]
+        return rng.choice(len(labels), size=len(labels), replace=True, p=w / w.sum())
+    return rng.permutation(len(labels))
+
+
+def lr_at(step: int, total_steps: int, warmup_steps: int) -> float:
+    """Multiplier: linear warm-up then cosine decay to 1% of the base rate."""
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+# --- the training loop ----------------------------------------------------------
+
+
+@dataclass
+class _Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def _init_distributed(device_kind: str) -> _Dist:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return _Dist()
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
+    return _Dist(rank=dist.get_rank(), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def _resolve_device(cfg: TrainConfig, dist: _Dist) -> torch.device:
+    kind = cfg.device
+    if kind == "auto":
+        kind = "cuda" if torch.cuda.is_available() else "cpu"
+    if kind == "cuda":
+        torch.cuda.set_device(dist.local_rank)
+        return torch.device("cuda", dist.local_rank)
+    return torch.device("cpu")
+
+
+def _validate(model: nn.Module, images, labels: np.ndarray, pre_cfg, device, loss_fn) -> dict[str, float]:
+    from sklearn.metrics import f1_score
+
+    logits = predict_logits(model, images, pre_cfg, batch_size=64, device=device)
+    loss = float(loss_fn(torch.from_numpy(logits).to(device), torch.from_numpy(labels).to(device)))
+    pred = logits.argmax(axis=1)
+    return {
+        "val_loss": loss,
+        "val_accuracy": float((pred == labels).mean()),
+        "val_macro_f1": float(f1_score(labels, pred, average="macro", zero_division=0)),
+    }
+
+
+def train(
+    cfg: TrainConfig,
+    dataset: Dataset | None = None,
+    out_dir: str | Path | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    package: "PackageConfig | None" = None,
+) -> TrainResult:
+    """Train ``cfg.architecture`` on ``dataset`` (default: ``load_dataset(cfg.data)``) into
+    ``out_dir`` (default ``cfg.out_dir``); returns where the best checkpoint is. With
+    ``package`` (a ``ml_core.pipeline.PackageConfig``) it also calibrates, exports and
+    quantises the best checkpoint into ``<out_dir>/package`` (``result.package_dir``).
+
+    ``progress(epoch, step, metrics)`` is called after every optimiser step (metrics:
+    phase='step', loss, lr, images_per_s) and after every epoch (phase='epoch' with
+    train/val loss, accuracy and val macro-F1), on the main process only, e.g. for a
+    Celery task to forward to the UI. ``should_stop()`` is polled every step: True ends
+    the run with TrainingCancelled after saving nothing further.
+    """
+    cfg = cfg.resolved()
+    if out_dir is not None:
+        cfg = replace(cfg, out_dir=str(out_dir))
+    if not cfg.out_dir:
+        raise ValueError("train needs an output directory (cfg.out_dir or out_dir=)")
+    started = time.perf_counter()
+    device_kind = "cuda" if (cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
+    dist = _init_distributed(device_kind)
+    device = _resolve_device(cfg, dist)
+    on_cuda = device.type == "cuda"
+    if not on_cuda:
+        # Explicit: torch's default (one thread per core) thrashes when workers share cores.
+        torch.set_num_threads(cfg.num_threads or min(2, os.cpu_count() or 1))
+    torch.manual_seed(cfg.seed)
+
+    out_dir = Path(cfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if dataset is None and not cfg.data:
+        raise ValueError("train needs data (cfg.data or a Dataset)")
+    ds = ensure_splits(dataset or load_dataset(cfg.data), seed=cfg.split_seed)
+    classes = ds.classes
+    index = {c: i for i, c in enumerate(classes)}
+    train_samples, val_samples = ds.split("train"), ds.split("val")
+    if not train_samples or not val_samples:
+        raise ValueError("training needs non-empty train and val splits")
+    if cfg.max_val_images:
+        val_samples = val_samples[: cfg.max_val_images]
+    train_pixels, val_pixels = load_all_pixels(train_samples), load_all_pixels(val_samples)
+    train_labels = np.array([index[s.label] for s in train_samples])
+    val_labels = np.array([index[s.label] for s in val_samples])
+
+    pre_cfg = PreprocessConfig(image_size=int(cfg.image_size))
+    aug_cfg = AugmentConfig(level=cfg.augment, hflip=cfg.hflip)  # type: ignore[arg-type]
+    model_cfg = ModelConfig(
+        architecture=cfg.architecture,
+        num_classes=len(classes),
+        pretrained=bool(cfg.pretrained_path),
+        pretrained_path=cfg.pretrained_path,
+        drop_rate=cfg.drop_rate,
+    )
+    model = build_model(model_cfg).to(device)
+    if on_cuda and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net: nn.Module = model
+    if dist.world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if on_cuda else None)
+
+    weights = class_weights(train_labels, len(classes)) if cfg.imbalance == "weighted_loss" else None
+    loss_fn = nn.CrossEntropyLoss(
+        weight=None if weights is None else torch.from_numpy(weights).to(device), label_smoothing=cfg.label_smoothing
+    )
+    eval_loss_fn = nn.CrossEntropyLoss()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    per_rank = len(train_labels) // dist.world
+    steps_per_epoch = max(1, per_rank // cfg.batch_size)
+    if cfg.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    total_steps = steps_per_epoch * int(cfg.epochs)
+    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, total_steps, warmup))
+    amp_dtype = torch.bfloat16 if on_cuda and torch.cuda.is_bf16_supported() else torch.float16
+    use_amp = on_cuda and cfg.amp
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+
+    state = {"epoch": 0, "best_f1": -1.0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    last_path, best_path = out_dir / LAST_CHECKPOINT, out_dir / BEST_CHECKPOINT
+    if cfg.resume and last_path.is_file():
+        ckpt = torch.load(str(last_path), map_location=device, weights_only=False)
+        if ckpt["classes"] != classes:
+            raise ValueError(f"checkpoint classes {ckpt['classes']} differ from the data's {classes}")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        state = ckpt["state"]
+
+    common = {
+        "classes": classes,
+        "model_config": model_cfg.to_dict(),
+        "preprocess": pre_cfg.to_dict(),
+        "augment": aug_cfg.to_dict(),
+        "config": cfg.to_dict(),
+        "manifest_sha256": ds.manifest_sha256,
+    }
+    stopped_early = state["bad_epochs"] >= int(cfg.patience)
+    while state["epoch"] < int(cfg.epochs) and not stopped_early:
+        epoch = state["epoch"] + 1
+        rng = np.random.default_rng([cfg.seed, epoch])  # per-epoch stream: resume-exact
+        order = epoch_order(train_labels, rng, cfg.imbalance)
+        order = order[dist.rank :: dist.world][: steps_per_epoch * cfg.batch_size]
+        net.train()
+        seen, loss_sum, correct, t0 = 0, 0.0, 0, time.perf_counter()
+        for step in range(steps_per_epoch):
+            if should_stop is not None and should_stop():
+                raise TrainingCancelled(f"stopped by request in epoch {epoch}")
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            x = torch.from_numpy(preprocess_batch([augment(train_pixels[i], aug_cfg, rng) for i in idx], pre_cfg))
+            y = torch.from_numpy(train_labels[idx]).to(device)
+            x = x.to(device, non_blocking=True)
+            if on_cuda and cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = net(x)
+                loss = loss_fn(logits.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            seen += len(idx)
+            loss_sum += loss.item() * len(idx)
+            correct += int((logits.argmax(1) == y).sum())
+            if progress is not None and dist.main:
+                progress(
+                    epoch,
+                    step + 1,
+                    {
+                        "phase": "step",
+                        "epoch": epoch,
+                        "epochs": int(cfg.epochs),
+                        "step": step + 1,
+                        "steps_per_epoch": steps_per_epoch,
+                        "loss": loss.item(),
+                        "lr": scheduler.get_last_lr()[0],
+                        "images_per_s": seen * dist.world / (time.perf_counter() - t0),
+                    },
+                )
+        train_seconds = time.perf_counter() - t0
+        metrics = {
+            "epoch": epoch,
+            "train_loss": loss_sum / max(1, seen),
+            "train_accuracy": correct / max(1, seen),
+            "train_images_per_s": seen * dist.world / train_seconds,
+            **_validate(model, val_pixels, val_labels, pre_cfg, device, eval_loss_fn),
+            "lr": scheduler.get_last_lr()[0],
+            "epoch_seconds": time.perf_counter() - t0,
+        }
+        improved = metrics["val_macro_f1"] > state["best_f1"] + 1e-9 or (
+            abs(metrics["val_macro_f1"] - state["best_f1"]) <= 1e-9 and metrics["val_loss"] < state["best_loss"]
+        )
+        if improved:
+            state.update(best_f1=metrics["val_macro_f1"], best_loss=metrics["val_loss"], best_epoch=epoch, bad_epochs=0)
+        else:
+            state["bad_epochs"] += 1
+        state["epoch"] = epoch
+        state["history"].append(metrics)
+        stopped_early = state["bad_epochs"] >= int(cfg.patience)
+        if cfg.time_budget_s and time.perf_counter() - started + metrics["epoch_seconds"] > cfg.time_budget_s:
+            stopped_early = True  # another epoch would overrun the budget; the best checkpoint stands
+        if dist.main:
+            model_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+            if improved:
+                _atomic_save({**common, "model": model_state, "epoch": epoch, "metrics": metrics}, best_path)
+            _atomic_save(
+                {
+                    **common,
+                    "model": model_state,
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "state": state,
+                },
+                last_path,
+            )
+            if progress is not None:
+                progress(epoch, steps_per_epoch, {"phase": "epoch", "epochs": int(cfg.epochs), **metrics})
+    if dist.world > 1:
+        import torch.distributed as tdist
+
+        tdist.barrier()
+    result = TrainResult(
+        out_dir=out_dir,
+        best_checkpoint=best_path,
+        classes=classes,
+        model_config=model_cfg,
+        preprocess=pre_cfg,
+        manifest_sha256=ds.manifest_sha256,
+        history=list(state["history"]),
+        best_epoch=int(state["best_epoch"]),
+        best_val_macro_f1=float(state["best_f1"]),
+        stopped_early=stopped_early,
+        seconds=time.perf_counter() - started,
+        config=cfg.to_dict(),
+    )
+    if package is not None and dist.main:
+        from ml_core.pipeline import build_package
+
+        build = build_package(best_path, out_dir / "package", ds, package, train_history=result.history)
+        result.package_dir, result.package_report = build.package_dir, build.report
+    return result
+
+
+def _atomic_save(obj: dict[str, Any], path: Path) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, str(tmp))
+    os.replace(tmp, path)

@@ -1,0 +1,96 @@
+"""Quality gates, promotion and rollback on packages evaluated on the same held-out set.
+
+The tiny packages have random weights: the gate thresholds are set per test so one gate, and
+only that one, decides."""
+
+from __future__ import annotations
+
+import pytest
+
+from apps.audit.models import AuditEvent
+from apps.modelops import selectors, services
+from apps.modelops.models import Alias, Promotion
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def candidate(modelops_settings, champion, second_package):
+    return services.register_model_version(second_package, alias="challenger")
+
+
+def _gate(gates, name):
+    return next(g for g in gates if g.name == name)
+
+
+def test_evaluation_is_on_the_held_out_set_and_cached(candidate, monkeypatch):
+    report = services.evaluate_version(candidate)
+    assert report["n"] == 12  # 4 test images x 3 classes
+    assert set(report["per_class_recall"]) == {"COVID-19", "NORMAL", "PNEUMONIA"}
+    assert sum(sum(row["counts"]) for row in report["confusion_rows"]) == 12
+    assert report["latency_ms"]["p95"] > 0
+    candidate.refresh_from_db()
+    assert candidate.evaluation["holdout_fingerprint"] == report["holdout_fingerprint"]
+    monkeypatch.setattr(services, "_evaluate_package", lambda *a: pytest.fail("re-evaluated an unchanged held-out set"))
+    assert services.evaluate_version(candidate) == report
+
+
+@pytest.mark.parametrize("setting,value,gate", [
+    ("DEEPMED_GATE_F1_FLOOR", 1.01, "macro_f1_floor"),
+    ("DEEPMED_GATE_RECALL_FLOOR", 1.01, "class_recall_floor"),
+    ("DEEPMED_GATE_P95_LATENCY_MS", 0.0, "p95_latency_ms"),
+    ("DEEPMED_GATE_ONNX_PARITY", -1.0, "onnx_parity"),
+    ("DEEPMED_GATE_REQUIRE_OOD", True, "ood_calibrated"),  # the tiny package has no OOD gate
+    ("DEEPMED_GATE_F1_TOLERANCE", -1.01, "macro_f1_vs_champion"),
+])
+def test_each_failing_gate_blocks_promotion(modelops_settings, candidate, champion, setting, value, gate):
+    assert all(g.passed for g in services.check_gates(candidate))
+    setattr(modelops_settings, setting, value)
+    with pytest.raises(services.GatesFailed) as failure:
+        services.promote_version(candidate)
+    assert [g.name for g in failure.value.failed] == [gate]
+    assert selectors.get_champion() == champion
+    assert AuditEvent.objects.filter(action="model.promote", outcome="denied").exists()
+
+
+def test_promote_then_rollback_switches_the_served_version(candidate, champion, admin_user, queued_study,
+                                                            django_capture_on_commit_callbacks):
+    promotion = services.promote_version(candidate, actor=admin_user)
+    assert promotion.previous == champion and selectors.get_champion() == candidate
+    champion.refresh_from_db()
+    assert champion.alias == Alias.ARCHIVED
+    assert services.load_predictor(selectors.get_champion()).meta.version == "2"
+    assert AuditEvent.objects.filter(action="model.promote", actor=admin_user, object_id=str(candidate.pk)).exists()
+
+    rollback = services.rollback_champion(actor=admin_user)
+    assert rollback.version == champion and selectors.get_champion() == champion
+    assert AuditEvent.objects.filter(action="model.rollback").exists()
+    # The next prediction is made by the restored champion, without any restart.
+    from workers.inference import run_inference
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run_inference(str(queued_study.pk))
+    assert queued_study.predictions.get(role="champion").model_version_label == "1"
+
+
+def test_override_needs_a_written_reason_and_is_audited(modelops_settings, candidate, admin_user):
+    modelops_settings.DEEPMED_GATE_F1_FLOOR = 1.01
+    with pytest.raises(services.GatesFailed):
+        services.promote_version(candidate, actor=admin_user, override_reason="   ")
+    promotion = services.promote_version(candidate, actor=admin_user, override_reason="urgent fix, reviewed by CMO")
+    assert promotion.override_reason == "urgent fix, reviewed by CMO"
+    event = AuditEvent.objects.get(action="model.promote.override")
+    assert event.detail["failed_gates"] == ["macro_f1_floor"] and "CMO" in event.detail["override_reason"]
+
+
+def test_promote_api_returns_409_with_failed_gates(modelops_settings, candidate, admin_user, api_client):
+    api_client.force_authenticate(admin_user)
+    modelops_settings.DEEPMED_GATE_RECALL_FLOOR = 1.01
+    response = api_client.post("/api/v1/models/cxr-tiny/versions/2/promote", {}, format="json")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "gates_failed" and [g["name"] for g in error["details"]["failed_gates"]] == ["class_recall_floor"]
+    modelops_settings.DEEPMED_GATE_RECALL_FLOOR = 0.0
+    assert api_client.post("/api/v1/models/cxr-tiny/versions/2/promote", {}, format="json").json()["champion"] == "cxr-tiny v2 @champion"
+    assert api_client.post("/api/v1/models/cxr-tiny/rollback").json()["champion"] == "cxr-tiny v1 @champion"
+    assert list(Promotion.objects.values_list("action", flat=True)) == ["rollback", "promote"]

@@ -1,0 +1,113 @@
+"""Physician review in real headless Chromium against `manage.py serve` (embedded): the worklist
+updates live when a patient's study arrives, the physician claims it, corrects the label with a
+note using the keyboard, and the patient's open result page shows the physician's label."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from ml_core.testing import make_xray_like_png
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+PASSWORD = "correct-horse-battery-staple"
+STUDY_URL = re.compile(r"/studies/([0-9a-f-]{36})/$")
+
+
+def _create_physician(portal, username: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")
+           and k not in ("REDIS_URL", "DATABASE_URL", "MEDIA_ROOT", "AZURE_STORAGE_CONNECTION_STRING")}
+    env.update(DEEPMED_DATA_DIR=str(portal.data_dir), DJANGO_SETTINGS_MODULE="deepmed_web.settings")
+    done = subprocess.run([sys.executable, "manage.py", "create_user", "--role", "physician", "--username", username,
+                           "--password", PASSWORD], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _log_in(page, username: str) -> None:
+    page.goto("/accounts/login/")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+
+
+def test_physician_claims_corrects_and_patient_sees_the_label(embedded_portal, new_page, artifacts, status_log,
+                                                               settled_on):
+    _create_physician(embedded_portal, "dr-review-e2e")
+    doctor = new_page(embedded_portal.url)
+    _log_in(doctor, "dr-review-e2e")
+    doctor.goto("/review/")
+    doctor.wait_for_function("document.getElementById('worklist-live').dataset.live === 'websocket'")
+
+    # A patient uploads while the worklist is open.
+    patient = new_page(embedded_portal.url)
+    patient.goto("/accounts/signup/")
+    patient.fill("#id_username", "pat-review")
+    patient.fill("#id_email", "pat-review@example.org")
+    patient.fill("#id_password1", PASSWORD)
+    patient.fill("#id_password2", PASSWORD)
+    patient.click("button[type=submit]")
+    patient.wait_for_url("**/accounts/disclaimer/")
+    patient.click("#accept-disclaimer")
+    patient.goto("/studies/upload/")
+    patient.set_input_files("#id_image", files=[{"name": "chest.png", "mimeType": "image/png",
+                                                  "buffer": make_xray_like_png(size=384, seed=11)}])
+    patient.fill("#id_patient_age", "71")
+    patient.fill("#id_symptoms", "fever, short of breath")
+    patient.click("#upload-submit")
+    patient.wait_for_url(STUDY_URL)
+    study_id = STUDY_URL.search(patient.url).group(1)
+
+    # The study appears on the physician's worklist without a reload.
+    row = f"#worklist tr[data-study-id='{study_id}']"
+    doctor.wait_for_selector(row, timeout=90_000)
+    assert doctor.evaluate("document.getElementById('worklist').dataset.refreshed") is not None
+    doctor.screenshot(path=str(artifacts / "review-01-worklist.png"), full_page=True)
+    settled_on(patient, "explained", status_log)
+    assert patient.is_visible("#review-pending")
+
+    # Claim it: the review page with the full-resolution image, age and symptoms.
+    doctor.click(f"{row} .claim-button")
+    doctor.wait_for_url(f"**/review/{study_id}/")
+    doctor.wait_for_function("document.getElementById('viewer-image').naturalWidth === 384")
+    assert "71" in doctor.text_content(".facts") and "short of breath" in doctor.text_content(".facts")
+    model_label = doctor.text_content("#model-label").strip()
+
+    # Viewer: zoom with the keyboard, heat-map on, window/level slider.
+    scale = float(doctor.get_attribute("#viewer", "data-scale"))
+    doctor.click("#viewer")
+    doctor.keyboard.press("+")
+    assert float(doctor.get_attribute("#viewer", "data-scale")) > scale
+    if doctor.query_selector("#viewer-overlay"):
+        doctor.keyboard.press("h")
+        assert doctor.is_visible("#viewer-overlay")
+    doctor.fill("#viewer-contrast", "180")
+    assert "contrast(1.8)" in doctor.get_attribute("#viewer-image", "style")
+
+    # Correct to another class with the number key, write a note, save with Ctrl+Enter.
+    classes = ["COVID-19", "NORMAL", "PNEUMONIA"]
+    target = next(c for c in classes if c != model_label)
+    doctor.keyboard.press(str(classes.index(target) + 1))
+    assert doctor.get_attribute("#review-form", "data-decision") == "correct"
+    assert doctor.input_value("#final-label") == target
+    doctor.fill("textarea[name=note]", "Physician reading differs from the model.")
+    doctor.screenshot(path=str(artifacts / "review-02-review-page.png"), full_page=True)
+    doctor.keyboard.press("Control+Enter")
+    doctor.wait_for_url("**/review/")
+    assert doctor.is_visible("text=Review saved (version 1)")
+    assert doctor.query_selector(row) is None
+
+    # The patient's open page reloads itself with the physician's label and note.
+    patient.wait_for_selector("#review-final", timeout=30_000)
+    assert target in patient.text_content("#review-final")
+    assert "differs from the model" in patient.text_content("#review-note")
+    patient.screenshot(path=str(artifacts / "review-03-patient-sees-review.png"), full_page=True)
+
+    doctor.goto("/review/dashboard/")
+    assert doctor.is_visible("text=Physician feedback")
+    doctor.screenshot(path=str(artifacts / "review-04-dashboard.png"), full_page=True)

@@ -1,0 +1,46 @@
+"""The load/simulation scripts' own arithmetic (they are run by hand against a server; see README)."""
+
+import importlib.util
+from pathlib import Path
+
+TOOLS = Path(__file__).resolve().parents[2] / "deploy" / "tools"
+
+
+def _load(name: str):
+    import sys
+
+    sys.path.insert(0, str(TOOLS))
+    try:
+        spec = importlib.util.spec_from_file_location(name, TOOLS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+        return module
+    finally:
+        sys.path.remove(str(TOOLS))
+
+
+def test_percentiles_are_nearest_rank_in_milliseconds():
+    client = _load("patient_client")
+    values = [i / 1000 for i in range(1, 101)]  # 1..100 ms
+    assert client.percentiles(values) == {"p50": 50.0, "p95": 95.0, "p99": 99.0}
+    assert client.percentiles([]) == {"p50": None, "p95": None, "p99": None}
+
+
+def test_simulator_summary_counts_accuracy_on_predicted_studies_only(tmp_path):
+    sim = _load("simulate_traffic")
+    Timeline = sim.Timeline
+    results = [
+        ("NORMAL", Timeline("a", "explained", 0.1, 1.0, 2.0, 2.0, "NORMAL")),
+        ("COVID-19", Timeline("b", "explained", 0.1, 1.5, 2.5, 2.5, "COVID19")),
+        ("PNEUMONIA", Timeline("c", "explained", 0.1, 1.2, 2.2, 2.2, "NORMAL")),
+        ("NORMAL", Timeline("d", "failed", 0.1, None, None, 0.5, None)),
+    ]
+    report = sim.summarise(results, elapsed_s=3.0)
+    assert report["accuracy"] == round(2 / 3, 3) and report["predicted"] == 3
+    assert report["statuses"] == {"explained": 3, "failed": 1}
+    for cls in ("NORMAL", "PNEUMONIA"):
+        (tmp_path / cls).mkdir()
+        (tmp_path / cls / "x.png").write_bytes(b"")
+    (tmp_path / "NORMAL" / "notes.txt").write_text("not an image")
+    assert [label for label, _ in sim.labelled_images(tmp_path)] == ["NORMAL", "PNEUMONIA"]

@@ -1,0 +1,122 @@
+"""Training, resume, package building, quantisation and train/serve parity on a tiny synthetic set."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from ml_core.data import load_dataset, load_pixels  # noqa: E402
+from ml_core.pipeline import PackageConfig, build_package  # noqa: E402
+from ml_core.serve import load_predictor, softmax  # noqa: E402
+from ml_core.train import TrainingCancelled, load_checkpoint_model, predict_logits, train  # noqa: E402
+
+from ml_core.testing import FAST_PACKAGE_SETTINGS, tiny_train_config  # noqa: E402
+
+
+def test_loss_falls_and_progress_is_reported(trained):
+    result, steps = trained
+    losses = [h["train_loss"] for h in result.history]
+    assert len(losses) == 4
+    assert losses[-1] < losses[0] * 0.8
+    assert result.best_val_macro_f1 > 0.5  # the synthetic classes are learnable
+    assert (1, 1, "step") in steps and (4, steps[-1][1], "epoch") == steps[-1]
+    assert result.best_checkpoint.is_file() and (result.out_dir / "last.pt").is_file()
+
+
+def test_resume_after_interruption_matches_an_uninterrupted_run(tiny_data, tmp_path, trained):
+    reference, _ = trained
+    cfg = tiny_train_config(tiny_data, tmp_path / "resumed")
+    calls = {"n": 0}
+
+    def stop_in_epoch_three() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 2 * 4 + 1  # 4 steps per epoch: stop early in epoch 3
+
+    with pytest.raises(TrainingCancelled):
+        train(cfg, should_stop=stop_in_epoch_three)
+    resumed = train(cfg)  # picks up last.pt (end of epoch 2)
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3, 4]
+    ref_last = torch.load(reference.out_dir / "last.pt", weights_only=False)["model"]
+    new_last = torch.load(resumed.out_dir / "last.pt", weights_only=False)["model"]
+    for key, value in ref_last.items():
+        assert torch.allclose(value.float(), new_last[key].float(), atol=1e-5), key
+
+
+def test_package_records_parity_calibration_and_metrics(trained):
+    result, _ = trained
+    from ml_core.package import load_package_meta
+
+    meta = load_package_meta(result.package_dir)
+    assert meta.format == "fp32"
+    assert meta.onnx_parity_max_abs_diff is not None and meta.onnx_parity_max_abs_diff < 1e-4
+    assert meta.dataset_manifest_sha256 == result.manifest_sha256
+    assert meta.temperature > 0 and meta.ood is not None and meta.torch_weights
+    cal = meta.metrics["calibration"]
+    assert {"val_ece_before", "val_ece_after", "test_ece_before", "test_ece_after"} <= set(cal)
+    assert meta.metrics["test"]["n"] == 18 and len(meta.metrics["training"]["history"]) == 4
+
+
+def test_exported_model_gives_training_time_probabilities_on_the_same_file(trained, tiny_data):
+    result, _ = trained
+    model, ckpt = load_checkpoint_model(result.best_checkpoint)
+    predictor = load_predictor(result.package_dir)
+    files = sorted((tiny_data / "test").rglob("*.png"))[:5]
+    pixels = [load_pixels(f) for f in files]
+    torch_probs = softmax(predict_logits(model, pixels, predictor.meta.preprocess), predictor.meta.temperature)
+    served = predictor.predict_batch(pixels)
+    served_probs = np.array([[r.probabilities[c] for c in predictor.classes] for r in served])
+    np.testing.assert_allclose(served_probs, torch_probs, atol=1e-4)
+    assert predictor.meta.preprocess.to_dict() == ckpt["preprocess"]
+
+
+@pytest.mark.parametrize("fmt", ["int8-dynamic", "int8-static"])
+def test_quantised_package_loads_and_predicts(trained, tiny_data, tmp_path, fmt):
+    result, _ = trained
+    build = build_package(
+        result.best_checkpoint, tmp_path / fmt, load_dataset(tiny_data), PackageConfig(format=fmt, **FAST_PACKAGE_SETTINGS)
+    )
+    predictor = load_predictor(build.package_dir)
+    assert predictor.meta.format == fmt
+    assert set(build.report["candidates"]) == {"fp32", fmt}
+    out = predictor.predict(load_pixels(next((tiny_data / "test").rglob("*.png"))), with_heatmap=True)
+    assert out.label in predictor.classes
+    assert sum(out.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
+    assert out.heatmap_png is not None and out.ood_score is not None
+
+
+def test_balanced_sampler_draws_every_class_about_equally():
+    from ml_core.train import epoch_order
+
+    labels = np.array([0] * 80 + [1] * 15 + [2] * 5)
+    drawn = labels[epoch_order(labels, np.random.default_rng(0), "balanced_sampler")]
+    counts = np.bincount(drawn, minlength=3)
+    assert counts.min() > 20  # without balancing class 2 would get ~5 of 100
+
+
+def test_package_compares_both_ood_gates_and_serves_the_chosen_one(trained):
+    result, _ = trained
+    from ml_core.ood import synthetic_outliers
+
+    predictor = load_predictor(result.package_dir)
+    report = predictor.meta.metrics["ood"]
+    assert {"mahalanobis", "autoencoder"} <= set(report) and report["chosen"] in ("mahalanobis", "autoencoder")
+    for name in ("mahalanobis", "autoencoder"):
+        assert 0.0 <= report[name]["xray_pass_rate"] <= 1.0
+        assert set(report[name]["rejection_rate"]) == {"natural", "noise", "document", "synthetic_shapes"}
+    assert predictor.meta.ood["method"] == report["chosen"]
+    noise = synthetic_outliers(2)["noise"][0]
+    assert predictor.predict(noise, with_heatmap=False).ood_score is not None
+
+
+def test_model_card_is_rendered_from_the_package_metrics(trained):
+    from ml_core.model_card import render_model_card
+    from ml_core.package import load_package_meta
+
+    result, _ = trained
+    meta = load_package_meta(result.package_dir)
+    card = render_model_card(result.package_dir, reproduce="python -m ml_core train ...")
+    assert f"macro-F1 **{meta.metrics['test']['macro_f1']:.3f}**" in card
+    assert f"T = {meta.temperature:.3f}" in card and "python -m ml_core train ..." in card
+    assert "| mahalanobis |" in card and "| autoencoder |" in card

@@ -1,0 +1,13 @@
+"""Augmentation queue: materialise augmented copies of an under-represented class."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="workers.augmentation.run_augmentation", acks_late=True)
+def run_augmentation(job_id: int) -> str:
+    from apps.modelops.services import execute_augmentation_job
+
+    job = execute_augmentation_job(job_id)
+    return "skipped" if job is None else job.status

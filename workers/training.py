@@ -1,0 +1,22 @@
+"""Training queue: training runs and the periodic retraining check. Thin: services decide."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+
+@shared_task(name="workers.training.run_training", acks_late=True)
+def run_training(run_id: int) -> str:
+    from apps.modelops.services import execute_training_run
+
+    run = execute_training_run(run_id)
+    return "skipped" if run is None else run.status
+
+
+@shared_task(name="workers.training.check_retraining_queue")
+def check_retraining_queue() -> int | None:
+    """Celery beat: start an automatic run when the retraining queue says so."""
+    from apps.modelops.services import check_retraining_queue as check
+
+    run = check()
+    return None if run is None else run.pk
