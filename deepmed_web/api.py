@@ -13,9 +13,12 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.db import InterfaceError, OperationalError
 from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, status
+from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework_simplejwt.exceptions import InvalidToken
 
 
 logger = logging.getLogger(__name__)
@@ -30,6 +33,7 @@ class ApiError(exceptions.APIException):
 
 
 _CODES_BY_EXCEPTION: list[tuple[type[Exception], str]] = [
+    (InvalidToken, "token_not_valid"),  # expired, malformed, revoked: the app must log in again
     (exceptions.NotAuthenticated, "not_authenticated"),
     (exceptions.AuthenticationFailed, "authentication_failed"),
     (exceptions.PermissionDenied, "permission_denied"),
@@ -70,10 +74,26 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body(code, "The request is not valid.", {"fields": exc.detail})
     else:
-        detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        detail = exc.detail
+        if isinstance(detail, dict):  # simplejwt: {"detail": ..., "code": ..., "messages": [...]}
+            detail = detail.get("detail", "")
+        detail = str(detail)
         response.data = error_body(getattr(exc, "default_code", code) if code == "error" else code, detail)
     return response
 
 
 def api_error_response(code: str, message: str, http_status: int) -> Response:
     return Response(error_body(code, message), status=http_status)
+
+
+PAGE_PARAMETERS = [
+    OpenApiParameter("page", int, required=False, description="page number, from 1"),
+    OpenApiParameter("page_size", int, required=False, description="items per page (default 20, at most 100)"),
+]
+
+
+class Pagination(PageNumberPagination):
+    """?page=N&page_size=M (at most 100): {count, next, previous, results}."""
+
+    page_size_query_param = "page_size"
+    max_page_size = 100

@@ -12,6 +12,7 @@ Every variable read here is documented in README.md (a test checks it).
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -67,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "channels",
@@ -303,9 +305,30 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "EXCEPTION_HANDLER": "deepmed_web.api.exception_handler",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "deepmed_web.api.Pagination",
     "PAGE_SIZE": 20,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# JWT for apps: short-lived access tokens, rotating refresh tokens; a used, logged-out or
+# password-changed refresh token is blacklisted, and an access token dies with a password change
+# (its hash_password claim no longer matches).
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("DEEPMED_JWT_ACCESS_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("DEEPMED_JWT_REFRESH_DAYS", default=14)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "CHECK_REVOKE_TOKEN": True,
+    "UPDATE_LAST_LOGIN": True,
+}
+
+# Rate limits on the API's authentication and upload doors, per client address and per account
+# (deepmed_web/throttles.py). DRF's "<n>/<second|minute|hour|day>".
+DEEPMED_THROTTLE_RATES = {
+    "auth_ip": env.str("DEEPMED_THROTTLE_AUTH_IP", default="30/min"),
+    "auth_account": env.str("DEEPMED_THROTTLE_AUTH_ACCOUNT", default="10/min"),
+    "upload_ip": env.str("DEEPMED_THROTTLE_UPLOAD_IP", default="120/hour"),
+    "upload_account": env.str("DEEPMED_THROTTLE_UPLOAD_ACCOUNT", default="30/hour"),
 }
 
 # OpenAPI 3 at /api/schema/; Swagger UI and Redoc assets are served locally (no CDN).

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from ml_core.serve import PredictionResult
 
 SERVICES = os.environ.get("DEEPMED_TEST_SERVICES") == "1"
 DATASET_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cxr"
@@ -19,6 +23,47 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_services)
         if "dataset" in item.keywords and not DATASET_DIR.is_dir():
             item.add_marker(skip_dataset)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _celery_configured_from_real_settings():
+    """Celery builds its broker connection pool from settings on first use and keeps it: build it
+    now, from the real settings (a test that needs another broker uses `celery_broker`)."""
+    from deepmed_web.celery import app
+
+    assert app.amqp.producer_pool.connections.connection.as_uri()
+
+
+@pytest.fixture
+def celery_broker(settings, monkeypatch):
+    """celery_broker(url): this process's Celery app (publishing, pings) talks to `url` until the
+    test ends; then the session's pools come back, so no later test publishes to a stale broker."""
+    from deepmed_web.celery import app
+
+    def point(url: str) -> None:
+        settings.CELERY_BROKER_URL = url
+        monkeypatch.setitem(app.conf, "broker_url", url)
+        monkeypatch.setattr(app, "_pool", None)
+        monkeypatch.setattr(app.amqp, "_producer_pool", None)
+
+    return point
+
+
+@pytest.fixture(autouse=True)
+def _fresh_throttle_counters(settings):
+    """API rate-limit counters live in the cache and tests reuse user ids and 127.0.0.1:
+    start each test with none (only the throttle keys are dropped; Redis may hold a queue)."""
+    from django.core.cache import cache
+
+    if settings.CACHES["default"]["BACKEND"].endswith("LocMemCache"):
+        cache.clear()
+    else:
+        import redis
+
+        client = redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+        keys = list(client.scan_iter(match="*throttle_*"))
+        if keys:
+            client.delete(*keys)
 
 
 @pytest.fixture(autouse=True)
@@ -81,6 +126,21 @@ def api_client():
     return APIClient()
 
 
+@pytest.fixture
+def api_as(api_client):
+    """api_as(user) -> the API client carrying a real JWT access token for `user` (None: anonymous)."""
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    def login(user):
+        if user is None:
+            api_client.credentials()
+        else:
+            api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+        return api_client
+
+    return login
+
+
 @pytest.fixture(scope="session")
 def tiny_package(tmp_path_factory) -> Path:
     """A tiny RANDOM-WEIGHT model package: exercises the real ONNX serving path, predicts nothing meaningful."""
@@ -128,6 +188,115 @@ def queued_study(consenting_patient, xray_png, django_capture_on_commit_callback
 
     with django_capture_on_commit_callbacks(execute=False):
         return create_study(owner=consenting_patient, data=xray_png)
+
+
+# --- studies at each point of their life, through the real services ------------------------
+# The model result is chosen by the test, so probabilities and confidence are known.
+
+def make_result(probabilities: dict[str, float], *, heatmap: bool = True, ood: bool = False) -> PredictionResult:
+    import numpy as np
+
+    from ml_core.imaging import encode_png
+    from ml_core.serve import PredictionResult
+
+    label = max(probabilities, key=probabilities.get)
+    overlay = np.zeros((64, 64, 4), dtype=np.uint8)
+    overlay[16:48, 16:48] = (255, 0, 0, 160)
+    return PredictionResult(
+        label=label,
+        probabilities=probabilities,
+        confidence=probabilities[label],
+        latency_ms=12.5,
+        heatmap_png=encode_png(overlay) if heatmap else None,
+        is_out_of_distribution=ood,
+        model_name="cxr-test",
+        model_version="7",
+    )
+
+
+@pytest.fixture
+def prediction_result():
+    """prediction_result(probabilities=None, heatmap=True, ood=False) -> a model result chosen by the test."""
+
+    def make(probabilities=None, **kwargs) -> PredictionResult:
+        return make_result(probabilities or {"COVID-19": 0.05, "NORMAL": 0.15, "PNEUMONIA": 0.80}, **kwargs)
+
+    return make
+
+
+@pytest.fixture
+def predict(champion, prediction_result):
+    """predict(study, probabilities) -> the study after the real record_prediction service."""
+
+    def run(study, probabilities=None, **kwargs):
+        from apps.studies.services import record_prediction, start_prediction
+
+        start_prediction(study.pk)
+        record_prediction(study, model_version=champion, result=prediction_result(probabilities, **kwargs))
+        study.refresh_from_db()
+        return study
+
+    return run
+
+
+@pytest.fixture
+def predicted_study(queued_study, predict):
+    return predict(queued_study)
+
+
+@pytest.fixture
+def explained_study(predicted_study):
+    from apps.studies.models import Explanation, StudyStatus
+    from apps.studies.services import transition_study
+
+    transition_study(predicted_study, StudyStatus.EXPLAINING)
+    Explanation.objects.create(study=predicted_study, text="The model saw patchy shadows in the lower right lung.",
+                               engine="template")
+    return transition_study(predicted_study, StudyStatus.EXPLAINED)
+
+
+@pytest.fixture
+def reviewed_study(explained_study, physician):
+    from apps.studies.models import StudyStatus
+    from apps.studies.services import transition_study
+    from apps.review.models import Review
+
+    Review.objects.create(study=explained_study, physician=physician, decision="correct", final_label="NORMAL",
+                          note="No consolidation on my reading.", version=1)
+    return transition_study(explained_study, StudyStatus.REVIEWED)
+
+
+@pytest.fixture
+def embedded_worker_thread(settings):
+    """The embedded mode's in-process Celery worker for one (transaction=True) test, stopped at
+    its end so it consumes no task that a later test publishes."""
+    if not settings.EMBEDDED_MODE:
+        pytest.skip("embedded mode only")
+    from deepmed_web.embedded import start_embedded_worker, stop_embedded_worker
+
+    start_embedded_worker(periodic_tasks=False)
+    yield
+    stop_embedded_worker()
+
+
+@pytest.fixture
+def study_settled():
+    """study_settled(study, timeout) -> the study, re-read once it is explained or failed (the
+    whole pipeline ran: nothing writes to it after the test)."""
+    import time
+
+    from apps.studies.models import StudyStatus
+
+    def wait(study, timeout: float = 120.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            study.refresh_from_db()
+            if study.status in (StudyStatus.EXPLAINED, StudyStatus.FAILED):
+                break
+            time.sleep(0.2)
+        return study
+
+    return wait
 
 
 # --- real processes (services pass) -----------------------------------------------------
@@ -202,7 +371,8 @@ def process_tools():
     import this module under --import-mode=importlib)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(ManagedProcess=ManagedProcess, wait_until=wait_until, free_port=free_port, root=ROOT)
+    return SimpleNamespace(ManagedProcess=ManagedProcess, wait_until=wait_until, free_port=free_port, root=ROOT,
+                           start_embedded_server=start_embedded_server, embedded_env=embedded_env)
 
 
 @pytest.fixture
@@ -244,17 +414,11 @@ def celery_worker_process(start_process, process_env):
     return start
 
 
-@pytest.fixture
-def live_server_process(start_process, process_env):
-    """`manage.py serve` (Daphne: HTTP + WebSockets) as a subprocess; returns its base URL."""
-    import sys
+def wait_for_server(server: ManagedProcess, base: str, *, timeout: float = 120) -> None:
+    """Until `base`/health/live answers (fails at once, with its log, if the process died)."""
     import urllib.request
 
-    port = free_port()
-    server = start_process("daphne", [sys.executable, "manage.py", "serve", "--no-worker", "--port", str(port)], process_env)
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
+    def up() -> bool:
         if server.proc.poll() is not None:
             raise AssertionError(server.log())
         try:
@@ -262,7 +426,47 @@ def live_server_process(start_process, process_env):
         except OSError:
             return False
 
-    wait_until(up, timeout=90, what="daphne serving")
+    wait_until(up, timeout=timeout, what=f"server at {base}")
+
+
+def embedded_env(data_dir: Path, **extra: str) -> dict:
+    """Environment for a subprocess in embedded mode (SQLite, in-process worker) in `data_dir`."""
+    drop = ("REDIS_URL", "DATABASE_URL", "MEDIA_ROOT", "AZURE_STORAGE_CONNECTION_STRING", "MLFLOW_TRACKING_URI",
+            "MLFLOW_ARTIFACT_ROOT")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST") and k not in drop}
+    env.update(DEEPMED_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="deepmed_web.settings", PYTHONUNBUFFERED="1",
+               MLFLOW_DISABLE_TELEMETRY="true", DEEPMED_LLM_ENABLED="false", **extra)
+    return env
+
+
+def start_embedded_server(data_dir: Path, *, setup: list[list[str]] = (), **extra_env: str):
+    """`manage.py migrate`, then each `manage.py <setup command>`, then `manage.py serve` (Daphne
+    with its in-process Celery worker) on a free port, all in embedded mode in `data_dir`.
+    Returns (ManagedProcess, base URL); the caller kills the process."""
+    import subprocess
+    import sys
+
+    env = embedded_env(data_dir, **extra_env)
+    for args in [["migrate", "--noinput"], *setup]:
+        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                              timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+    port = free_port()
+    server = ManagedProcess([sys.executable, "manage.py", "serve", "--port", str(port)], env, data_dir / "server.log")
+    base = f"http://127.0.0.1:{port}"
+    wait_for_server(server, base)
+    return server, base
+
+
+@pytest.fixture
+def live_server_process(start_process, process_env):
+    """`manage.py serve` (Daphne: HTTP + WebSockets) as a subprocess; returns its base URL."""
+    import sys
+
+    port = free_port()
+    server = start_process("daphne", [sys.executable, "manage.py", "serve", "--no-worker", "--port", str(port)], process_env)
+    base = f"http://127.0.0.1:{port}"
+    wait_for_server(server, base, timeout=90)
     return base
 
 

@@ -5,6 +5,17 @@ from __future__ import annotations
 import os
 
 from celery.signals import worker_process_init
+from django.db import OperationalError
+
+# Per-study tasks: acknowledged only when done (a killed worker's task goes back to the queue),
+# and retried with back-off through a database or broker outage instead of failing the study.
+STUDY_TASK_OPTIONS = {
+    "acks_late": True,
+    "autoretry_for": (OperationalError, ConnectionError),
+    "retry_backoff": True,
+    "retry_backoff_max": 120,
+    "max_retries": 5,
+}
 
 
 @worker_process_init.connect

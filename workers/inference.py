@@ -5,21 +5,15 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-from django.db import OperationalError
+
+from workers import STUDY_TASK_OPTIONS
 
 from ml_core.imaging import ImageIntakeError
 
 logger = logging.getLogger(__name__)
 
 
-@shared_task(
-    name="workers.inference.run_inference",
-    acks_late=True,
-    autoretry_for=(OperationalError, ConnectionError),
-    retry_backoff=True,
-    retry_backoff_max=120,
-    max_retries=5,
-)
+@shared_task(name="workers.inference.run_inference", **STUDY_TASK_OPTIONS)
 def run_inference(study_id: str) -> str:
     from apps.modelops.services import choose_serving_versions, load_predictor, record_shadow_prediction
     from apps.studies import services

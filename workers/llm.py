@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import OperationalError
+
+from workers import STUDY_TASK_OPTIONS
 
 
-@shared_task(
-    name="workers.llm.generate_explanation",
-    acks_late=True,
-    autoretry_for=(OperationalError, ConnectionError),
-    retry_backoff=True,
-    retry_backoff_max=120,
-    max_retries=5,
-)
+@shared_task(name="workers.llm.generate_explanation", **STUDY_TASK_OPTIONS)
 def generate_explanation(study_id: str) -> str:
     from apps.explanations import services
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -9,12 +10,16 @@ from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
-from rest_framework_simplejwt.views import TokenObtainPairView
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from apps.accounts import selectors, services
 from apps.accounts.disclaimer import current_disclaimer, current_research_text
 from apps.audit.services import client_ip
 from deepmed_web.api import ApiError
+from deepmed_web.throttles import AUTH_THROTTLES
 
 
 class RegisterSerializer(serializers.Serializer):
@@ -26,7 +31,7 @@ class RegisterSerializer(serializers.Serializer):
 class UserSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     username = serializers.CharField()
-    email = serializers.EmailField()
+    email = serializers.CharField(help_text="empty when none was given")
     role = serializers.CharField()
 
 
@@ -46,6 +51,35 @@ class ResearchConsentSerializer(serializers.Serializer):
 
 class AccountDeleteSerializer(serializers.Serializer):
     password = serializers.CharField(write_only=True)
+
+
+class ConsentStatusSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    accepted = serializers.BooleanField()
+
+
+class ResearchStatusSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    granted = serializers.BooleanField()
+
+
+class MeSerializer(UserSerializer):
+    consent = ConsentStatusSerializer(help_text="The current disclaimer: uploads need it accepted.")
+    research_consent = ResearchStatusSerializer()
+
+
+class TokenPairSerializer(serializers.Serializer):
+    access = serializers.CharField()
+    refresh = serializers.CharField()
+
+
+class LogoutSerializer(serializers.Serializer):
+    refresh = serializers.CharField()
+
+
+class PasswordChangeSerializer(serializers.Serializer):
+    old_password = serializers.CharField(write_only=True)
+    new_password = serializers.CharField(write_only=True)
 
 
 def _consent_state(user) -> dict:
@@ -74,9 +108,15 @@ def _version_mismatch(exc: services.ConsentVersionError) -> ApiError:
     return ApiError("consent_version_mismatch", str(exc), http_status=status.HTTP_409_CONFLICT)
 
 
+def _token_pair(user) -> dict:
+    refresh = RefreshToken.for_user(user)
+    return {"access": str(refresh.access_token), "refresh": str(refresh)}
+
+
 class RegisterApi(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes = AUTH_THROTTLES
 
     @extend_schema(request=RegisterSerializer, responses={201: UserSerializer}, summary="Patient self sign-up")
     def post(self, request):
@@ -94,6 +134,10 @@ class RegisterApi(APIView):
 class TokenApi(TokenObtainPairView):
     """JWT pair for {username, password}; the same django-axes lock-out as the web login."""
 
+    throttle_classes = AUTH_THROTTLES
+
+    @extend_schema(request=TokenObtainPairSerializer, responses={200: TokenPairSerializer},
+                   summary="Log in: an access/refresh token pair")
     def post(self, request, *args, **kwargs):
         try:
             return super().post(request, *args, **kwargs)
@@ -105,6 +149,68 @@ class TokenApi(TokenObtainPairView):
                     http_status=status.HTTP_429_TOO_MANY_REQUESTS,
                 ) from None
             raise
+
+
+class TokenRefreshApi(TokenRefreshView):
+    """A new access token (and a new refresh token: the one sent is blacklisted, so a stolen
+    refresh token that was already used is refused)."""
+
+    throttle_classes = AUTH_THROTTLES
+
+    @extend_schema(request=TokenRefreshSerializer, responses={200: TokenPairSerializer},
+                   summary="Refresh: a new token pair for a valid refresh token")
+    def post(self, request, *args, **kwargs):
+        try:
+            return super().post(request, *args, **kwargs)
+        except ObjectDoesNotExist:  # the account was deleted after the token was issued
+            raise InvalidToken("The token's account no longer exists.") from None
+
+
+class LogoutApi(APIView):
+    permission_classes = [AllowAny]  # an app may sign out with only its refresh token left
+    authentication_classes: list = []
+    throttle_classes = AUTH_THROTTLES
+
+    def get_authenticate_header(self, request) -> str:
+        return 'Bearer realm="api"'  # a bad token is a 401, not DRF's 403 for views without authenticators
+
+    @extend_schema(request=LogoutSerializer, responses={204: None}, summary="Log out: revoke this refresh token")
+    def post(self, request):
+        body = LogoutSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            services.log_out_api_token(body.validated_data["refresh"], ip_address=client_ip(request))
+        except TokenError as exc:
+            raise InvalidToken(str(exc)) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class PasswordChangeApi(APIView):
+    throttle_classes = AUTH_THROTTLES
+
+    @extend_schema(request=PasswordChangeSerializer, responses={200: TokenPairSerializer},
+                   summary="Change my password: every token is revoked; a new pair for this device")
+    def post(self, request):
+        body = PasswordChangeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            services.change_password(request.user, ip_address=client_ip(request), **body.validated_data)
+        except services.WrongPassword as exc:
+            raise ApiError("wrong_password", str(exc), http_status=status.HTTP_403_FORBIDDEN) from exc
+        except DjangoValidationError as exc:
+            raise serializers.ValidationError({"new_password": exc.messages}) from exc
+        return Response(TokenPairSerializer(_token_pair(request.user)).data)
+
+
+class MeApi(APIView):
+    @extend_schema(responses=MeSerializer, summary="Who I am, my role, and the consents still to give")
+    def get(self, request):
+        user = request.user
+        return Response(MeSerializer({
+            "id": user.pk, "username": user.username, "email": user.email, "role": user.role,
+            "consent": _consent_state(user),
+            "research_consent": _research_state(user),
+        }).data)
 
 
 class ConsentApi(APIView):

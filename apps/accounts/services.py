@@ -16,6 +16,10 @@ class ConsentVersionError(ValueError):
     """The client agreed to a text that is not the current one (it must show the new text)."""
 
 
+class WrongPassword(ValueError):
+    """The current password given to confirm a sensitive change is not the user's."""
+
+
 @transaction.atomic
 def create_user(
     *,
@@ -53,8 +57,41 @@ def register_patient(*, username: str, password: str, email: str = "", ip_addres
 
 @transaction.atomic
 def set_user_password(user: User, password: str) -> None:
+    """Set a password (administrator reset, command line): the user's app sessions end too."""
     user.set_password(password)
     user.save(update_fields=["password"])
+    revoke_api_tokens(user)
+
+
+def change_password(user: User, *, old_password: str, new_password: str, ip_address: str | None = None) -> None:
+    """The user changes their own password (web or API). Every API token they hold is revoked:
+    refresh tokens are blacklisted, and access tokens stop matching the new password hash.
+    Raises WrongPassword, or ValidationError for a weak new password."""
+    if not user.check_password(old_password):
+        raise WrongPassword("The current password is not correct.")
+    validate_password(new_password, user)
+    set_user_password(user, new_password)
+    record_event(actor=user, action="auth.password_change", obj=user, ip_address=ip_address)
+
+
+def revoke_api_tokens(user: User) -> int:
+    """Blacklist every refresh token issued to `user` that is not blacklisted yet; returns how many."""
+    from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+
+    live = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
+    return len(BlacklistedToken.objects.bulk_create([BlacklistedToken(token=token) for token in live]))
+
+
+def log_out_api_token(refresh_token: str, *, ip_address: str | None = None) -> None:
+    """An app signs out: its refresh token is blacklisted (its short-lived access token simply
+    expires). Raises rest_framework_simplejwt's TokenError for an invalid or revoked token."""
+    from rest_framework_simplejwt.settings import api_settings
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    token = RefreshToken(refresh_token)
+    token.blacklist()
+    user = User.objects.filter(pk=token.payload.get(api_settings.USER_ID_CLAIM)).first()
+    record_event(actor=user, action="auth.logout", obj=user, ip_address=ip_address, detail={"channel": "api"})
 
 
 def accept_disclaimer(user: User, *, ip_address: str | None = None, version: str | None = None) -> Consent:

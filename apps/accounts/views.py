@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import login, logout
+from django.contrib.auth import login, logout, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -13,7 +14,13 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from apps.accounts.disclaimer import current_disclaimer, current_research_text
 from apps.accounts.selectors import current_consent, has_research_consent, latest_research_decision
-from apps.accounts.services import accept_disclaimer, decide_research_use, delete_account, register_patient
+from apps.accounts.services import (
+    accept_disclaimer,
+    change_password,
+    decide_research_use,
+    delete_account,
+    register_patient,
+)
 from apps.audit.services import client_ip
 
 
@@ -134,3 +141,18 @@ def account_delete(request):
     if form.is_valid():
         form.add_error("password", "The password is not correct.")
     return _account_page(request, form, status=400)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def password_change(request):
+    """Django's form for the checks and messages; the change itself (and revoking the user's
+    app tokens) is the same service the API uses."""
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        change_password(request.user, old_password=form.cleaned_data["old_password"],
+                        new_password=form.cleaned_data["new_password1"], ip_address=client_ip(request))
+        update_session_auth_hash(request, request.user)  # this browser stays signed in
+        messages.success(request, "Your password was changed. Apps signed in with the old one must sign in again.")
+        return redirect("account")
+    return render(request, "accounts/password_change.html", {"form": form}, status=400 if form.errors else 200)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
+from django.utils.http import parse_etags
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import PageNumberPagination
+from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -15,9 +18,15 @@ from rest_framework.views import APIView
 from apps.audit.middleware import audits_patient_data
 from apps.audit.services import client_ip
 from apps.studies import selectors, services
-from apps.studies.serializers import StudySerializer, StudyUploadSerializer
+from apps.studies.serializers import (
+    StudyListQuerySerializer,
+    StudyPageSerializer,
+    StudySerializer,
+    StudyUploadSerializer,
+)
 from apps.studies.views import intake_error_status, png_response
-from deepmed_web.api import ApiError
+from deepmed_web.api import PAGE_PARAMETERS, ApiError, Pagination
+from deepmed_web.throttles import ThrottleUploadsOnly
 
 PNG_RESPONSE = {(200, "image/png"): OpenApiTypes.BINARY}
 
@@ -26,13 +35,23 @@ def _render(result, request) -> dict:
     return StudySerializer(result, context={"request": request}).data
 
 
-class StudyListCreateApi(APIView):
+def _etag(body: dict) -> str:
+    """A strong validator of exactly what the client would receive."""
+    return '"%s"' % hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+class StudyListCreateApi(ThrottleUploadsOnly, APIView):
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(responses=StudySerializer(many=True), summary="My studies, newest first (paginated)")
+    @extend_schema(operation_id="v1_studies_list", parameters=[StudyListQuerySerializer, *PAGE_PARAMETERS],
+                   responses=StudyPageSerializer,
+                   summary="My studies, newest first (paginated: page, page_size; filters: status, dates)")
     def get(self, request):
-        paginator = PageNumberPagination()
-        page = paginator.paginate_queryset(selectors.studies_for_owner(request.user), request, view=self)
+        query = StudyListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        paginator = Pagination()
+        studies = selectors.studies_for_owner(request.user, **query.validated_data)
+        page = paginator.paginate_queryset(studies, request, view=self)
         return paginator.get_paginated_response([_render(selectors.study_result(s), request) for s in page])
 
     @extend_schema(
@@ -66,12 +85,26 @@ class StudyListCreateApi(APIView):
 
 @audits_patient_data("studies.study", "study.access")  # GET reads, DELETE deletes: the method is in the detail
 class StudyDetailApi(APIView):
-    @extend_schema(responses=StudySerializer, summary="One study with its result, explanation and review")
+    @extend_schema(
+        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
+                                     description="the ETag of the copy the app holds: 304 while it is current")],
+        responses={200: StudySerializer, 304: OpenApiResponse(description="not modified since that ETag")},
+        summary="One study with its result, explanation and review (ETag for cheap polling)",
+    )
     def get(self, request, study_id):
-        return Response(_render(selectors.study_result(selectors.get_study_for_user(request.user, study_id)), request))
+        body = _render(selectors.study_result(selectors.get_study_for_user(request.user, study_id)), request)
+        etag = _etag(body)
+        held = parse_etags(request.headers.get("If-None-Match", ""))
+        response = Response(status=status.HTTP_304_NOT_MODIFIED) if etag in held or "*" in held else Response(body)
+        response["ETag"] = etag
+        response["Cache-Control"] = "private, no-cache"  # patient data: revalidate, never shared caches
+        return response
 
-    @extend_schema(responses={204: None}, summary="Delete a study, its image and derived files")
+    @extend_schema(responses={204: None}, summary="Delete a study, its image and derived files (its patient only)")
     def delete(self, request, study_id):
+        if request.user.is_clinical_staff:
+            selectors.get_study_for_user(request.user, study_id)  # 404 for an unknown id, as for everyone
+            raise PermissionDenied("Only the patient who uploaded a study can delete it.")
         study = selectors.get_own_study(request.user, study_id)
         services.delete_study(study, actor=request.user, ip_address=client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
@@ -32,8 +33,18 @@ def get_study_for_user(user: User, study_id) -> Study:
     return study
 
 
-def studies_for_owner(user: User) -> QuerySet[Study]:
-    return Study.objects.filter(owner=user).prefetch_related("predictions").order_by("-created_at")
+def studies_for_owner(user: User, *, status: str | None = None, created_after: date | None = None,
+                      created_before: date | None = None) -> QuerySet[Study]:
+    """The user's own studies, newest first; dates are whole days (after: from that day on,
+    before: up to the day before)."""
+    studies = Study.objects.filter(owner=user)
+    if status:
+        studies = studies.filter(status=status)
+    if created_after:
+        studies = studies.filter(created_at__date__gte=created_after)
+    if created_before:
+        studies = studies.filter(created_at__date__lt=created_before)
+    return studies.prefetch_related("predictions").order_by("-created_at")
 
 
 def champion_prediction(study: Study) -> Prediction | None:

@@ -7,6 +7,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from apps.studies.models import StudyStatus
+
 
 class PredictionSerializer(serializers.Serializer):
     label = serializers.CharField()
@@ -26,6 +28,12 @@ class ReviewSerializer(serializers.Serializer):
     decision = serializers.CharField()
     note = serializers.CharField()
     reviewed_at = serializers.DateTimeField(source="created_at")
+
+
+class StudyListQuerySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=StudyStatus.choices, required=False)
+    created_after = serializers.DateField(required=False, help_text="from this day on (YYYY-MM-DD)")
+    created_before = serializers.DateField(required=False, help_text="before this day (YYYY-MM-DD)")
 
 
 class StudyErrorSerializer(serializers.Serializer):
@@ -67,3 +75,12 @@ class StudyUploadSerializer(serializers.Serializer):
     image = serializers.FileField(help_text="PNG, JPEG or DICOM chest X-ray (type is judged by content)")
     age = serializers.IntegerField(required=False, allow_null=True, min_value=0, max_value=130)
     symptoms = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+
+
+class StudyPageSerializer(serializers.Serializer):
+    """One page of studies (?page=N&page_size=M)."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = StudySerializer(many=True)

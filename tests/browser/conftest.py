@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-import urllib.request
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -139,43 +136,13 @@ def new_page(browser):
         context.close()
 
 
-def _embedded_env(data_dir: Path) -> dict:
-    drop = ("REDIS_URL", "DATABASE_URL", "MEDIA_ROOT", "AZURE_STORAGE_CONNECTION_STRING")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST") and k not in drop}
-    env.update(
-        DEEPMED_DATA_DIR=str(data_dir),
-        DJANGO_SETTINGS_MODULE="deepmed_web.settings",
-        PYTHONUNBUFFERED="1",
-        MLFLOW_DISABLE_TELEMETRY="true",
-        DEEPMED_LLM_ENABLED="false",  # the explanation engine is not under test here
-    )
-    return env
-
-
 @pytest.fixture(scope="session")
 def embedded_portal(tmp_path_factory, process_tools):
     from ml_core.testing import make_tiny_package
 
     data_dir = tmp_path_factory.mktemp("portal-embedded")
-    env = _embedded_env(data_dir)
     package = make_tiny_package(data_dir / "cxr-tiny")
-    for args in (["migrate", "--noinput"], ["register_model", str(package), "--alias", "champion"]):
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=process_tools.root, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
-    port = process_tools.free_port()
-    server = process_tools.ManagedProcess([sys.executable, "manage.py", "serve", "--port", str(port)], env,
-                                          data_dir / "server.log")
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        if server.proc.poll() is not None:
-            raise AssertionError(server.log())
-        try:
-            return urllib.request.urlopen(f"{base}/health/live", timeout=2).status == 200
-        except OSError:
-            return False
-
-    process_tools.wait_until(up, timeout=120, what="manage.py serve")
+    server, base = process_tools.start_embedded_server(
+        data_dir, setup=[["register_model", str(package), "--alias", "champion"]])
     yield SimpleNamespace(url=base, log=server.log, data_dir=data_dir)
     server.kill()

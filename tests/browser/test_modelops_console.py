@@ -7,11 +7,7 @@ Tiny generated data (64 px), the cxr_tiny architecture and the `quick` tier keep
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
-import urllib.request
 from types import SimpleNamespace
 
 import pytest
@@ -51,32 +47,13 @@ def modelops_portal(tmp_path_factory, process_tools):
     from ml_core.testing import make_tiny_package
 
     data_dir = tmp_path_factory.mktemp("modelops-embedded")
-    drop = ("REDIS_URL", "DATABASE_URL", "MEDIA_ROOT", "AZURE_STORAGE_CONNECTION_STRING", "MLFLOW_TRACKING_URI",
-            "MLFLOW_ARTIFACT_ROOT")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST") and k not in drop}
-    env.update(LENIENT_GATES, DEEPMED_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="deepmed_web.settings",
-               PYTHONUNBUFFERED="1", MLFLOW_DISABLE_TELEMETRY="true", DEEPMED_LLM_ENABLED="false",
-               DEEPMED_BASE_DATASET_DIR=str(write_tiny_dataset(data_dir / "cxr")))
     package = make_tiny_package(data_dir / "cxr-tiny")
-    for args in (["migrate", "--noinput"], ["register_model", str(package), "--alias", "champion"],
-                 ["create_user", "--role", "admin", "--username", "ops-admin", "--password", PASSWORD]):
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=process_tools.root, env=env,
-                              capture_output=True, text=True, timeout=300)
-        assert done.returncode == 0, done.stdout + done.stderr
-    port = process_tools.free_port()
-    server = process_tools.ManagedProcess([sys.executable, "manage.py", "serve", "--port", str(port)], env,
-                                          data_dir / "server.log")
-    base = f"http://127.0.0.1:{port}"
-
-    def up():
-        if server.proc.poll() is not None:
-            raise AssertionError(server.log())
-        try:
-            return urllib.request.urlopen(f"{base}/health/live", timeout=2).status == 200
-        except OSError:
-            return False
-
-    process_tools.wait_until(up, timeout=120, what="manage.py serve")
+    server, base = process_tools.start_embedded_server(
+        data_dir,
+        setup=[["register_model", str(package), "--alias", "champion"],
+               ["create_user", "--role", "admin", "--username", "ops-admin", "--password", PASSWORD]],
+        DEEPMED_BASE_DATASET_DIR=str(write_tiny_dataset(data_dir / "cxr")), **LENIENT_GATES,
+    )
     yield SimpleNamespace(url=base, log=server.log)
     server.kill()
 

@@ -2,7 +2,6 @@
 the study reaches `explained` with an Explanation row, the prediction untouched."""
 
 import os
-import time
 
 import pytest
 
@@ -10,25 +9,18 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.skipif(bool(o
 
 
 def test_upload_is_predicted_then_explained_by_the_in_process_worker(
-    client, consenting_patient, champion, xray_png, settings, tiny_llm_checkpoint
+    client, consenting_patient, champion, xray_png, settings, tiny_llm_checkpoint, study_settled,
+    embedded_worker_thread,
 ):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from apps.studies.models import Study, StudyStatus
-    from deepmed_web.embedded import start_embedded_worker
 
     settings.DEEPMED_LLM_CHECKPOINT = str(tiny_llm_checkpoint)
     settings.DEEPMED_LLM_MAX_NEW_TOKENS = 40
-    start_embedded_worker(sweep_every_s=3600)
     client.force_login(consenting_patient)
     assert client.post("/studies/upload/", {"image": SimpleUploadedFile("cxr.png", xray_png)}).status_code == 302
-    study = Study.objects.get(owner=consenting_patient)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        study.refresh_from_db()
-        if study.status in (StudyStatus.EXPLAINED, StudyStatus.FAILED):
-            break
-        time.sleep(0.2)
+    study = study_settled(Study.objects.get(owner=consenting_patient))
     assert study.status == StudyStatus.EXPLAINED, (study.status, study.failure_reason)
     prediction = study.predictions.get()
     assert study.explanation.engine in ("litgpt", "template")

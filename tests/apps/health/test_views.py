@@ -5,18 +5,20 @@ def test_live_is_always_ok(client):
     assert client.get("/health/live").json() == {"status": "ok"}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def embedded_worker():
-    """The embedded mode's in-process Celery worker thread (started once per process). Session
-    scope: starting it closes the calling thread's database connection (Celery's Django fixup),
-    which must not happen inside a test's transaction."""
+    """The embedded mode's in-process Celery worker thread for this module. Module scope:
+    starting it closes the calling thread's database connection (Celery's Django fixup), which
+    must not happen inside a test's transaction; stopped after, so later tests' tasks stay put."""
     from django.conf import settings
 
     if not settings.EMBEDDED_MODE:
         pytest.skip("embedded mode only: the services pass pings a real worker process")
-    from deepmed_web.embedded import start_embedded_worker
+    from deepmed_web.embedded import start_embedded_worker, stop_embedded_worker
 
-    start_embedded_worker(sweep_every_s=3600)
+    start_embedded_worker(periodic_tasks=False)
+    yield
+    stop_embedded_worker()
 
 
 def test_ready_names_the_missing_model(client, db, embedded_worker):

@@ -125,7 +125,8 @@ def test_delete_is_204_and_removes_the_files(api_client, predicted_study, django
 def test_physicians_read_but_do_not_upload_or_delete(api_client, predicted_study, physician, xray_png):
     _bearer(api_client, physician)
     assert api_client.get(f"/api/v1/studies/{predicted_study.pk}").status_code == 200
-    assert api_client.delete(f"/api/v1/studies/{predicted_study.pk}").status_code == 404
+    refused = api_client.delete(f"/api/v1/studies/{predicted_study.pk}")
+    assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied"
     response = _upload(api_client, xray_png)
     assert response.status_code == 403 and response.json()["error"]["code"] == "permission_denied"
 

@@ -1,0 +1,96 @@
+"""Fuzz the API with schemathesis against a live server (`manage.py serve`, embedded mode).
+
+For each role (patient with a real study, physician, admin) schemathesis generates requests
+from /api/schema/ for a bounded number of examples and seconds, and checks two things:
+no response is a 5xx, and every documented response matches its schema. Rate limits are
+raised for this server only (they are tested in tests/apps/*/test_api_*.py).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import urllib.request
+
+import pytest
+
+pytestmark = [pytest.mark.slow]
+
+PASSWORD = "a-long-fuzz-password"
+ROLES = ("patient", "physician", "admin")
+MAX_EXAMPLES = 15
+MAX_SECONDS = 45
+# Starting a real training run from random input would keep the server's worker busy for the
+# rest of the run; its validation and permissions are tested in tests/apps/modelops.
+SKIP_OPERATIONS = ("POST /api/v1/training-runs",)
+
+
+def _post_json(url: str, body: dict, token: str | None = None) -> dict:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json",
+                                              **({"Authorization": f"Bearer {token}"} if token else {})})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read() or b"{}")
+
+
+def _upload(url: str, token: str, png: bytes) -> dict:
+    boundary = "deepmedfuzz"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"cxr.png\"\r\n"
+            "Content-Type: image/png\r\n\r\n").encode() + png + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(url, data=body, method="POST", headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def fuzz_server(tmp_path_factory, process_tools):
+    from ml_core.testing import make_tiny_package, make_xray_like_png
+
+    data_dir = tmp_path_factory.mktemp("fuzz-embedded")
+    package = make_tiny_package(data_dir / "cxr-tiny")
+    unlimited = {f"DEEPMED_THROTTLE_{k}": "100000/min" for k in ("AUTH_IP", "AUTH_ACCOUNT", "UPLOAD_IP", "UPLOAD_ACCOUNT")}
+    server, base = process_tools.start_embedded_server(
+        data_dir,
+        setup=[["register_model", str(package), "--alias", "champion"],
+               *[["create_user", "--role", role, "--username", f"fuzz-{role}", "--password", PASSWORD] for role in ROLES]],
+        DEEPMED_BASE_DATASET_DIR=str(data_dir / "no-dataset"), **unlimited,
+    )
+    api = f"{base}/api/v1"
+    tokens = {role: _post_json(f"{api}/auth/token", {"username": f"fuzz-{role}", "password": PASSWORD})["access"]
+              for role in ROLES}
+    _post_json(f"{api}/consent", {"version": "1"}, tokens["patient"])
+    study = _upload(f"{api}/studies", tokens["patient"], make_xray_like_png(size=128, seed=5))
+    yield {"base": base, "tokens": tokens, "study": study["id"], "log": server.log}
+    server.kill()
+
+
+def _operations_to_skip(base: str) -> list[str]:
+    with urllib.request.urlopen(f"{base}/api/schema/?format=json", timeout=30) as response:
+        schema = json.loads(response.read())
+    skip = []
+    for path, methods in schema["paths"].items():
+        for method, operation in methods.items():
+            if f"{method.upper()} {path}" in SKIP_OPERATIONS:
+                skip.append(operation["operationId"])
+    assert len(skip) == len(SKIP_OPERATIONS), "an operation to skip is no longer in the schema"
+    return skip
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz_server, role, tmp_path):
+    base = fuzz_server["base"]
+    args = [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/api/schema/?format=json",
+            "--checks", "not_a_server_error,response_schema_conformance",
+            "--phases", "examples,coverage,fuzzing", "--max-examples", str(MAX_EXAMPLES),
+            "--max-time", str(MAX_SECONDS), "--workers", "2", "--request-timeout", "30",
+            "--header", f"Authorization: Bearer {fuzz_server['tokens'][role]}",
+            "--suppress-health-check", "all", "--seed", "20261127", "--generation-database", "none"]
+    for operation_id in _operations_to_skip(base):
+        args += ["--exclude-operation-id", operation_id]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=MAX_SECONDS * 4, cwd=tmp_path)
+    failures = done.stdout.find("FAILURES")
+    report = done.stdout[max(failures, 0):][:12000] + done.stderr[-2000:]
+    assert done.returncode == 0, report + "\n--- server log ---\n" + fuzz_server["log"]()[-3000:]
+    assert "passed" in done.stdout.lower(), report  # it really ran operations

@@ -1,0 +1,90 @@
+"""WebSocket authentication through the real ASGI application (deepmed_web.asgi): apps with a
+JWT (header or query), browsers with their session cookie and an allowed Origin."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.utils import timezone
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _access(user, *, expired: bool = False) -> str:
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken.for_user(user)
+    if expired:
+        token.set_exp(from_time=timezone.now() - timedelta(hours=1), lifetime=timedelta(minutes=5))
+    return str(token)
+
+
+async def _connect(path: str, headers: list[tuple[bytes, bytes]] = ()):
+    from deepmed_web.asgi import application
+
+    communicator = WebsocketCommunicator(application, path, headers=list(headers))
+    connected, code = await communicator.connect()
+    return communicator, connected, code
+
+
+async def test_an_app_follows_its_study_with_a_bearer_header(queued_study):
+    token = await database_sync_to_async(_access)(queued_study.owner)
+    communicator, connected, _ = await _connect(f"/ws/studies/{queued_study.pk}/",
+                                                [(b"authorization", f"Bearer {token}".encode())])
+    assert connected
+    assert (await communicator.receive_json_from())["status"] == "queued"
+    await communicator.disconnect()
+
+
+async def test_a_token_in_the_query_string_works_too(queued_study):
+    token = await database_sync_to_async(_access)(queued_study.owner)
+    communicator, connected, _ = await _connect(f"/ws/studies/{queued_study.pk}/?token={token}")
+    assert connected
+    await communicator.disconnect()
+
+
+@pytest.mark.parametrize("case", ["expired", "garbage", "none", "other_patient"])
+async def test_bad_or_foreign_tokens_are_refused(queued_study, other_patient, case):
+    tokens = {
+        "expired": lambda: _access(queued_study.owner, expired=True),
+        "garbage": lambda: "not-a-jwt",
+        "none": lambda: None,
+        "other_patient": lambda: _access(other_patient),
+    }
+    token = await database_sync_to_async(tokens[case])()
+    headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
+    _, connected, code = await _connect(f"/ws/studies/{queued_study.pk}/", headers)
+    assert not connected
+    assert code == (4403 if case == "other_patient" else 4401)
+
+
+async def test_a_revoked_token_is_refused(queued_study):
+    from apps.accounts.services import set_user_password
+
+    token = await database_sync_to_async(_access)(queued_study.owner)
+    await database_sync_to_async(set_user_password)(queued_study.owner, "a-brand-new-password-1")
+    _, connected, code = await _connect(f"/ws/studies/{queued_study.pk}/", [(b"authorization", f"Bearer {token}".encode())])
+    assert not connected and code == 4401
+
+
+async def _session_cookie(user) -> bytes:
+    from django.test import Client
+
+    client = Client()
+    await database_sync_to_async(client.force_login)(user)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+async def test_browser_session_needs_an_allowed_origin(queued_study):
+    cookie = await _session_cookie(queued_study.owner)
+    path = f"/ws/studies/{queued_study.pk}/"
+    communicator, connected, _ = await _connect(path, [(b"cookie", cookie), (b"origin", b"http://127.0.0.1:8000")])
+    assert connected
+    await communicator.disconnect()
+    _, connected, _ = await _connect(path, [(b"cookie", cookie), (b"origin", b"https://evil.example")])
+    assert not connected  # a page of another site cannot ride the session
+    _, connected, code = await _connect(path, [(b"cookie", cookie)])
+    assert not connected and code == 4401  # no Origin = not a browser: the cookie alone does not count
