@@ -97,6 +97,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "apps.audit.middleware.PatientDataAuditMiddleware",
     "axes.middleware.AxesMiddleware",
+    "deepmed_web.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 

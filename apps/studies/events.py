@@ -33,6 +33,8 @@ def study_status_payload(study) -> dict:
         "failure_code": study.failure_code,
         "failure_reason": study.failure_reason,
         "updated_at": study.updated_at.isoformat() if study.updated_at else None,
+        # A physician's correction keeps the status `reviewed`: the version tells pages to reload.
+        "review_version": study.reviews.order_by("-version").values_list("version", flat=True).first(),
     }
 
 

@@ -1,6 +1,7 @@
 // Live study status: WebSocket first, polling every 3 s when WebSockets are unavailable.
 // The page itself is rendered by the server: when a new result arrives (prediction,
 // explanation, review, failure) it reloads; in between only the badge and steps change.
+// A reviewed page keeps listening: a physician's correction (a new review version) reloads it.
 (function () {
   const badge = document.getElementById("study-status");
   if (!badge) return;
@@ -21,7 +22,7 @@
 
   function apply(payload) {
     if (!payload || !payload.status) return;
-    const changed = payload.status !== current.status;
+    const changed = payload.status !== current.status || payload.review_version !== current.review_version;
     current = payload;
     badge.textContent = payload.status_display;
     badge.className = "status status-" + payload.status;
@@ -37,12 +38,12 @@
     badge.dataset.live = "polling";
     const tick = () => fetch(`/studies/${studyId}/status.json`, { credentials: "same-origin", headers: { Accept: "application/json" } })
       .then((r) => (r.ok ? r.json() : null))
-      .then((p) => { apply(p); if (!p || !FINAL.includes(p.status)) setTimeout(tick, 3000); })
+      .then((p) => { apply(p); if (!p || p.status !== "failed") setTimeout(tick, p && FINAL.includes(p.status) ? 30000 : 3000); })
       .catch(() => setTimeout(tick, 5000));
     tick();
   }
 
-  if (FINAL.includes(current.status)) return;
+  if (current.status === "failed") return;
   if (!("WebSocket" in window)) { poll(); return; }
   try {
     const scheme = window.location.protocol === "https:" ? "wss" : "ws";
@@ -50,7 +51,7 @@
     socket.onopen = () => { badge.dataset.live = "websocket"; };
     socket.onmessage = (event) => apply(JSON.parse(event.data));
     socket.onerror = () => poll();
-    socket.onclose = () => { if (!FINAL.includes(current.status)) poll(); };
+    socket.onclose = () => { if (current.status !== "failed") poll(); };
   } catch (e) {
     poll();
   }

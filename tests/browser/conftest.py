@@ -47,21 +47,27 @@ STATUS_RECORDER = """
 
 
 @pytest.fixture(scope="session")
-def status_log():
-    """status_log(page) -> every status that page's tab has shown, in order (read again
-    after the page's own reload when one was under way)."""
+def session_json():
+    """session_json(page, key) -> the JSON list a recorder script keeps in the tab's
+    sessionStorage under `key` (read again after the page's own reload when one was under way)."""
     from playwright.sync_api import Error
 
-    def read(page) -> list[dict]:
+    def read(page, key: str) -> list[dict]:
         for _ in range(20):
             try:
                 page.wait_for_load_state()
-                return json.loads(page.evaluate("sessionStorage.getItem('deepmed-status-log') || '[]'"))
+                return json.loads(page.evaluate(f"sessionStorage.getItem('{key}') || '[]'"))
             except Error:  # the page was reloading itself
                 page.wait_for_timeout(250)
         raise AssertionError("the page never settled")
 
     return read
+
+
+@pytest.fixture(scope="session")
+def status_log(session_json):
+    """status_log(page) -> every status that page's tab has shown, in order."""
+    return lambda page: session_json(page, "deepmed-status-log")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ Tiny generated data (64 px), the cxr_tiny architecture and the `quick` tier keep
 
 from __future__ import annotations
 
-import json
 import re
 from types import SimpleNamespace
 
@@ -58,12 +57,7 @@ def modelops_portal(tmp_path_factory, process_tools):
     server.kill()
 
 
-def _run_log(page) -> list[dict]:
-    page.wait_for_load_state()
-    return json.loads(page.evaluate("sessionStorage.getItem('run-log') || '[]'"))
-
-
-def test_admin_trains_watches_compares_and_promotes(modelops_portal, new_page, artifacts):
+def test_admin_trains_watches_compares_and_promotes(modelops_portal, new_page, artifacts, session_json):
     page = new_page(modelops_portal.url)
     page.context.add_init_script(RUN_RECORDER)
     page.goto("/accounts/login/")
@@ -83,7 +77,7 @@ def test_admin_trains_watches_compares_and_promotes(modelops_portal, new_page, a
 
     # Watch it live until the server renders the finished run (the page reloads itself then).
     for _ in range(600):
-        log = _run_log(page)
+        log = session_json(page, "run-log")
         rendered = [e["status"] for e in log if e["via"] == "render"]
         if rendered and rendered[-1] in ("succeeded", "failed", "cancelled"):
             break

@@ -108,6 +108,20 @@ def test_physician_claims_corrects_and_patient_sees_the_label(embedded_portal, n
     assert "differs from the model" in patient.text_content("#review-note")
     patient.screenshot(path=str(artifacts / "review-03-patient-sees-review.png"), full_page=True)
 
+    # A second look: the physician corrects the saved review (version 2); the patient's open,
+    # already reviewed page follows live.
+    second = next(c for c in classes if c not in (model_label, target))
+    doctor.goto(f"/review/{study_id}/")
+    doctor.click("#viewer")
+    doctor.keyboard.press(str(classes.index(second) + 1))
+    doctor.fill("textarea[name=note]", "Second reading.")
+    doctor.keyboard.press("Control+Enter")
+    doctor.wait_for_url("**/review/")
+    assert doctor.is_visible("text=Review saved (version 2)")
+    patient.wait_for_function(
+        f"(document.getElementById('review-final') || {{}}).textContent?.includes('{second}')", timeout=30_000)
+    assert "Second reading" in patient.text_content("#review-note")
+
     doctor.goto("/review/dashboard/")
     assert doctor.is_visible("text=Physician feedback")
     doctor.screenshot(path=str(artifacts / "review-04-dashboard.png"), full_page=True)

@@ -141,9 +141,12 @@ def test_saving_notifies_the_patient_live(pneumonia_study, physician, listen, dj
         save_review(pneumonia_study.pk, physician=physician, decision="confirm")
     message = receive()
     assert message["status"] == "reviewed" and message["study_id"] == str(pneumonia_study.pk)
-    with django_capture_on_commit_callbacks(execute=True):  # a correction is pushed too
+    assert message["review_version"] == 1
+    with django_capture_on_commit_callbacks(execute=True):  # a correction is pushed too, as a new version
         save_review(pneumonia_study.pk, physician=physician, decision="not_assessable")
-    assert receive()["study_id"] == str(pneumonia_study.pk)
+    correction = receive()
+    assert (correction["study_id"], correction["status"], correction["review_version"]) == (
+        str(pneumonia_study.pk), "reviewed", 2)
 
 
 def test_a_study_with_review_versions_can_still_be_deleted(pneumonia_study, physician):

@@ -1,6 +1,7 @@
 """Fault: the PostgreSQL connection drops in the middle of an upload (after the image was
-stored, as the study row is written). The API answers a clean 503 in the error envelope,
-the stored image is removed (no orphan file), and the next upload works."""
+stored, as the study row is written). The API answers a clean 503 in the error envelope, the
+web form a "try again" page with 503; the stored image is removed (no orphan file), and the
+next upload works."""
 
 import pytest
 
@@ -11,11 +12,21 @@ def _stored_files(media):
     return sorted(p for p in media.rglob("*") if p.is_file())
 
 
+def _upload(channel: str, api_client, client, user, data: bytes):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    if channel == "api":
+        api_client.force_authenticate(user)
+        return api_client.post("/api/v1/studies", {"image": SimpleUploadedFile("cxr.png", data)}, format="multipart")
+    client.force_login(user)
+    return client.post("/studies/upload/", {"image": SimpleUploadedFile("cxr.png", data)})
+
+
+@pytest.mark.parametrize("channel", ["api", "web"])
 def test_connection_drop_during_upload_is_a_clean_error_without_orphan_file(
-    api_client, consenting_patient, xray_png, monkeypatch, _isolated_media, flushed_redis
+    channel, api_client, client, consenting_patient, xray_png, monkeypatch, _isolated_media, flushed_redis
 ):
     import psycopg2
-    from django.core.files.uploadedfile import SimpleUploadedFile
     from django.db import connection
 
     from apps.studies.models import Study
@@ -35,17 +46,21 @@ def test_connection_drop_during_upload_is_a_clean_error_without_orphan_file(
             dropped.append(pid)
         return original_save(self, *args, **kwargs)
 
+    if channel == "web":
+        client.force_login(consenting_patient)  # before the drop: the session is written first
     monkeypatch.setattr(Study, "save", save_after_the_connection_drops)
-    api_client.force_authenticate(consenting_patient)
-    response = api_client.post("/api/v1/studies", {"image": SimpleUploadedFile("cxr.png", xray_png)}, format="multipart")
+    response = _upload(channel, api_client, client, consenting_patient, xray_png)
 
     assert dropped, "the connection was not dropped"
     assert response.status_code == 503, response.content
-    assert response.json()["error"]["code"] == "service_unavailable"
+    if channel == "api":
+        assert response.json()["error"]["code"] == "service_unavailable"
+    else:
+        assert b"briefly unavailable" in response.content
     assert response["Retry-After"]
     assert _stored_files(_isolated_media) == []  # the image written before the failure is gone
 
-    retry = api_client.post("/api/v1/studies", {"image": SimpleUploadedFile("cxr.png", xray_png)}, format="multipart")
-    assert retry.status_code == 201, retry.content  # a fresh connection: the patient just tries again
+    retry = _upload(channel, api_client, client, consenting_patient, xray_png)
+    assert retry.status_code == (201 if channel == "api" else 302), retry.content  # the patient just tries again
     assert Study.objects.filter(owner=consenting_patient).count() == 1
     assert len(_stored_files(_isolated_media)) == 1
