@@ -152,6 +152,17 @@ def save_package(
     return directory
 
 
+def update_package_extra(directory: str | Path, **values: Any) -> PackageMeta:
+    """Add or replace keys of a saved package's `extra` (atomic rewrite of package.json)."""
+    directory = Path(directory)
+    meta = load_package_meta(directory)
+    meta.extra.update(values)
+    tmp = directory / (PACKAGE_JSON + ".tmp")
+    tmp.write_text(json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    os.replace(tmp, directory / PACKAGE_JSON)
+    return meta
+
+
 def load_package_meta(directory: str | Path) -> PackageMeta:
     """Read and validate package.json (does not load the model)."""
     directory = Path(directory)

@@ -19,11 +19,12 @@ import numpy as np
 
 from ml_core.calibrate import fit_temperature
 from ml_core.data import Dataset, load_all_pixels, sample_sources
+from ml_core.drift import DriftReference, build_reference
 from ml_core.evaluate import evaluate_logits
 from ml_core.ood import fit_mahalanobis, pooled_features, synthetic_outliers
 from ml_core.preprocessing import PreprocessConfig, preprocess, preprocess_batch
 from ml_core.quantize import FORMATS, quantize
-from ml_core.serve import ort_session
+from ml_core.serve import load_predictor, ort_session
 
 
 @dataclass
@@ -223,9 +224,26 @@ def build_package(
             torch_weights=torch_weights,
             model_config=model_cfg,
         )
+    write_drift_reference(package_dir, val_px)
     report = {"package_dir": str(package_dir), "served_format": served, "seconds": time.perf_counter() - started}
     report.update(temperature=temperature, candidates=candidates, config=asdict(cfg))
     return PackageBuild(package_dir=Path(package_dir), report=report)
+
+
+def write_drift_reference(package_dir: str | Path, images: Sequence[np.ndarray], *, source: str = "validation") -> DriftReference:
+    """Store in the package what the served model outputs on held-out images (label mix,
+    confidence, OOD score): the reference the drift monitor compares production windows with.
+    Predicted through the serving path itself, so it is exactly what production will record."""
+    from ml_core.package import update_package_extra
+
+    predictor = load_predictor(package_dir)
+    results = [r for start in range(0, len(images), 32)
+               for r in predictor.predict_batch(list(images[start:start + 32]), with_heatmap=False)]
+    scores = [r.ood_score for r in results if r.ood_score is not None]
+    reference = build_reference([r.label for r in results], [r.confidence for r in results], predictor.classes,
+                                scores or None, source=source)
+    update_package_extra(package_dir, drift_reference=reference.to_dict())
+    return reference
 
 
 def compare_ood_gates(gates: dict[str, Any], session, pre_cfg, inliers, outliers: dict[str, list]) -> dict[str, Any]:

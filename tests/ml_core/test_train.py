@@ -120,3 +120,21 @@ def test_model_card_is_rendered_from_the_package_metrics(trained):
     assert f"macro-F1 **{meta.metrics['test']['macro_f1']:.3f}**" in card
     assert f"T = {meta.temperature:.3f}" in card and "python -m ml_core train ..." in card
     assert "| mahalanobis |" in card and "| autoencoder |" in card
+
+
+def test_package_carries_the_drift_reference_of_its_served_outputs(trained, tiny_data):
+    """The drift monitor's reference is what the served model outputs on the validation split."""
+    from ml_core.drift import DriftConfig, DriftReference, compute_drift
+
+    result, _ = trained
+    predictor = load_predictor(result.package_dir)
+    reference = DriftReference.from_dict(predictor.meta.extra["drift_reference"])
+    val = load_dataset(tiny_data).split("val")
+    assert reference.source == "validation" and reference.n == len(val)
+    assert reference.classes == predictor.classes and sum(reference.label_mix.values()) == pytest.approx(1.0)
+    served = predictor.predict_batch([load_pixels(s.path) for s in val])
+    assert sorted(reference.confidence) == pytest.approx(sorted(r.confidence for r in served), abs=1e-6)
+    assert len(reference.embedding_score) == len(val)  # the OOD gate's score, as stored per prediction
+    same = compute_drift(reference, [r.label for r in served], [r.confidence for r in served],
+                         [r.ood_score for r in served], DriftConfig(min_samples=1))
+    assert same.score == pytest.approx(0.0, abs=1e-6)  # the reference window against itself: no drift
