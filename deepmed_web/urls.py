@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/", include("apps.accounts.urls")),
     path("studies/", include("apps.studies.urls")),
     path("review/", include("apps.review.urls")),
+    path("", include("apps.explanations.urls")),
     path("modelops/", include("apps.modelops.urls")),
     path("health/", include("apps.health.urls")),
     path("api/v1/", include("deepmed_web.api_urls")),

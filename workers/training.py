@@ -1,4 +1,5 @@
-"""Training queue: training runs and the periodic retraining check. Thin: services decide."""
+"""Training queue: image-model training runs, the explainer's LoRA fine-tune, and the periodic
+retraining check. Thin: services decide."""
 
 from __future__ import annotations
 
@@ -20,3 +21,12 @@ def check_retraining_queue() -> int | None:
 
     run = check()
     return None if run is None else run.pk
+
+
+@shared_task(name="workers.training.finetune_explainer", acks_late=True)
+def finetune_explainer(run_id: int) -> str:
+    """LoRA fine-tune of the explanation model on physicians' edits (training queue)."""
+    from apps.explanations.services import execute_explainer_finetune
+
+    run = execute_explainer_finetune(run_id)
+    return "skipped" if run is None else run.status

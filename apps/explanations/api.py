@@ -1,8 +1,10 @@
-"""/api/v1/studies/<id>/explanation: read it (owner or clinical staff), edit it (physicians)."""
+"""/api/v1/studies/<id>/explanation: read it (owner or clinical staff), edit it (physicians);
+/api/v1/explainer/finetune-runs: the LoRA fine-tune job on the edits (admins)."""
 
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -11,6 +13,8 @@ from rest_framework.views import APIView
 from apps.audit.middleware import audits_patient_data
 from apps.audit.services import client_ip
 from apps.explanations import selectors, services
+from apps.explanations.models import ExplainerFinetuneRun
+from apps.modelops.api import AdminApi
 from deepmed_web.api import ApiError
 
 
@@ -59,3 +63,33 @@ class StudyExplanationApi(APIView):
             http = status.HTTP_404_NOT_FOUND if exc.code == "no_explanation" else status.HTTP_400_BAD_REQUEST
             raise ApiError(exc.code, exc.message, http_status=http) from exc
         return Response(selectors.explanation_payload(edit.explanation, request.user))
+
+
+class FinetuneRunCreateSerializer(serializers.Serializer):
+    steps = serializers.IntegerField(min_value=1, max_value=5000, default=20)
+
+
+class FinetuneRunSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ExplainerFinetuneRun
+        fields = ["id", "status", "steps", "examples", "checkpoint_dir", "mlflow_run_id", "seconds", "error",
+                  "created_at", "finished_at"]
+
+
+class FinetuneRunCreateApi(AdminApi):
+    @extend_schema(request=FinetuneRunCreateSerializer, responses={202: FinetuneRunSerializer},
+                   summary="Start a LoRA fine-tune of the explanation model on physicians' edits (training queue)")
+    def post(self, request):
+        body = FinetuneRunCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            run = services.start_explainer_finetune(actor=request.user, steps=body.validated_data["steps"])
+        except services.ExplanationError as exc:
+            raise ApiError(exc.code, exc.message, http_status=status.HTTP_409_CONFLICT) from exc
+        return Response(FinetuneRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class FinetuneRunDetailApi(AdminApi):
+    @extend_schema(responses=FinetuneRunSerializer, summary="An explainer fine-tune: status, result, MLflow run id")
+    def get(self, request, run_id: int):
+        return Response(FinetuneRunSerializer(get_object_or_404(ExplainerFinetuneRun, pk=run_id)).data)

@@ -24,3 +24,25 @@ class ExplanationEdit(models.Model):
 
     def __str__(self) -> str:
         return f"edit of explanation {self.explanation_id} by {self.editor_id}"
+
+
+class ExplainerFinetuneRun(models.Model):
+    """A LoRA fine-tune of the explanation model on the physicians' edits: a job on the
+    `training` queue, tracked in MLflow like the image models (run id kept here)."""
+
+    steps = models.PositiveIntegerField(default=20)
+    status = models.CharField(max_length=16, default="queued")  # apps.modelops.models.RunStatus values
+    examples = models.PositiveIntegerField(null=True, blank=True)
+    checkpoint_dir = models.CharField(max_length=500, blank=True, help_text="set DEEPMED_LLM_CHECKPOINT to deploy it")
+    mlflow_run_id = models.CharField(max_length=64, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"explainer fine-tune {self.pk} ({self.status})"

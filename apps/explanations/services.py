@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from apps.audit.services import record_event
 from apps.explanations import metrics, selectors
-from apps.explanations.models import ExplanationEdit
+from apps.explanations.models import ExplainerFinetuneRun, ExplanationEdit
 from apps.studies.models import Explanation, Study, StudyStatus
 from apps.studies.selectors import champion_prediction
 from apps.studies.services import transition_study
@@ -254,3 +254,46 @@ def run_explainer_finetune(*, steps: int = 20, out_dir: str | Path | None = None
         Path(base_checkpoint or explainer_checkpoint()).resolve(), data_path, out_dir / "checkpoint",
         LoraConfig(steps=steps), tracking_uri=settings.MLFLOW_TRACKING_URI, artifact_root=settings.MLFLOW_ARTIFACT_ROOT,
     )
+
+
+def start_explainer_finetune(*, actor=None, steps: int = 20) -> ExplainerFinetuneRun:
+    """Queue a LoRA fine-tune on the `training` queue (GPU worker when there is one). Refused
+    with `no_edits` while physicians have edited nothing."""
+    if not selectors.edits_for_training().exists():
+        raise ExplanationError("no_edits", "No physician edits to fine-tune on yet.")
+    with transaction.atomic():
+        run = ExplainerFinetuneRun.objects.create(
+            steps=steps, started_by=actor if getattr(actor, "is_authenticated", False) else None)
+        record_event(actor=actor, action="explainer.finetune.start", obj=run, detail={"steps": steps})
+        transaction.on_commit(lambda: _enqueue_finetune(run.pk))
+    return run
+
+
+def _enqueue_finetune(run_id: int) -> None:
+    from workers.training import finetune_explainer
+
+    finetune_explainer.delay(run_id)
+
+
+def execute_explainer_finetune(run_id: int) -> ExplainerFinetuneRun | None:
+    """The job itself (called by the worker). Runs once: a redelivered message finds the run
+    no longer queued and does nothing. A failure is stored on the run, never raised."""
+    from apps.modelops.models import RunStatus
+
+    if not ExplainerFinetuneRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING):
+        return None
+    run = ExplainerFinetuneRun.objects.get(pk=run_id)
+    try:
+        result = run_explainer_finetune(steps=run.steps, out_dir=settings.DATA_DIR / "llm" / f"lora-run-{run.pk}")
+    except Exception as exc:  # noqa: BLE001 — the job's failure is its result
+        logger.exception("explainer fine-tune %s failed", run.pk)
+        run.status, run.error = RunStatus.FAILED, (exc.message if isinstance(exc, ExplanationError) else str(exc))[:2000]
+    else:
+        run.status = RunStatus.SUCCEEDED
+        run.examples, run.checkpoint_dir, run.mlflow_run_id, run.seconds = (
+            result.examples, result.checkpoint_dir, result.mlflow_run_id, result.seconds)
+    run.finished_at = timezone.now()
+    run.save()
+    record_event(actor=None, action="explainer.finetune.finish", obj=run,
+                 detail={"status": run.status, "mlflow_run_id": run.mlflow_run_id, "error": run.error[:200]})
+    return run

@@ -13,6 +13,8 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.explanations.models import ExplainerFinetuneRun
+from apps.explanations.selectors import edits_for_training
 from apps.modelops import events, selectors, services
 from apps.modelops.models import AugmentationJob, ModelVersion, Promotion, TrainingRun
 
@@ -74,6 +76,8 @@ def console(request):
         "training_form": TrainingForm(),
         "augmentation_form": AugmentationForm(),
         "mlflow_ui": settings.MLFLOW_UI_URL,
+        "explainer_edits": edits_for_training().count(),
+        "explainer_runs": ExplainerFinetuneRun.objects.select_related("started_by")[:10],
     })
 
 

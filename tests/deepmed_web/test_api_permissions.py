@@ -43,6 +43,8 @@ MATRIX = [
     ("get", "/api/v1/training-runs/999999", None, (401, 403, 403, 403, 404)),
     ("get", "/api/v1/retraining-queue", None, (401, 403, 403, 403, 200)),
     ("get", "/api/v1/monitoring/drift", None, (401, 403, 403, 403, 200)),
+    ("post", "/api/v1/explainer/finetune-runs", {}, (401, 403, 403, 403, 409)),  # no physician edits yet
+    ("get", "/api/v1/explainer/finetune-runs/999999", None, (401, 403, 403, 403, 404)),
 ]
 CASES = [(m, p, b, role, codes[i]) for m, p, b, codes in MATRIX for i, role in enumerate(ROLES)]
 PATIENT_DATA = ("/api/v1/studies/{study}",)  # reads of one study: audited for every role that reaches the view
