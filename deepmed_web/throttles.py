@@ -1,7 +1,8 @@
 """Rate limits for the API's sensitive doors: authentication and upload.
 
 Each door is limited twice, per client address and per account, so neither one noisy
-address nor one account spread over many addresses can hammer it. Rates come from
+address nor one account spread over many addresses can hammer it. The web sign-up and upload
+forms share the same counters (`web_rate_limit_wait`). Rates come from
 settings.DEEPMED_THROTTLE_RATES (env DEEPMED_THROTTLE_*), read on every request so they can
 be changed without a code change; counters live in the default cache (Redis in services
 mode, so every web process shares them). A refused request gets 429 `throttled` with
@@ -42,7 +43,8 @@ class AccountThrottle(_SettingsRateThrottle):
         if request.user and request.user.is_authenticated:
             ident = f"user-{request.user.pk}"
         else:
-            username = request.data.get("username") if hasattr(request.data, "get") else None
+            data = getattr(request, "data", None) or request.POST  # DRF request, or a Django form post
+            username = data.get("username") if hasattr(data, "get") else None
             if not isinstance(username, str) or not username:
                 return None  # nothing to count against: the per-address limit still applies
             ident = f"name-{username.strip().lower()[:150]}"
@@ -67,6 +69,17 @@ class UploadAccountThrottle(AccountThrottle):
 
 AUTH_THROTTLES = [AuthIpThrottle, AuthAccountThrottle]
 UPLOAD_THROTTLES = [UploadIpThrottle, UploadAccountThrottle]
+
+
+def web_rate_limit_wait(request, throttles: list[type[SimpleRateThrottle]]) -> float | None:
+    """The same limits for a plain Django view (sign-up and upload forms): None when the
+    request may go on, else the seconds to wait. Counts the request like the API does."""
+    waits = []
+    for throttle_class in throttles:
+        throttle = throttle_class()
+        if not throttle.allow_request(request, None):
+            waits.append(throttle.wait() or 1.0)
+    return max(waits) if waits else None
 
 
 class ThrottleUploadsOnly:

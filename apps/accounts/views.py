@@ -22,6 +22,7 @@ from apps.accounts.services import (
     register_patient,
 )
 from apps.audit.services import client_ip
+from deepmed_web.throttles import AUTH_THROTTLES, web_rate_limit_wait
 
 
 class SignupForm(forms.Form):
@@ -64,6 +65,10 @@ def signup(request):
     if request.user.is_authenticated:
         return redirect("home")
     form = SignupForm(request.POST or None)
+    wait = web_rate_limit_wait(request, AUTH_THROTTLES) if request.method == "POST" else None
+    if wait is not None:
+        form.add_error(None, f"Too many sign-ups from here. Please try again in {int(wait) + 1} seconds.")
+        return render(request, "registration/signup.html", {"form": form}, status=429)
     if request.method == "POST" and form.is_valid():
         try:
             user = register_patient(

@@ -18,6 +18,7 @@ from apps.audit.services import client_ip
 from apps.studies import events, selectors, services
 from apps.studies.models import StudyStatus
 from deepmed_web.api import error_body
+from deepmed_web.throttles import UPLOAD_THROTTLES, web_rate_limit_wait
 
 # Where the live page's progress steps are (queued -> analysing -> explaining -> done).
 PROGRESS_STEPS = (
@@ -71,7 +72,12 @@ def study_upload(request):
     if request.method == "GET":
         return _upload_page(request, form)
     error = None
-    if form.is_valid():
+    wait = web_rate_limit_wait(request, UPLOAD_THROTTLES)
+    if wait is not None:
+        message = f"Too many uploads for now. Please try again in {int(wait) + 1} seconds."
+        form.add_error(None, message)
+        error = ("throttled", message, 429)
+    elif form.is_valid():
         try:
             study = services.create_study_from_upload(
                 owner=request.user,

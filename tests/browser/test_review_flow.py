@@ -97,12 +97,16 @@ def test_physician_claims_corrects_and_patient_sees_the_label(embedded_portal, n
     assert doctor.input_value("#final-label") == target
     doctor.fill("textarea[name=note]", "Physician reading differs from the model.")
     doctor.screenshot(path=str(artifacts / "review-02-review-page.png"), full_page=True)
+    history = patient.context.new_page()  # the patient's "My studies" in a second tab
+    history.goto("/studies/")
+    history.wait_for_function("document.getElementById('study-history').dataset.live === 'websocket'")
     doctor.keyboard.press("Control+Enter")
     doctor.wait_for_url("**/review/")
     assert doctor.is_visible("text=Review saved (version 1)")
     assert doctor.query_selector(row) is None
 
-    # The patient's open page reloads itself with the physician's label and note.
+    # The history row follows live; the patient's open page reloads itself with the label and note.
+    history.wait_for_selector(f"tr[data-study-id='{study_id}'] .status-reviewed", timeout=30_000)
     patient.wait_for_selector("#review-final", timeout=30_000)
     assert target in patient.text_content("#review-final")
     assert "differs from the model" in patient.text_content("#review-note")

@@ -97,3 +97,20 @@ def test_research_consent_is_an_explicit_separate_choice(client, consenting_pati
     assert not has_research_consent(consenting_patient)
     client.force_login(physician)
     assert client.post("/accounts/me/research-consent/", {"decision": "grant"}).status_code == 403
+
+
+def test_web_sign_up_shares_the_api_rate_limit(client, db, settings):
+    settings.DEEPMED_THROTTLE_RATES = {**settings.DEEPMED_THROTTLE_RATES, "auth_ip": "2/min"}
+    codes = []
+    for i in range(2):
+        codes.append(client.post("/accounts/signup/", {"username": f"web{i}", "password1": "correct-horse-battery",
+                                                       "password2": "correct-horse-battery"},
+                                 REMOTE_ADDR="10.3.3.3").status_code)
+        client.logout()  # a signed-in visitor is sent home before any sign-up
+    refused = client.post("/accounts/signup/", {"username": "web9", "password1": "correct-horse-battery",
+                                                "password2": "correct-horse-battery"}, REMOTE_ADDR="10.3.3.3")
+    assert codes == [302, 302] and refused.status_code == 429
+    assert "Too many sign-ups" in refused.content.decode()
+    from apps.accounts.models import User
+
+    assert not User.objects.filter(username="web9").exists()

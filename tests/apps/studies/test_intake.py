@@ -162,3 +162,20 @@ def test_dicom_identity_is_neither_stored_nor_shown(client, api_client, consenti
         for value in secrets:
             assert value.encode() not in blob, value
     assert study.technical_tags["Modality"] == "DX"  # technical tags needed for display are kept
+
+
+def test_web_uploads_share_the_api_rate_limit(client, consenting_patient, settings, monkeypatch):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from apps.studies.models import Study
+    from ml_core.testing import make_xray_like_png
+
+    monkeypatch.setattr("apps.studies.services.enqueue_inference", lambda study_id: None)
+    settings.DEEPMED_THROTTLE_RATES = {**settings.DEEPMED_THROTTLE_RATES, "upload_account": "1/hour"}
+    client.force_login(consenting_patient)
+    first = client.post("/studies/upload/", {"image": SimpleUploadedFile("a.png", make_xray_like_png(size=96, seed=41))})
+    second = client.post("/studies/upload/", {"image": SimpleUploadedFile("b.png", make_xray_like_png(size=96, seed=42))},
+                         HTTP_ACCEPT="application/json")
+    assert first.status_code == 302
+    assert second.status_code == 429 and second.json()["error"]["code"] == "throttled"
+    assert Study.objects.count() == 1
