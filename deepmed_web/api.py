@@ -97,3 +97,52 @@ class Pagination(PageNumberPagination):
 
     page_size_query_param = "page_size"
     max_page_size = 100
+
+
+# --- the error shape in the OpenAPI schema ------------------------------------------------
+
+ERROR_ENVELOPE_SCHEMA = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message", "details"],
+            "properties": {
+                "code": {"type": "string", "description": "stable machine-readable code, e.g. consent_required"},
+                "message": {"type": "string", "description": "for people"},
+                "details": {"type": "object", "additionalProperties": True},
+            },
+        }
+    },
+}
+ERRORS_ANY_OPERATION = {
+    "400": "invalid request (`details.fields` per field)",
+    "401": "not authenticated, or the token is not valid (`token_not_valid`)",
+    "403": "not allowed for this role or user",
+    "404": "not found (also another patient's study: no probing)",
+    "429": "rate limited (`throttled`, `account_locked`); see Retry-After",
+    "503": "a backing service is briefly unavailable (`service_unavailable`); retry",
+}
+ERRORS_WITH_A_BODY = {
+    "409": "conflicts with the current state (e.g. `consent_version_mismatch`, `study_claimed`)",
+    "413": "the upload is too large (`file_too_large`)",
+    "415": "unsupported content type for this operation",
+}
+
+
+def add_error_responses(result: dict, generator, request, public) -> dict:
+    """drf-spectacular postprocessing hook: every operation documents the error envelope for
+    the statuses it may answer (operation-specific descriptions are kept)."""
+    result.setdefault("components", {}).setdefault("schemas", {})["ErrorEnvelope"] = ERROR_ENVELOPE_SCHEMA
+    ref = {"$ref": "#/components/schemas/ErrorEnvelope"}
+    for methods in result.get("paths", {}).values():
+        for method, operation in methods.items():
+            errors = dict(ERRORS_ANY_OPERATION)
+            if method in ("post", "put", "patch"):
+                errors.update(ERRORS_WITH_A_BODY)
+            responses = operation.setdefault("responses", {})
+            for code, description in errors.items():
+                response = responses.setdefault(code, {"description": description})
+                response.setdefault("content", {"application/json": {"schema": ref}})
+    return result

@@ -1,8 +1,9 @@
 """Fuzz the API with schemathesis against a live server (`manage.py serve`, embedded mode).
 
 For each role (patient with a real study, physician, admin) schemathesis generates requests
-from /api/schema/ for a bounded number of examples and seconds, and checks two things:
-no response is a 5xx, and every documented response matches its schema. Rate limits are
+from /api/schema/ for a bounded number of examples and seconds, and checks three things: no
+response is a 5xx, every status code returned is documented for its operation, and every
+response matches its documented schema (errors included: the one error envelope). Rate limits are
 raised for this server only (they are tested in tests/apps/*/test_api_*.py).
 """
 
@@ -82,7 +83,7 @@ def _operations_to_skip(base: str) -> list[str]:
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz_server, role, tmp_path):
     base = fuzz_server["base"]
     args = [sys.executable, "-m", "schemathesis.cli", "run", f"{base}/api/schema/?format=json",
-            "--checks", "not_a_server_error,response_schema_conformance",
+            "--checks", "not_a_server_error,status_code_conformance,response_schema_conformance",
             "--phases", "examples,coverage,fuzzing", "--max-examples", str(MAX_EXAMPLES),
             "--max-time", str(MAX_SECONDS), "--workers", "2", "--request-timeout", "30",
             "--header", f"Authorization: Bearer {fuzz_server['tokens'][role]}",
@@ -94,3 +95,18 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzz_server,
     report = done.stdout[max(failures, 0):][:12000] + done.stderr[-2000:]
     assert done.returncode == 0, report + "\n--- server log ---\n" + fuzz_server["log"]()[-3000:]
     assert "passed" in done.stdout.lower(), report  # it really ran operations
+
+
+def test_a_malformed_multipart_body_gets_the_error_envelope_not_a_bare_400(fuzz_server):
+    """Daphne's HTTP layer (Twisted) must leave request bodies to Django (see `manage.py serve`)."""
+    import urllib.error
+
+    boundary = "deepmed-broken"
+    request = urllib.request.Request(
+        f"{fuzz_server['base']}/api/v1/auth/token/refresh", data=f"--{boundary}--\r\n".encode(), method="POST",
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)
+    assert refused.value.code == 400
+    assert refused.value.headers["Content-Type"] == "application/json"
+    assert json.loads(refused.value.read())["error"]["code"] == "invalid_request"

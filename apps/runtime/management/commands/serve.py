@@ -7,6 +7,24 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
+def _leave_request_bodies_to_django() -> None:
+    """Twisted (under Daphne) parses every multipart POST body itself, only to fill an argument
+    dict Daphne never uses: a second in-memory copy of each upload, and a malformed body gets
+    Twisted's bare 400 instead of the application's error envelope. Turn that parsing off."""
+    from daphne.http_protocol import WebRequest
+
+    if getattr(WebRequest, "_deepmed_body_parsing_off", False):
+        return
+    original_init = WebRequest.__init__
+
+    def init(self, *args, **kwargs):
+        original_init(self, *args, **kwargs)
+        self._parsePOSTFormSubmission = False
+
+    WebRequest.__init__ = init
+    WebRequest._deepmed_body_parsing_off = True
+
+
 class Command(BaseCommand):
     help = "Run the ASGI server (and, without REDIS_URL, the in-process Celery worker)."
 
@@ -29,6 +47,7 @@ class Command(BaseCommand):
         else:
             mode = "services (Redis broker; run `celery -A deepmed_web worker` separately)"
         self.stdout.write(f"DeepMed serving on http://{host}:{port}/ — mode: {mode}")
+        _leave_request_bodies_to_django()
         Server(
             application=get_default_application(),
             endpoints=build_endpoint_description_strings(host=host, port=port),
