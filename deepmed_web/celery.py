@@ -37,6 +37,8 @@ app.conf.beat_schedule = {
     "requeue-stalled-studies": {"task": "workers.maintenance.requeue_stalled_studies", "schedule": 120.0},
     # Re-enqueue explanations whose task was lost (the prediction stays visible meanwhile).
     "requeue-unexplained-studies": {"task": "workers.llm.requeue_unexplained_studies", "schedule": 300.0},
+    # Fail training runs whose worker died (no progress for DEEPMED_TRAINING_STALL_MINUTES).
+    "fail-stalled-training-runs": {"task": "workers.training.fail_stalled_runs", "schedule": 600.0},
 }
 
 

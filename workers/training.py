@@ -23,6 +23,14 @@ def check_retraining_queue() -> int | None:
     return None if run is None else run.pk
 
 
+@shared_task(name="workers.training.fail_stalled_runs")
+def fail_stalled_runs() -> list[int]:
+    """Celery beat: fail running runs whose worker stopped reporting progress."""
+    from apps.modelops.services import fail_stalled_runs as fail
+
+    return [run.pk for run in fail()]
+
+
 @shared_task(name="workers.training.finetune_explainer", acks_late=True)
 def finetune_explainer(run_id: int) -> str:
     """LoRA fine-tune of the explanation model on physicians' edits (training queue)."""

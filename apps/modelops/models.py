@@ -76,6 +76,7 @@ class TrainingRun(models.Model):
     result_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="last progress report from the worker")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -15,11 +15,13 @@ import threading
 import traceback
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import record_event
@@ -289,7 +291,8 @@ def _claim_run(run_id: int) -> TrainingRun | None:
         if run is None or run.status != RunStatus.QUEUED:
             return None  # cancelled, finished, or a re-delivered task of a run another worker owns
         run.status, run.started_at = RunStatus.RUNNING, timezone.now()
-        run.save(update_fields=["status", "started_at"])
+        run.heartbeat_at = run.started_at
+        run.save(update_fields=["status", "started_at", "heartbeat_at"])
     events.publish("training", run.pk, events.training_payload(run))
     return run
 
@@ -315,11 +318,35 @@ def _progress_reporter(run: TrainingRun):
             line = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in update.items())
             run.logs = (run.logs + f"{timezone.now():%H:%M:%S} {line}\n")[-200_000:]
         progress.update({k: v for k, v in update.items() if k in ("phase", "epoch", "epochs", "step", "steps_per_epoch", "loss")})
-        run.progress = progress
-        TrainingRun.objects.filter(pk=run.pk).update(progress=progress, logs=run.logs)
+        run.progress, run.heartbeat_at = progress, timezone.now()
+        TrainingRun.objects.filter(pk=run.pk).update(progress=progress, logs=run.logs, heartbeat_at=run.heartbeat_at)
         events.publish("training", run.pk, events.training_payload(run))
 
     return report
+
+
+def fail_stalled_runs() -> list[TrainingRun]:
+    """Fail the running runs that reported no progress for DEEPMED_TRAINING_STALL_MINUTES: their
+    worker is gone (killed, out of memory, host restarted) and its re-delivered task will not
+    take a run that is already `running`. The admin sees why and can start a new run. If the
+    worker was only slow after all, its own finish overwrites this verdict."""
+    minutes = settings.DEEPMED_TRAINING_STALL_MINUTES
+    cutoff = timezone.now() - timedelta(minutes=minutes)
+    stalled = TrainingRun.objects.filter(status=RunStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
+    failed = []
+    for run in stalled:
+        with transaction.atomic():
+            if not TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(status=RunStatus.FAILED):
+                continue  # finished meanwhile
+            run.refresh_from_db()
+            _finish_run(run, RunStatus.FAILED,
+                        error=f"no progress for {minutes} minutes: the training worker stopped (killed, out of "
+                              "memory or restarted). Start a new run.",
+                        log=f"{timezone.now():%H:%M:%S} failed by the stalled-run check: no word from the worker\n")
+            record_event(actor=None, action="training.stalled", obj=run, detail={"minutes": minutes})
+        failed.append(run)
+    return failed
 
 
 def _stop_requested(run: TrainingRun):

@@ -29,7 +29,8 @@ def test_embedded_beat_covers_every_periodic_task(settings):
     entries = {task: seconds for _, seconds, task in beat_entries()}
     assert entries["workers.training.check_retraining_queue"] == float(settings.DEEPMED_RETRAIN_CHECK_SECONDS)
     assert entries["workers.monitoring.compute_drift_scores"] == float(settings.DEEPMED_DRIFT_CHECK_SECONDS)
-    assert {"workers.maintenance.requeue_stalled_studies", "workers.llm.requeue_unexplained_studies"} <= set(entries)
+    assert {"workers.maintenance.requeue_stalled_studies", "workers.llm.requeue_unexplained_studies",
+            "workers.training.fail_stalled_runs"} <= set(entries)
 
 
 def test_embedded_beat_keeps_sending_even_after_a_failed_publish(monkeypatch):
