@@ -24,11 +24,13 @@ def check_retraining_queue() -> int | None:
 
 
 @shared_task(name="workers.training.fail_stalled_runs")
-def fail_stalled_runs() -> list[int]:
-    """Celery beat: fail running runs whose worker stopped reporting progress."""
-    from apps.modelops.services import fail_stalled_runs as fail
+def fail_stalled_runs() -> dict[str, list[int]]:
+    """Celery beat: fail training runs and explainer fine-tunes whose worker stopped its heartbeat."""
+    from apps.explanations.services import fail_stalled_finetunes
+    from apps.modelops.services import fail_stalled_runs as fail_training
 
-    return [run.pk for run in fail()]
+    return {"training": [run.pk for run in fail_training()],
+            "explainer_finetune": [run.pk for run in fail_stalled_finetunes()]}
 
 
 @shared_task(name="workers.training.finetune_explainer", acks_late=True)

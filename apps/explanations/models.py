@@ -39,6 +39,8 @@ class ExplainerFinetuneRun(models.Model):
     error = models.TextField(blank=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="the worker is alive while this advances")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

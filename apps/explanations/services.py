@@ -279,12 +279,15 @@ def execute_explainer_finetune(run_id: int) -> ExplainerFinetuneRun | None:
     """The job itself (called by the worker). Runs once: a redelivered message finds the run
     no longer queued and does nothing. A failure is stored on the run, never raised."""
     from apps.modelops.models import RunStatus
+    from apps.modelops.services import heartbeat
 
-    if not ExplainerFinetuneRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(status=RunStatus.RUNNING):
+    if not ExplainerFinetuneRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.RUNNING, started_at=timezone.now()):
         return None
     run = ExplainerFinetuneRun.objects.get(pk=run_id)
     try:
-        result = run_explainer_finetune(steps=run.steps, out_dir=settings.DATA_DIR / "llm" / f"lora-run-{run.pk}")
+        with heartbeat(ExplainerFinetuneRun, run.pk):
+            result = run_explainer_finetune(steps=run.steps, out_dir=settings.DATA_DIR / "llm" / f"lora-run-{run.pk}")
     except Exception as exc:  # noqa: BLE001 — the job's failure is its result
         logger.exception("explainer fine-tune %s failed", run.pk)
         run.status, run.error = RunStatus.FAILED, (exc.message if isinstance(exc, ExplanationError) else str(exc))[:2000]
@@ -297,3 +300,18 @@ def execute_explainer_finetune(run_id: int) -> ExplainerFinetuneRun | None:
     record_event(actor=None, action="explainer.finetune.finish", obj=run,
                  detail={"status": run.status, "mlflow_run_id": run.mlflow_run_id, "error": run.error[:200]})
     return run
+
+
+def fail_stalled_finetunes() -> list[ExplainerFinetuneRun]:
+    """Fail running fine-tunes whose worker stopped its heartbeat (same rule as training runs)."""
+    from apps.modelops.models import RunStatus
+    from apps.modelops.services import stalled, stalled_error
+
+    minutes = settings.DEEPMED_TRAINING_STALL_MINUTES
+    failed = []
+    for run in stalled(ExplainerFinetuneRun, minutes):
+        if ExplainerFinetuneRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
+                status=RunStatus.FAILED, error=stalled_error(minutes), finished_at=timezone.now()):
+            record_event(actor=None, action="explainer.finetune.stalled", obj=run, detail={"minutes": minutes})
+            failed.append(run)
+    return failed

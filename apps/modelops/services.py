@@ -14,6 +14,7 @@ import shutil
 import threading
 import traceback
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -325,28 +326,67 @@ def _progress_reporter(run: TrainingRun):
     return report
 
 
+HEARTBEAT_SECONDS = 60.0
+
+
+@contextmanager
+def heartbeat(model, pk, *, every_s: float = HEARTBEAT_SECONDS):
+    """While the block runs, stamp `heartbeat_at` on row `pk` every `every_s` seconds from a
+    side thread: a long step without progress reports (packaging, a LoRA subprocess) still
+    shows the worker is alive, and a dead worker stops stamping (see fail_stalled_runs)."""
+    from django.db import connection
+
+    stop = threading.Event()
+
+    def beat() -> None:
+        try:
+            while not stop.wait(every_s):
+                model.objects.filter(pk=pk).update(heartbeat_at=timezone.now())
+        except Exception:  # noqa: BLE001 — a missed beat only makes the run look stalled sooner
+            logger.warning("heartbeat of %s %s stopped", model.__name__, pk, exc_info=True)
+        finally:
+            connection.close()  # this thread's own connection
+
+    model.objects.filter(pk=pk).update(heartbeat_at=timezone.now())
+    thread = threading.Thread(target=beat, name=f"heartbeat-{model.__name__}-{pk}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+
+
+def stalled(model, minutes: int):
+    """Rows of `model` (a job with status, started_at, heartbeat_at) running without a heartbeat
+    for `minutes`."""
+    cutoff = timezone.now() - timedelta(minutes=minutes)
+    return model.objects.filter(status=RunStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
+
+
 def fail_stalled_runs() -> list[TrainingRun]:
-    """Fail the running runs that reported no progress for DEEPMED_TRAINING_STALL_MINUTES: their
-    worker is gone (killed, out of memory, host restarted) and its re-delivered task will not
-    take a run that is already `running`. The admin sees why and can start a new run. If the
+    """Fail the running training runs without a heartbeat for DEEPMED_TRAINING_STALL_MINUTES:
+    their worker is gone (killed, out of memory, host restarted) and its re-delivered task will
+    not take a run that is already `running`. The admin sees why and can start a new run. If the
     worker was only slow after all, its own finish overwrites this verdict."""
     minutes = settings.DEEPMED_TRAINING_STALL_MINUTES
-    cutoff = timezone.now() - timedelta(minutes=minutes)
-    stalled = TrainingRun.objects.filter(status=RunStatus.RUNNING).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
     failed = []
-    for run in stalled:
+    for run in stalled(TrainingRun, minutes):
         with transaction.atomic():
             if not TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(status=RunStatus.FAILED):
                 continue  # finished meanwhile
             run.refresh_from_db()
-            _finish_run(run, RunStatus.FAILED,
-                        error=f"no progress for {minutes} minutes: the training worker stopped (killed, out of "
-                              "memory or restarted). Start a new run.",
+            _finish_run(run, RunStatus.FAILED, error=stalled_error(minutes),
                         log=f"{timezone.now():%H:%M:%S} failed by the stalled-run check: no word from the worker\n")
             record_event(actor=None, action="training.stalled", obj=run, detail={"minutes": minutes})
         failed.append(run)
     return failed
+
+
+def stalled_error(minutes: int) -> str:
+    return (f"no progress for {minutes} minutes: the training worker stopped (killed, out of memory or "
+            "restarted). Start a new run.")
 
 
 def _stop_requested(run: TrainingRun):
@@ -364,7 +404,8 @@ def execute_training_run(run_id: int) -> TrainingRun | None:
     try:
         samples = list(selectors.training_samples())
         dataset = _export_dataset(workdir / "physician", samples)
-        outcome = _train_and_track(run, dataset, workdir, _progress_reporter(run), _stop_requested(run))
+        with heartbeat(TrainingRun, run.pk):
+            outcome = _train_and_track(run, dataset, workdir, _progress_reporter(run), _stop_requested(run))
         run.mlflow_run_id = outcome["run_id"]
         version = register_model_version(
             outcome["package_dir"], registered_name=outcome["registered_name"], version=outcome["version"],

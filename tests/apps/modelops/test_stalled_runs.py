@@ -50,3 +50,35 @@ def test_progress_reports_keep_a_run_alive(settings):
     run.refresh_from_db()
     assert timezone.now() - run.heartbeat_at < timedelta(minutes=1)
     assert services.fail_stalled_runs() == []
+
+
+def test_a_heartbeat_thread_stamps_the_row_while_the_block_runs(settings):
+    """Long steps without progress reports (packaging, a LoRA subprocess) still show a live worker."""
+    import time
+
+    run = _run(RunStatus.RUNNING, minutes_since_progress=45)
+    with services.heartbeat(TrainingRun, run.pk, every_s=3600):
+        run.refresh_from_db()
+        assert timezone.now() - run.heartbeat_at < timedelta(minutes=1)  # stamped on entry
+    run.heartbeat_at = timezone.now() - timedelta(minutes=45)
+    run.save(update_fields=["heartbeat_at"])
+    started = time.monotonic()
+    with services.heartbeat(TrainingRun, run.pk, every_s=3600):
+        pass
+    assert time.monotonic() - started < 5  # leaving the block stops the thread at once
+
+
+def test_stalled_explainer_finetunes_are_failed_too(settings):
+    from apps.explanations.models import ExplainerFinetuneRun
+    from apps.explanations.services import fail_stalled_finetunes
+
+    settings.DEEPMED_TRAINING_STALL_MINUTES = 30
+    old = timezone.now() - timedelta(minutes=90)
+    dead = ExplainerFinetuneRun.objects.create(status=RunStatus.RUNNING, started_at=old, heartbeat_at=old)
+    alive = ExplainerFinetuneRun.objects.create(status=RunStatus.RUNNING, started_at=old, heartbeat_at=timezone.now())
+    assert [run.pk for run in fail_stalled_finetunes()] == [dead.pk]
+    dead.refresh_from_db()
+    alive.refresh_from_db()
+    assert dead.status == RunStatus.FAILED and "no progress for 30 minutes" in dead.error and dead.finished_at
+    assert alive.status == RunStatus.RUNNING
+    assert AuditEvent.objects.filter(action="explainer.finetune.stalled", object_id=str(dead.pk)).exists()
