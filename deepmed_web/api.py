@@ -11,7 +11,6 @@ import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, status
@@ -19,6 +18,8 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 from rest_framework_simplejwt.exceptions import InvalidToken
+
+from deepmed_web.middleware import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
 
 logger = logging.getLogger(__name__)
@@ -56,13 +57,13 @@ def exception_handler(exc, context):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied()
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    if isinstance(exc, DATABASE_UNAVAILABLE):
         # The database went away mid-request (failover, dropped connection): a clean, retryable
         # error instead of a 500; Django reconnects on the next request (CONN_HEALTH_CHECKS).
         logger.error("database unavailable during %s", getattr(context.get("request"), "path", "?"), exc_info=exc)
         response = Response(error_body("service_unavailable", "The service is briefly unavailable. Please try again."),
                             status=status.HTTP_503_SERVICE_UNAVAILABLE)
-        response["Retry-After"] = "5"
+        response["Retry-After"] = RETRY_AFTER_SECONDS
         return response
     response = drf_exception_handler(exc, context)
     if response is None:

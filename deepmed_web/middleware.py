@@ -12,6 +12,11 @@ from django.template.loader import render_to_string
 
 logger = logging.getLogger(__name__)
 
+# What "the database went away" looks like to Django, and when to come back; the API's
+# exception handler (deepmed_web/api.py) answers the same errors with the same delay.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = "5"
+
 
 class DatabaseUnavailableMiddleware:
     def __init__(self, get_response):
@@ -21,10 +26,10 @@ class DatabaseUnavailableMiddleware:
         return self.get_response(request)
 
     def process_exception(self, request, exception):
-        if not isinstance(exception, (OperationalError, InterfaceError)):
+        if not isinstance(exception, DATABASE_UNAVAILABLE):
             return None
         logger.error("database unavailable during %s %s", request.method, request.path, exc_info=exception)
         # A standalone template: base.html may need the database (user, messages).
         response = HttpResponse(render_to_string("503.html"), status=503)
-        response["Retry-After"] = "5"
+        response["Retry-After"] = RETRY_AFTER_SECONDS
         return response

@@ -145,11 +145,15 @@ def save_package(
         torch_weights=TORCH_WEIGHTS_FILE if torch_weights is not None else None,
         model_config=model_config,
     )
+    _write_meta(directory, meta)
+    return directory
+
+
+def _write_meta(directory: Path, meta: PackageMeta) -> None:
     # Write-then-rename so a reader never sees a half-written package.json.
     tmp = directory / (PACKAGE_JSON + ".tmp")
     tmp.write_text(json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, directory / PACKAGE_JSON)
-    return directory
 
 
 def update_package_extra(directory: str | Path, **values: Any) -> PackageMeta:
@@ -157,9 +161,7 @@ def update_package_extra(directory: str | Path, **values: Any) -> PackageMeta:
     directory = Path(directory)
     meta = load_package_meta(directory)
     meta.extra.update(values)
-    tmp = directory / (PACKAGE_JSON + ".tmp")
-    tmp.write_text(json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, directory / PACKAGE_JSON)
+    _write_meta(directory, meta)
     return meta
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from apps.modelops.models import RunStatus
+
 
 class ExplanationEdit(models.Model):
     """One physician edit: what the engine wrote, what the physician made of it, and the
@@ -31,7 +33,7 @@ class ExplainerFinetuneRun(models.Model):
     `training` queue, tracked in MLflow like the image models (run id kept here)."""
 
     steps = models.PositiveIntegerField(default=20)
-    status = models.CharField(max_length=16, default="queued")  # apps.modelops.models.RunStatus values
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     examples = models.PositiveIntegerField(null=True, blank=True)
     checkpoint_dir = models.CharField(max_length=500, blank=True, help_text="set DEEPMED_LLM_CHECKPOINT to deploy it")
     mlflow_run_id = models.CharField(max_length=64, blank=True)

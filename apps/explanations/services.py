@@ -21,7 +21,7 @@ from apps.explanations import metrics, selectors
 from apps.explanations.models import ExplainerFinetuneRun, ExplanationEdit
 from apps.studies.models import Explanation, Study, StudyStatus
 from apps.studies.selectors import champion_prediction
-from apps.studies.services import transition_study
+from apps.studies.services import claim_study_step, transition_study
 from ml_core.llm.engine import STARTER_CHECKPOINT, GenerationSettings
 from ml_core.llm.facts import ExplanationFacts, build_facts
 from ml_core.llm.knowledge import DISCLAIMER
@@ -104,17 +104,9 @@ def enqueue_explanation(study_id) -> None:
 
 
 def start_explanation(study_id) -> Study | None:
-    """Claim a study for explaining; None when there is nothing to do (already explained,
-    not predicted, deleted) — which makes re-delivered tasks harmless."""
-    with transaction.atomic():
-        study = Study.objects.select_for_update().filter(pk=study_id).first()
-        if study is None or Explanation.objects.filter(study=study).exists():
-            return None
-        if study.status == S.EXPLAINING:  # re-delivered after a worker died mid-task
-            return study
-        if study.status != S.PREDICTED:
-            return None
-        return transition_study(study, S.EXPLAINING)
+    """Claim a predicted study for explaining (see studies.services.claim_study_step)."""
+    return claim_study_step(study_id, ready=S.PREDICTED, working=S.EXPLAINING,
+                            done=lambda study: Explanation.objects.filter(study=study).exists())
 
 
 def facts_for_study(study: Study) -> ExplanationFacts | None:
@@ -304,14 +296,6 @@ def execute_explainer_finetune(run_id: int) -> ExplainerFinetuneRun | None:
 
 def fail_stalled_finetunes() -> list[ExplainerFinetuneRun]:
     """Fail running fine-tunes whose worker stopped its heartbeat (same rule as training runs)."""
-    from apps.modelops.models import RunStatus
-    from apps.modelops.services import stalled, stalled_error
+    from apps.modelops.services import fail_stalled_jobs
 
-    minutes = settings.DEEPMED_TRAINING_STALL_MINUTES
-    failed = []
-    for run in stalled(ExplainerFinetuneRun, minutes):
-        if ExplainerFinetuneRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
-                status=RunStatus.FAILED, error=stalled_error(minutes), finished_at=timezone.now()):
-            record_event(actor=None, action="explainer.finetune.stalled", obj=run, detail={"minutes": minutes})
-            failed.append(run)
-    return failed
+    return fail_stalled_jobs(ExplainerFinetuneRun, audit_action="explainer.finetune.stalled")

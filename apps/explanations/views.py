@@ -4,21 +4,18 @@ as `PUT /api/v1/studies/<id>/explanation`), and the admin's LoRA fine-tune start
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
+from apps.accounts.decorators import admin_required, clinical_staff_required
 from apps.audit.services import client_ip
 from apps.explanations import services
 from apps.studies.selectors import get_study_for_user
 
 
-@login_required
+@clinical_staff_required
 @require_POST
 def edit_explanation(request, study_id):
-    if not request.user.is_clinical_staff:
-        raise PermissionDenied("Only physicians edit explanations.")
     study = get_study_for_user(request.user, study_id)
     try:
         edit = services.edit_explanation(study=study, editor=request.user, text=request.POST.get("text", ""),
@@ -32,11 +29,9 @@ def edit_explanation(request, study_id):
     return redirect("review-study", study_id=study.pk)
 
 
-@login_required
+@admin_required
 @require_POST
 def start_finetune(request):
-    if request.user.role != "admin":
-        raise PermissionDenied("Model operations are for administrators.")
     try:
         run = services.start_explainer_finetune(actor=request.user, steps=int(request.POST.get("steps") or 20))
     except (ValueError, services.ExplanationError) as exc:

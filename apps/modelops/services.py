@@ -292,8 +292,7 @@ def _claim_run(run_id: int) -> TrainingRun | None:
         if run is None or run.status != RunStatus.QUEUED:
             return None  # cancelled, finished, or a re-delivered task of a run another worker owns
         run.status, run.started_at = RunStatus.RUNNING, timezone.now()
-        run.heartbeat_at = run.started_at
-        run.save(update_fields=["status", "started_at", "heartbeat_at"])
+        run.save(update_fields=["status", "started_at"])
     events.publish("training", run.pk, events.training_payload(run))
     return run
 
@@ -357,36 +356,38 @@ def heartbeat(model, pk, *, every_s: float = HEARTBEAT_SECONDS):
         thread.join(timeout=10)
 
 
-def stalled(model, minutes: int):
-    """Rows of `model` (a job with status, started_at, heartbeat_at) running without a heartbeat
-    for `minutes`."""
-    cutoff = timezone.now() - timedelta(minutes=minutes)
-    return model.objects.filter(status=RunStatus.RUNNING).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
-
-
-def fail_stalled_runs() -> list[TrainingRun]:
-    """Fail the running training runs without a heartbeat for DEEPMED_TRAINING_STALL_MINUTES:
-    their worker is gone (killed, out of memory, host restarted) and its re-delivered task will
-    not take a run that is already `running`. The admin sees why and can start a new run. If the
-    worker was only slow after all, its own finish overwrites this verdict."""
+def fail_stalled_jobs(model, *, audit_action: str, on_failed=None) -> list:
+    """Fail the running jobs of `model` (a training run, an explainer fine-tune: status,
+    started_at, heartbeat_at, error, finished_at) without a heartbeat for
+    DEEPMED_TRAINING_STALL_MINUTES: their worker is gone (killed, out of memory, host restarted)
+    and its re-delivered task will not take a job that is already `running`. The admin sees why
+    and can start a new one. If the worker was only slow after all, its own finish overwrites
+    this verdict. `on_failed(job)` runs for each failed job (logs, live events)."""
     minutes = settings.DEEPMED_TRAINING_STALL_MINUTES
+    cutoff = timezone.now() - timedelta(minutes=minutes)
+    error = (f"no progress for {minutes} minutes: the training worker stopped (killed, out of memory or "
+             "restarted). Start a new run.")
+    stalled = model.objects.filter(status=RunStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
     failed = []
-    for run in stalled(TrainingRun, minutes):
+    for job in stalled:
         with transaction.atomic():
-            if not TrainingRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(status=RunStatus.FAILED):
+            if not model.objects.filter(pk=job.pk, status=RunStatus.RUNNING).update(
+                    status=RunStatus.FAILED, error=error, finished_at=timezone.now()):
                 continue  # finished meanwhile
-            run.refresh_from_db()
-            _finish_run(run, RunStatus.FAILED, error=stalled_error(minutes),
-                        log=f"{timezone.now():%H:%M:%S} failed by the stalled-run check: no word from the worker\n")
-            record_event(actor=None, action="training.stalled", obj=run, detail={"minutes": minutes})
-        failed.append(run)
+            job.refresh_from_db()
+            if on_failed is not None:
+                on_failed(job)
+            record_event(actor=None, action=audit_action, obj=job, detail={"minutes": minutes})
+        failed.append(job)
     return failed
 
 
-def stalled_error(minutes: int) -> str:
-    return (f"no progress for {minutes} minutes: the training worker stopped (killed, out of memory or "
-            "restarted). Start a new run.")
+def fail_stalled_runs() -> list[TrainingRun]:
+    """Training runs whose worker died: failed, with a line in their log and a live update."""
+    return fail_stalled_jobs(TrainingRun, audit_action="training.stalled", on_failed=lambda run: _finish_run(
+        run, RunStatus.FAILED, error=run.error,
+        log=f"{timezone.now():%H:%M:%S} failed by the stalled-run check: no word from the worker\n"))
 
 
 def _stop_requested(run: TrainingRun):

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from apps.accounts.decorators import admin_required
 from apps.explanations.models import ExplainerFinetuneRun
 from apps.explanations.selectors import edits_for_training
 from apps.modelops import events, selectors, services
 from apps.modelops.models import AugmentationJob, ModelVersion, Promotion, TrainingRun
-
-
-def admin_required(view):
-    @login_required
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if request.user.role != "admin":
-            raise PermissionDenied("Model operations are for administrators.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 def _architectures() -> tuple[str, ...]:

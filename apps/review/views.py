@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-from functools import wraps
-
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.accounts.decorators import clinical_staff_required
 from apps.audit.middleware import audits_patient_data
 from apps.audit.services import client_ip
 from apps.review import priority, selectors, services
 from apps.review.models import Decision
 from apps.studies.selectors import get_study_for_user, study_explanation
-
-
-def clinical_staff_required(view):
-    @login_required
-    @wraps(view)
-    def wrapped(request, *args, **kwargs):
-        if not request.user.is_clinical_staff:
-            raise PermissionDenied("Only physicians and administrators review studies.")
-        return view(request, *args, **kwargs)
-
-    return wrapped
 
 
 class WorklistFilterForm(forms.Form):

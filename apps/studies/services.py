@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -253,18 +254,25 @@ def enqueue_inference(study_id) -> None:
         logger.warning("could not enqueue inference for study %s; the sweeper will retry", study_id, exc_info=True)
 
 
-def start_prediction(study_id) -> Study | None:
-    """Claim a study for inference. None when there is nothing to do (already predicted,
-    deleted, failed) — which is what makes re-delivered tasks harmless."""
+def claim_study_step(study_id, *, ready: str, working: str, done: Callable[[Study], bool]) -> Study | None:
+    """A worker claims a study for one step, moving it from `ready` to `working` (row-locked).
+    None when there is nothing to do (deleted, the step's result already stored, another
+    status) — which is what makes re-delivered tasks harmless."""
     with transaction.atomic():
         study = Study.objects.select_for_update().filter(pk=study_id).first()
-        if study is None or study.predictions.filter(role=PredictionRole.CHAMPION).exists():
+        if study is None or done(study):
             return None
-        if study.status == S.PREDICTING:  # re-delivered after a worker died mid-task
+        if study.status == working:  # re-delivered after a worker died mid-task
             return study
-        if study.status != S.QUEUED:
+        if study.status != ready:
             return None
-        return transition_study(study, S.PREDICTING)
+        return transition_study(study, working)
+
+
+def start_prediction(study_id) -> Study | None:
+    """Claim a study for inference (see claim_study_step)."""
+    return claim_study_step(study_id, ready=S.QUEUED, working=S.PREDICTING,
+                            done=lambda study: study.predictions.filter(role=PredictionRole.CHAMPION).exists())
 
 
 def load_study_pixels(study: Study) -> np.ndarray:
