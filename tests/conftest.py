@@ -126,16 +126,33 @@ def api_client():
     return APIClient()
 
 
+@pytest.fixture(scope="session")
+def access_token():
+    """access_token(user, expired=False) -> a real JWT access token for `user` (expired an hour ago
+    when asked)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    def make(user, *, expired: bool = False) -> str:
+        token = AccessToken.for_user(user)
+        if expired:
+            token.set_exp(from_time=timezone.now() - timedelta(hours=1), lifetime=timedelta(minutes=5))
+        return str(token)
+
+    return make
+
+
 @pytest.fixture
-def api_as(api_client):
+def api_as(api_client, access_token):
     """api_as(user) -> the API client carrying a real JWT access token for `user` (None: anonymous)."""
-    from rest_framework_simplejwt.tokens import RefreshToken
 
     def login(user):
         if user is None:
             api_client.credentials()
         else:
-            api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+            api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {access_token(user)}")
         return api_client
 
     return login
@@ -513,13 +530,11 @@ def private_redis():
 
 
 @pytest.fixture
-def bearer():
+def bearer(access_token):
     """`bearer(user)` -> an Authorization header with a JWT for `user`, for requests to a
     server subprocess (which shares the signing key through DEEPMED_DATA_DIR but not the
     tests' fast password hasher)."""
-    from rest_framework_simplejwt.tokens import AccessToken
-
-    return lambda user: {"Authorization": f"Bearer {AccessToken.for_user(user)}"}
+    return lambda user: {"Authorization": f"Bearer {access_token(user)}"}
 
 
 @pytest.fixture

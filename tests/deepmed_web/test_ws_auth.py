@@ -3,23 +3,11 @@ JWT (header or query), browsers with their session cookie and an allowed Origin.
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.utils import timezone
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _access(user, *, expired: bool = False) -> str:
-    from rest_framework_simplejwt.tokens import AccessToken
-
-    token = AccessToken.for_user(user)
-    if expired:
-        token.set_exp(from_time=timezone.now() - timedelta(hours=1), lifetime=timedelta(minutes=5))
-    return str(token)
 
 
 async def _connect(path: str, headers: list[tuple[bytes, bytes]] = ()):
@@ -30,8 +18,8 @@ async def _connect(path: str, headers: list[tuple[bytes, bytes]] = ()):
     return communicator, connected, code
 
 
-async def test_an_app_follows_its_study_with_a_bearer_header(queued_study):
-    token = await database_sync_to_async(_access)(queued_study.owner)
+async def test_an_app_follows_its_study_with_a_bearer_header(queued_study, access_token):
+    token = await database_sync_to_async(access_token)(queued_study.owner)
     communicator, connected, _ = await _connect(f"/ws/studies/{queued_study.pk}/",
                                                 [(b"authorization", f"Bearer {token}".encode())])
     assert connected
@@ -39,20 +27,20 @@ async def test_an_app_follows_its_study_with_a_bearer_header(queued_study):
     await communicator.disconnect()
 
 
-async def test_a_token_in_the_query_string_works_too(queued_study):
-    token = await database_sync_to_async(_access)(queued_study.owner)
+async def test_a_token_in_the_query_string_works_too(queued_study, access_token):
+    token = await database_sync_to_async(access_token)(queued_study.owner)
     communicator, connected, _ = await _connect(f"/ws/studies/{queued_study.pk}/?token={token}")
     assert connected
     await communicator.disconnect()
 
 
 @pytest.mark.parametrize("case", ["expired", "garbage", "none", "other_patient"])
-async def test_bad_or_foreign_tokens_are_refused(queued_study, other_patient, case):
+async def test_bad_or_foreign_tokens_are_refused(queued_study, other_patient, case, access_token):
     tokens = {
-        "expired": lambda: _access(queued_study.owner, expired=True),
+        "expired": lambda: access_token(queued_study.owner, expired=True),
         "garbage": lambda: "not-a-jwt",
         "none": lambda: None,
-        "other_patient": lambda: _access(other_patient),
+        "other_patient": lambda: access_token(other_patient),
     }
     token = await database_sync_to_async(tokens[case])()
     headers = [(b"authorization", f"Bearer {token}".encode())] if token else []
@@ -61,12 +49,13 @@ async def test_bad_or_foreign_tokens_are_refused(queued_study, other_patient, ca
     assert code == (4403 if case == "other_patient" else 4401)
 
 
-async def test_a_revoked_token_is_refused(queued_study):
+async def test_a_revoked_token_is_refused(queued_study, access_token):
     from apps.accounts.services import set_user_password
 
-    token = await database_sync_to_async(_access)(queued_study.owner)
+    token = await database_sync_to_async(access_token)(queued_study.owner)
     await database_sync_to_async(set_user_password)(queued_study.owner, "a-brand-new-password-1")
-    _, connected, code = await _connect(f"/ws/studies/{queued_study.pk}/", [(b"authorization", f"Bearer {token}".encode())])
+    _, connected, code = await _connect(f"/ws/studies/{queued_study.pk}/",
+                                        [(b"authorization", f"Bearer {token}".encode())])
     assert not connected and code == 4401
 
 

@@ -3,10 +3,8 @@ password change, and rate limits on the authentication doors."""
 
 from __future__ import annotations
 
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 
@@ -39,12 +37,8 @@ def test_me_says_who_and_what_is_still_to_accept(api_client, consenting_patient)
     assert _me(api_client, "not-a-token").status_code == 401
 
 
-def test_an_expired_access_token_is_refused_with_a_stable_code(api_client, patient):
-    from rest_framework_simplejwt.tokens import AccessToken
-
-    token = AccessToken.for_user(patient)
-    token.set_exp(from_time=timezone.now() - timedelta(hours=1), lifetime=timedelta(minutes=5))
-    response = _me(api_client, str(token))
+def test_an_expired_access_token_is_refused_with_a_stable_code(api_client, patient, access_token):
+    response = _me(api_client, access_token(patient, expired=True))
     assert response.status_code == 401
     assert response.json()["error"]["code"] == "token_not_valid"
     assert isinstance(response.json()["error"]["message"], str)

@@ -12,18 +12,13 @@ STUDY_FIELDS = {"id", "status", "created_at", "prediction", "low_confidence", "e
                 "image_url", "error"}
 
 
-def _bearer(api_client, user) -> None:
-    from rest_framework_simplejwt.tokens import RefreshToken
-
-    api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
-
-
 def _upload(api_client, data, **extra):
     return api_client.post("/api/v1/studies", {"image": SimpleUploadedFile("cxr.png", data), **extra}, format="multipart")
 
 
-def test_upload_without_consent_is_403_consent_required(api_client, patient, xray_png, stored_files):
-    _bearer(api_client, patient)
+def test_upload_without_consent_is_403_consent_required(api_client, patient, xray_png, stored_files,
+                                                       api_as):
+    api_as(patient)
     response = _upload(api_client, xray_png)
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "consent_required"
@@ -33,10 +28,10 @@ def test_upload_without_consent_is_403_consent_required(api_client, patient, xra
 
 
 def test_upload_after_consent_creates_a_queued_study(api_client, patient, xray_png, monkeypatch,
-                                                     django_capture_on_commit_callbacks):
+                                                     django_capture_on_commit_callbacks, api_as):
     enqueued = []
     monkeypatch.setattr("apps.studies.services.enqueue_inference", enqueued.append)
-    _bearer(api_client, patient)
+    api_as(patient)
     consent = api_client.get("/api/v1/consent").json()
     assert api_client.post("/api/v1/consent", {"version": consent["version"]}, format="json").status_code == 201
     with django_capture_on_commit_callbacks(execute=True):
@@ -53,8 +48,8 @@ def test_upload_after_consent_creates_a_queued_study(api_client, patient, xray_p
     assert again.status_code == 200 and again.json()["id"] == body["id"]  # duplicate: the same study
 
 
-def test_detail_has_the_contract_fields(api_client, reviewed_study):
-    _bearer(api_client, reviewed_study.owner)
+def test_detail_has_the_contract_fields(api_client, reviewed_study, api_as):
+    api_as(reviewed_study.owner)
     body = api_client.get(f"/api/v1/studies/{reviewed_study.pk}").json()
     assert set(body) == STUDY_FIELDS
     assert body["status"] == "reviewed"
@@ -75,16 +70,16 @@ def test_detail_has_the_contract_fields(api_client, reviewed_study):
         assert b"".join(response.streaming_content).startswith(b"\x89PNG")
 
 
-def test_failed_study_has_error_and_no_prediction(api_client, queued_study, predict):
+def test_failed_study_has_error_and_no_prediction(api_client, queued_study, predict, api_as):
     study = predict(queued_study, ood=True)
-    _bearer(api_client, study.owner)
+    api_as(study.owner)
     body = api_client.get(f"/api/v1/studies/{study.pk}").json()
     assert body["status"] == "failed" and body["prediction"] is None and body["heatmap_url"] is None
     assert body["error"]["code"] == "not_a_chest_xray" and "does not look like a chest X-ray" in body["error"]["message"]
 
 
 def test_list_is_own_paginated_newest_first(api_client, consenting_patient, other_patient, xray_png,
-                                            django_capture_on_commit_callbacks, monkeypatch):
+                                            django_capture_on_commit_callbacks, monkeypatch, api_as):
     from apps.accounts.services import accept_disclaimer
     from apps.studies.services import create_study
     from ml_core.testing import make_xray_like_png
@@ -94,15 +89,15 @@ def test_list_is_own_paginated_newest_first(api_client, consenting_patient, othe
     with django_capture_on_commit_callbacks(execute=False):
         mine = [create_study(owner=consenting_patient, data=make_xray_like_png(96, seed=s)) for s in range(3)]
         create_study(owner=other_patient, data=xray_png)
-    _bearer(api_client, consenting_patient)
+    api_as(consenting_patient)
     page1 = api_client.get("/api/v1/studies").json()
     page2 = api_client.get(page1["next"]).json()
     assert page1["count"] == 3
     assert [s["id"] for s in page1["results"] + page2["results"]] == [str(s.pk) for s in reversed(mine)]
 
 
-def test_another_patient_gets_404_everywhere_and_it_is_audited(api_client, predicted_study, other_patient):
-    _bearer(api_client, other_patient)
+def test_another_patient_gets_404_everywhere_and_it_is_audited(api_client, predicted_study, other_patient, api_as):
+    api_as(other_patient)
     base = f"/api/v1/studies/{predicted_study.pk}"
     for method, path in (("get", ""), ("get", "/image"), ("get", "/heatmap"), ("delete", "")):
         response = getattr(api_client, method)(base + path, HTTP_ACCEPT="image/png" if path else "application/json")
@@ -112,8 +107,9 @@ def test_another_patient_gets_404_everywhere_and_it_is_audited(api_client, predi
     assert AuditEvent.objects.filter(actor=other_patient, outcome=Outcome.DENIED).count() == 4
 
 
-def test_delete_is_204_and_removes_the_files(api_client, predicted_study, django_capture_on_commit_callbacks, stored_files):
-    _bearer(api_client, predicted_study.owner)
+def test_delete_is_204_and_removes_the_files(api_client, predicted_study, django_capture_on_commit_callbacks,
+                                            stored_files, api_as):
+    api_as(predicted_study.owner)
     assert stored_files()
     with django_capture_on_commit_callbacks(execute=True):
         response = api_client.delete(f"/api/v1/studies/{predicted_study.pk}")
@@ -122,8 +118,8 @@ def test_delete_is_204_and_removes_the_files(api_client, predicted_study, django
     assert api_client.get(f"/api/v1/studies/{predicted_study.pk}").status_code == 404
 
 
-def test_physicians_read_but_do_not_upload_or_delete(api_client, predicted_study, physician, xray_png):
-    _bearer(api_client, physician)
+def test_physicians_read_but_do_not_upload_or_delete(api_client, predicted_study, physician, xray_png, api_as):
+    api_as(physician)
     assert api_client.get(f"/api/v1/studies/{predicted_study.pk}").status_code == 200
     refused = api_client.delete(f"/api/v1/studies/{predicted_study.pk}")
     assert refused.status_code == 403 and refused.json()["error"]["code"] == "permission_denied"
@@ -137,8 +133,8 @@ def test_anonymous_is_401_in_the_envelope(api_client, path):
     assert response.status_code == 401 and response.json()["error"]["code"] == "not_authenticated"
 
 
-def test_upload_without_image_is_a_validation_error(api_client, consenting_patient):
-    _bearer(api_client, consenting_patient)
+def test_upload_without_image_is_a_validation_error(api_client, consenting_patient, api_as):
+    api_as(consenting_patient)
     response = api_client.post("/api/v1/studies", {"age": "40"}, format="multipart")
     assert response.status_code == 400
     error = response.json()["error"]
