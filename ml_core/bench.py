@@ -122,3 +122,65 @@ def run_bench(
     if "macro_f1" in served:
         out["served_macro_f1_delta_vs_fp32"] = served["macro_f1"] - engines["fp32"]["macro_f1"]
     return out
+
+
+@dataclass
+class TrainBenchConfig:
+    architecture: str = "resnet18"
+    image_size: int = 224
+    batch_size: int = 64
+    steps: int = 30  # timed optimiser steps, after ``warmup`` untimed ones
+    warmup: int = 5
+    device: str = "auto"  # auto | cpu | cuda
+    channels_last: bool = True  # CUDA only, as in training
+
+
+def bench_training(cfg: TrainBenchConfig | None = None) -> dict[str, Any]:
+    """Training images/s of one architecture with and without AMP (bf16 on CUDA).
+
+    Measures the model's forward+backward+AdamW step on device-resident batches, i.e.
+    what the accelerator sustains; the input pipeline is timed separately by ``train``
+    (``train_images_per_s`` in its history). Without CUDA only the fp32 figure is given.
+    """
+    import torch
+    from torch import nn
+
+    from ml_core.models import ModelConfig, build_model
+
+    cfg = cfg or TrainBenchConfig()
+    kind = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(kind)
+    out: dict[str, Any] = {"architecture": cfg.architecture, "image_size": cfg.image_size, "batch_size": cfg.batch_size,
+                           "device": torch.cuda.get_device_name(device) if kind == "cuda" else "cpu"}
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size, generator=gen).to(device)
+    y = torch.randint(0, 3, (cfg.batch_size,), generator=gen).to(device)
+    for amp in (False, True) if kind == "cuda" else (False,):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(architecture=cfg.architecture, num_classes=3)).to(device).train()
+        xb = x
+        if kind == "cuda" and cfg.channels_last:
+            model, xb = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def step() -> None:
+            with torch.autocast(device_type=kind, dtype=torch.bfloat16, enabled=amp):
+                loss = loss_fn(model(xb).float(), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+        for _ in range(cfg.warmup):
+            step()
+        if kind == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        for _ in range(cfg.steps):
+            step()
+        if kind == "cuda":
+            torch.cuda.synchronize()
+        out["amp_images_per_s" if amp else "fp32_images_per_s"] = cfg.steps * cfg.batch_size / (time.perf_counter() - t)
+    if "amp_images_per_s" in out:
+        out["amp_speedup"] = out["amp_images_per_s"] / out["fp32_images_per_s"]
+    return out

@@ -1,4 +1,4 @@
-"""``python -m ml_core train | evaluate | export | predict | bench | augment``.
+"""``python -m ml_core train | evaluate | export | predict | bench | augment | card``.
 
 Contract for scripts: human-readable lines may come first; with ``--json`` (always
 for train/export/predict/augment) the LAST line of stdout is one JSON object.
@@ -98,9 +98,12 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
         hflip=args.hflip,
         batch_size=args.batch_size,
         lr=args.lr,
+        weight_decay=args.weight_decay,
+        label_smoothing=args.label_smoothing,
         imbalance=args.imbalance,
         seed=args.seed,
         num_threads=args.threads,
+        num_workers=args.workers,
         device=args.device,
         resume=not args.no_resume,
         max_steps_per_epoch=args.max_steps_per_epoch,
@@ -222,6 +225,17 @@ def cmd_predict(args: argparse.Namespace, argv: list[str]) -> None:
 def cmd_bench(args: argparse.Namespace, argv: list[str]) -> None:
     import numpy as np
 
+    if args.training:
+        from ml_core.bench import TrainBenchConfig, bench_training
+
+        runs = []
+        for arch in args.arch:
+            runs.append(bench_training(TrainBenchConfig(arch, image_size=args.image_size, batch_size=args.batch_size)))
+            _log(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in runs[-1].items()))
+        if args.json:
+            _emit({"training": runs})
+        return
+
     from ml_core.bench import BenchConfig, run_bench
     from ml_core.package import load_package_meta
 
@@ -274,6 +288,25 @@ def cmd_augment(args: argparse.Namespace, argv: list[str]) -> None:
     )
 
 
+# --- card -------------------------------------------------------------------------
+
+
+def cmd_card(args: argparse.Namespace, argv: list[str]) -> None:
+    from ml_core.model_card import render_model_card
+
+    def read(path: str | None) -> str:
+        return Path(path).read_text(encoding="utf-8").strip() if path else ""
+
+    bench = json.loads(read(args.bench).splitlines()[-1]) if args.bench else None  # a `bench --json` output
+    card = render_model_card(
+        resolve_model(args.model, args.tracking_uri), bench=bench, reproduce=read(args.reproduce),
+        training_notes=read(args.notes),
+    )
+    if args.out:
+        Path(args.out).write_text(card, encoding="utf-8")
+    _emit({"model_card": args.out or None, "chars": len(card)})
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ml_core.augment import LEVELS
     from ml_core.quantize import FORMATS
@@ -299,10 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hflip", action="store_true", help="allow horizontal flips (off: anatomically implausible)")
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--weight-decay", type=float, default=0.05)
+    t.add_argument("--label-smoothing", type=float, default=0.0)
     t.add_argument("--imbalance", default="weighted_loss", choices=("weighted_loss", "balanced_sampler", "none"))
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default min(2, cores))")
     t.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    t.add_argument("--workers", type=int, default=0, help="DataLoader processes for augmentation (GPU runs)")
     t.add_argument("--no-resume", action="store_true")
     t.add_argument("--max-steps-per-epoch", type=int)
     t.add_argument("--time-budget-s", type=float)
@@ -347,6 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--eval-images", type=int, default=150)
     b.add_argument("--runs", type=int, default=50)
     b.add_argument("--json", action="store_true")
+    b.add_argument("--training", action="store_true", help="training images/s with and without AMP instead")
+    b.add_argument("--arch", nargs="+", default=["efficientnet_b0"], help="with --training: architectures")
+    b.add_argument("--image-size", type=int, default=224, help="with --training")
+    b.add_argument("--batch-size", type=int, default=64, help="with --training")
     model_args(b)
     b.set_defaults(func=cmd_bench)
 
@@ -358,6 +398,14 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--hflip", action="store_true")
     a.add_argument("--seed", type=int, default=0)
     a.set_defaults(func=cmd_augment)
+
+    c = sub.add_parser("card", help="render a package's model card (Markdown) from its recorded metrics")
+    c.add_argument("--out", default=None, help="write the card here")
+    c.add_argument("--bench", default=None, help="a file holding `bench --json` output for the speed figures")
+    c.add_argument("--reproduce", default=None, help="a file with the commands that rebuild the model")
+    c.add_argument("--notes", default=None, help="a file with training notes (Markdown)")
+    model_args(c)
+    c.set_defaults(func=cmd_card)
     return p
 
 

@@ -27,16 +27,35 @@ def _metrics_table(m: dict[str, Any]) -> list[str]:
     return rows
 
 
-def _targets(test: dict[str, Any], cal: dict[str, Any]) -> list[str]:
+def _targets(
+    test: dict[str, Any], cal: dict[str, Any], ood: dict[str, Any], bench: dict[str, Any] | None
+) -> list[str]:
     checks = [
-        ("macro-F1 ≥ 0.93", test["macro_f1"], test["macro_f1"] >= 0.93),
-        ("ROC-AUC (macro, one-vs-rest) ≥ 0.98", test["roc_auc_macro"], (test["roc_auc_macro"] or 0) >= 0.98),
-        ("every class recall ≥ 0.90", test["min_recall"], test["min_recall"] >= 0.90),
-        ("ECE after calibration ≤ 0.03", cal.get("test_ece_after"), (cal.get("test_ece_after") or 1) <= 0.03),
+        ("macro-F1 ≥ 0.93", _f(test["macro_f1"]), test["macro_f1"] >= 0.93),
+        ("ROC-AUC (macro, one-vs-rest) ≥ 0.98", _f(test["roc_auc_macro"]), (test["roc_auc_macro"] or 0) >= 0.98),
+        ("every class recall ≥ 0.90", _f(test["min_recall"]), test["min_recall"] >= 0.90),
+        ("ECE after calibration ≤ 0.03", _f(cal.get("test_ece_after")), (cal.get("test_ece_after") or 1) <= 0.03),
     ]
+    if bench:
+        speedup = bench["speedup_served_vs_torch"]
+        checks.append(("served ≥ 3.5× torch eager, 1 thread", f"{speedup:.2f}×", speedup >= 3.5))
+    gate = ood.get(ood.get("chosen", ""), {})
+    if gate:
+        passed, rejected = gate["xray_pass_rate"], gate["overall_rejection_rate"]
+        checks.append(
+            ("OOD gate: ≥ 99% X-rays passed, ≥ 99% non-X-rays rejected",
+             f"{_pct(passed)} passed, {_pct(rejected)} rejected", passed >= 0.99 and rejected >= 0.99)
+        )
     rows = ["| target | measured | met |", "|---|---:|:---:|"]
-    rows += [f"| {name} | {_f(value)} | {'yes' if ok else '**no**'} |" for name, value, ok in checks]
+    rows += [f"| {name} | {value} | {'yes' if ok else '**no**'} |" for name, value, ok in checks]
     return rows
+
+
+def _training_hardware(train_cfg: dict[str, Any]) -> str:
+    if train_cfg.get("device") == "cuda":
+        amp = "bf16 AMP" if train_cfg.get("amp", True) else "fp32"
+        return f"GPU, {amp}, {train_cfg.get('num_workers', 0)} data-loader workers"
+    return f"CPU, {train_cfg.get('num_threads')} thread(s)"
 
 
 def render_model_card(
@@ -71,7 +90,8 @@ def render_model_card(
         f"- Training: tier `{train_cfg.get('tier')}`, {len(history)} epochs run (max {train_cfg.get('epochs')}, "
         f"patience {train_cfg.get('patience')}), batch {train_cfg.get('batch_size')}, AdamW lr {train_cfg.get('lr')}, "
         f"augmentation `{train_cfg.get('augment')}` (no horizontal flip), class imbalance: "
-        f"`{train_cfg.get('imbalance')}`, seed {train_cfg.get('seed')}, CPU ({train_cfg.get('num_threads')} thread).",
+        f"`{train_cfg.get('imbalance')}`, label smoothing {train_cfg.get('label_smoothing', 0.0)}, seed "
+        f"{train_cfg.get('seed')}, {_training_hardware(train_cfg)}.",
     ]
     if training_notes:
         lines += ["", training_notes]
@@ -109,7 +129,7 @@ def render_model_card(
         "",
         "### Targets",
         "",
-        *_targets(test, cal),
+        *_targets(test, cal, m.get("ood", {}), bench),
         "",
         "### Accuracy per source dataset (test split)",
         "",
@@ -175,9 +195,12 @@ def render_model_card(
         "must be decided on the same source) are much harder than the paediatric Kermany images.",
         "- **Age.** 60% of NORMAL and PNEUMONIA images are children aged 1–5; COVID-19 is adults only.",
         "- **Label noise.** NIH labels were text-mined from reports; some COVID images are figures from papers.",
-        "- **Small, low-resolution, CPU-trained.** Trained from scratch for minutes on two shared CPU cores at "
-        f"{meta.preprocess.image_size} px. It is far below published models and below the project's targets where the "
-        "table says so.",
+        f"- **Small, trained from scratch.** {len(history)} epochs from random weights on 1,858 images at "
+        f"{meta.preprocess.image_size} px ({_training_hardware(train_cfg)}), no pretrained weights. It is below "
+        "published models and below the project's targets where the table says so.",
+        "- **Out-of-distribution gate measured on generated images** (crops of two photos, noise, text pages, "
+        "gradients with ellipses). Real non-X-ray uploads (phone photos of a screen, CT or MRI slices, lateral views) "
+        "were not available offline and were not measured.",
         "- **No TB class**, no lateral views, no paediatric COVID, no external validation.",
         "",
     ]

@@ -80,6 +80,7 @@ class TrainConfig:
     amp: bool = True  # CUDA only
     channels_last: bool = True  # CUDA only
     resume: bool = True  # continue from out_dir/last.pt when present
+    num_workers: int = 0  # DataLoader processes for augmentation (0 = in-process; >0 feeds a GPU)
     max_steps_per_epoch: int | None = None  # cap (tests, smoke runs)
     max_val_images: int | None = None
     time_budget_s: float | None = None  # stop after the epoch that would overrun this wall-clock budget
@@ -184,6 +185,42 @@ def lr_at(step: int, total_steps: int, warmup_steps: int) -> float:
     return 0.01 + 0.99 * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
+class EpochBatches(torch.utils.data.Dataset):
+    """Batch ``step`` of one epoch, augmented and preprocessed.
+
+    Each batch draws its augmentations from its own ``(seed, epoch, step)`` stream, so
+    the pixels do not depend on how many DataLoader workers made them, nor on where a
+    resumed run picked up.
+    """
+
+    def __init__(self, pixels, labels: np.ndarray, order: np.ndarray, batch_size: int, steps: int,
+                 aug_cfg: AugmentConfig, pre_cfg: PreprocessConfig, seed: tuple[int, int]) -> None:
+        self.pixels, self.labels, self.order = pixels, labels, order
+        self.batch_size, self.steps, self.seed = batch_size, steps, seed
+        self.aug_cfg, self.pre_cfg = aug_cfg, pre_cfg
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __getitem__(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.order[step * self.batch_size : (step + 1) * self.batch_size]
+        rng = np.random.default_rng([*self.seed, step])
+        x = preprocess_batch([augment(self.pixels[i], self.aug_cfg, rng) for i in idx], self.pre_cfg)
+        return torch.from_numpy(x), torch.from_numpy(self.labels[idx])
+
+
+def epoch_loader(batches: EpochBatches, num_workers: int, pin_memory: bool) -> torch.utils.data.DataLoader:
+    """Batches in order; ``num_workers`` processes augment ahead of the GPU (0 = in this process)."""
+    return torch.utils.data.DataLoader(
+        batches,
+        batch_size=None,
+        shuffle=False,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        prefetch_factor=4 if num_workers else None,
+    )
+
+
 # --- the training loop ----------------------------------------------------------
 
 
@@ -262,7 +299,9 @@ def train(
     dist = _init_distributed(device_kind)
     device = _resolve_device(cfg, dist)
     on_cuda = device.type == "cuda"
-    if not on_cuda:
+    if on_cuda:
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+    else:
         # Explicit: torch's default (one thread per core) thrashes when workers share cores.
         torch.set_num_threads(cfg.num_threads or min(2, os.cpu_count() or 1))
     torch.manual_seed(cfg.seed)
@@ -341,14 +380,15 @@ def train(
         rng = np.random.default_rng([cfg.seed, epoch])  # per-epoch stream: resume-exact
         order = epoch_order(train_labels, rng, cfg.imbalance)
         order = order[dist.rank :: dist.world][: steps_per_epoch * cfg.batch_size]
+        batches = EpochBatches(
+            train_pixels, train_labels, order, cfg.batch_size, steps_per_epoch, aug_cfg, pre_cfg, (cfg.seed, epoch)
+        )
         net.train()
         seen, loss_sum, correct, t0 = 0, 0.0, 0, time.perf_counter()
-        for step in range(steps_per_epoch):
+        for step, (x, y) in enumerate(epoch_loader(batches, cfg.num_workers, pin_memory=on_cuda)):
             if should_stop is not None and should_stop():
                 raise TrainingCancelled(f"stopped by request in epoch {epoch}")
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x = torch.from_numpy(preprocess_batch([augment(train_pixels[i], aug_cfg, rng) for i in idx], pre_cfg))
-            y = torch.from_numpy(train_labels[idx]).to(device)
+            y = y.to(device, non_blocking=True)
             x = x.to(device, non_blocking=True)
             if on_cuda and cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
@@ -360,8 +400,8 @@ def train(
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
-            seen += len(idx)
-            loss_sum += loss.item() * len(idx)
+            seen += len(y)
+            loss_sum += loss.item() * len(y)
             correct += int((logits.argmax(1) == y).sum())
             if progress is not None and dist.main:
                 progress(

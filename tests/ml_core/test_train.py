@@ -122,6 +122,28 @@ def test_model_card_is_rendered_from_the_package_metrics(trained):
     assert "| mahalanobis |" in card and "| autoencoder |" in card
 
 
+def test_card_command_writes_the_targets_with_bench_speed_and_ood_verdicts(trained, tmp_path):
+    import json
+
+    from ml_core.cli import main
+    from ml_core.package import load_package_meta
+
+    result, _ = trained
+    gate = load_package_meta(result.package_dir).metrics["ood"]["mahalanobis"]
+    bench = {"torch_p50_ms": 8.0, "served_p50_ms": 4.0, "served_format": "fp32", "speedup_served_vs_torch": 2.0,
+             "batch_images_per_s": 100.0}
+    (tmp_path / "bench.json").write_text("bench log line\n" + json.dumps(bench))
+    (tmp_path / "notes.md").write_text("Trained on a test fixture.")
+    out = tmp_path / "CARD.md"
+    main(["card", "--model", str(result.package_dir), "--bench", str(tmp_path / "bench.json"),
+          "--notes", str(tmp_path / "notes.md"), "--out", str(out)])
+    card = out.read_text()
+    assert "| served ≥ 3.5× torch eager, 1 thread | 2.00× | **no** |" in card
+    ood_met = gate["xray_pass_rate"] >= 0.99 and gate["overall_rejection_rate"] >= 0.99
+    assert f"{100 * gate['overall_rejection_rate']:.1f}% rejected | {'yes' if ood_met else '**no**'} |" in card
+    assert "Trained on a test fixture." in card and "**2.00×**" in card
+
+
 def test_package_carries_the_drift_reference_of_its_served_outputs(trained, tiny_data):
     """The drift monitor's reference is what the served model outputs on the validation split."""
     from ml_core.drift import DriftConfig, DriftReference, compute_drift
@@ -138,3 +160,33 @@ def test_package_carries_the_drift_reference_of_its_served_outputs(trained, tiny
     same = compute_drift(reference, [r.label for r in served], [r.confidence for r in served],
                          [r.ood_score for r in served], DriftConfig(min_samples=1))
     assert same.score == pytest.approx(0.0, abs=1e-6)  # the reference window against itself: no drift
+
+
+def test_augmented_batches_do_not_depend_on_the_number_of_loader_workers():
+    from ml_core.augment import AugmentConfig
+    from ml_core.preprocessing import PreprocessConfig
+    from ml_core.testing import make_xray_like_pixels
+    from ml_core.train import EpochBatches, epoch_loader
+
+    pixels = [make_xray_like_pixels(48, seed=i) for i in range(12)]
+    labels = np.arange(12) % 3
+    order = np.random.default_rng(0).permutation(12)
+    batches = EpochBatches(pixels, labels, order, 4, 3, AugmentConfig(level="medium"), PreprocessConfig(image_size=32), (0, 1))
+    in_process = list(epoch_loader(batches, num_workers=0, pin_memory=False))
+    two_workers = list(epoch_loader(batches, num_workers=2, pin_memory=False))
+    assert len(in_process) == len(two_workers) == 3
+    for (xa, ya), (xb, yb) in zip(in_process, two_workers):
+        assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    assert not torch.equal(in_process[0][0], in_process[1][0])  # each batch has its own augmentations
+    assert in_process[0][1].tolist() == labels[order[:4]].tolist()
+
+
+def test_cli_training_bench_reports_images_per_second(capsys):
+    import json
+
+    from ml_core.cli import main
+
+    main(["bench", "--training", "--arch", "resnet10t", "--image-size", "32", "--batch-size", "4", "--json"])
+    [run] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["training"]
+    assert run["architecture"] == "resnet10t" and run["fp32_images_per_s"] > 0
+    assert ("amp_images_per_s" in run) == (run["device"] != "cpu")  # AMP is timed on CUDA only
