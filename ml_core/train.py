@@ -246,6 +246,14 @@ def _init_distributed(device_kind: str) -> _Dist:
     return _Dist(rank=dist.get_rank(), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def _any_rank(flag: bool, device: torch.device) -> bool:
+    import torch.distributed as tdist
+
+    t = torch.tensor([int(flag)], device=device)
+    tdist.all_reduce(t, op=tdist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def _resolve_device(cfg: TrainConfig, dist: _Dist) -> torch.device:
     kind = cfg.device
     if kind == "auto":
@@ -424,6 +432,8 @@ def train(
             "train_loss": loss_sum / max(1, seen),
             "train_accuracy": correct / max(1, seen),
             "train_images_per_s": seen * dist.world / train_seconds,
+            "train_steps": steps_per_epoch,
+            "world_size": dist.world,
             **_validate(model, val_pixels, val_labels, pre_cfg, device, eval_loss_fn),
             "lr": scheduler.get_last_lr()[0],
             "epoch_seconds": time.perf_counter() - t0,
@@ -440,6 +450,8 @@ def train(
         stopped_early = state["bad_epochs"] >= int(cfg.patience)
         if cfg.time_budget_s and time.perf_counter() - started + metrics["epoch_seconds"] > cfg.time_budget_s:
             stopped_early = True  # another epoch would overrun the budget; the best checkpoint stands
+        if dist.world > 1:
+            stopped_early = _any_rank(stopped_early, device)  # a rank that stopped alone would hang the others
         if dist.main:
             model_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
             if improved:

@@ -190,3 +190,28 @@ def test_cli_training_bench_reports_images_per_second(capsys):
     [run] = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["training"]
     assert run["architecture"] == "resnet10t" and run["fp32_images_per_s"] > 0
     assert ("amp_images_per_s" in run) == (run["device"] != "cpu")  # AMP is timed on CUDA only
+
+
+def test_training_under_torchrun_runs_distributed_data_parallel(tiny_data, tmp_path):
+    """Two CPU processes (gloo) under torchrun: the same code path as multi-GPU DDP, minus NCCL."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ml_core", "train",
+        "--data", str(tiny_data), "--out", str(out), "--arch", "cxr_tiny", "--image-size", "32", "--epochs", "2",
+        "--augment", "none", "--batch-size", "4", "--threads", "1", "--device", "cpu", "--no-package",
+        "--time-budget-s", "600",
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    reports = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert len(reports) == 1  # only rank 0 reports and writes checkpoints
+    assert reports[0]["epochs_run"] == 2 and (out / "best.pt").is_file()
+    state = torch.load(out / "last.pt", weights_only=False)["state"]
+    n_train = len(load_dataset(tiny_data).split("train"))
+    steps_per_rank = (n_train // 2) // 4  # each rank trains on its half of every epoch
+    assert [h["epoch"] for h in state["history"]] == [1, 2]
+    assert all(h["world_size"] == 2 and h["train_steps"] == steps_per_rank for h in state["history"])
