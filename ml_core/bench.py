@@ -138,7 +138,7 @@ class TrainBenchConfig:
 def bench_training(cfg: TrainBenchConfig | None = None) -> dict[str, Any]:
     """Training images/s of one architecture with and without AMP (bf16 on CUDA).
 
-    Measures the model's forward+backward+AdamW step on device-resident batches, i.e.
+    Times ``train``'s own ``training_step`` (forward, backward, AdamW) on device-resident batches, i.e.
     what the accelerator sustains; the input pipeline is timed separately by ``train``
     (``train_images_per_s`` in its history). Without CUDA only the fp32 figure is given.
     """
@@ -146,12 +146,15 @@ def bench_training(cfg: TrainBenchConfig | None = None) -> dict[str, Any]:
     from torch import nn
 
     from ml_core.models import ModelConfig, build_model
+    from ml_core.train import MixedPrecision, training_step
 
     cfg = cfg or TrainBenchConfig()
     kind = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(kind)
-    out: dict[str, Any] = {"architecture": cfg.architecture, "image_size": cfg.image_size, "batch_size": cfg.batch_size,
-                           "device": torch.cuda.get_device_name(device) if kind == "cuda" else "cpu"}
+    out: dict[str, Any] = {
+        "architecture": cfg.architecture, "image_size": cfg.image_size, "batch_size": cfg.batch_size,
+        "device": torch.cuda.get_device_name(device) if kind == "cuda" else "cpu",
+    }
     gen = torch.Generator().manual_seed(0)
     x = torch.randn(cfg.batch_size, 3, cfg.image_size, cfg.image_size, generator=gen).to(device)
     y = torch.randint(0, 3, (cfg.batch_size,), generator=gen).to(device)
@@ -163,13 +166,10 @@ def bench_training(cfg: TrainBenchConfig | None = None) -> dict[str, Any]:
             model, xb = model.to(memory_format=torch.channels_last), x.contiguous(memory_format=torch.channels_last)
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         loss_fn = nn.CrossEntropyLoss()
+        precision = MixedPrecision.for_device(device, enabled=amp)
 
         def step() -> None:
-            with torch.autocast(device_type=kind, dtype=torch.bfloat16, enabled=amp):
-                loss = loss_fn(model(xb).float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+            training_step(model, opt, loss_fn, xb, y, precision)
 
         for _ in range(cfg.warmup):
             step()
@@ -180,7 +180,8 @@ def bench_training(cfg: TrainBenchConfig | None = None) -> dict[str, Any]:
             step()
         if kind == "cuda":
             torch.cuda.synchronize()
-        out["amp_images_per_s" if amp else "fp32_images_per_s"] = cfg.steps * cfg.batch_size / (time.perf_counter() - t)
+        images_per_s = cfg.steps * cfg.batch_size / (time.perf_counter() - t)
+        out["amp_images_per_s" if amp else "fp32_images_per_s"] = images_per_s
     if "amp_images_per_s" in out:
         out["amp_speedup"] = out["amp_images_per_s"] / out["fp32_images_per_s"]
     return out

@@ -221,6 +221,39 @@ def epoch_loader(batches: EpochBatches, num_workers: int, pin_memory: bool) -> t
     )
 
 
+@dataclass
+class MixedPrecision:
+    """Autocast settings and the gradient scaler for one device (AMP on CUDA only)."""
+
+    device_type: str
+    dtype: torch.dtype
+    enabled: bool
+    scaler: torch.amp.GradScaler
+
+    @classmethod
+    def for_device(cls, device: torch.device, *, enabled: bool) -> "MixedPrecision":
+        on_cuda = device.type == "cuda"
+        dtype = torch.bfloat16 if on_cuda and torch.cuda.is_bf16_supported() else torch.float16
+        use_amp = on_cuda and enabled
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp and dtype == torch.float16)  # bf16 needs no scaling
+        return cls(device.type, dtype, use_amp, scaler)
+
+
+def training_step(
+    net: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor,
+    precision: MixedPrecision,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimiser step: autocast forward, loss in fp32, (scaled) backward; returns (logits, loss)."""
+    with torch.autocast(device_type=precision.device_type, dtype=precision.dtype, enabled=precision.enabled):
+        logits = net(x)
+        loss = loss_fn(logits.float(), y)
+    optimizer.zero_grad(set_to_none=True)
+    precision.scaler.scale(loss).backward()
+    precision.scaler.step(optimizer)
+    precision.scaler.update()
+    return logits, loss
+
+
 # --- the training loop ----------------------------------------------------------
 
 
@@ -359,9 +392,7 @@ def train(
     total_steps = steps_per_epoch * int(cfg.epochs)
     warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, total_steps, warmup))
-    amp_dtype = torch.bfloat16 if on_cuda and torch.cuda.is_bf16_supported() else torch.float16
-    use_amp = on_cuda and cfg.amp
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    precision = MixedPrecision.for_device(device, enabled=cfg.amp)
 
     state = {"epoch": 0, "best_f1": -1.0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
     last_path, best_path = out_dir / LAST_CHECKPOINT, out_dir / BEST_CHECKPOINT
@@ -400,13 +431,7 @@ def train(
             x = x.to(device, non_blocking=True)
             if on_cuda and cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                logits = net(x)
-                loss = loss_fn(logits.float(), y)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            logits, loss = training_step(net, optimizer, loss_fn, x, y, precision)
             scheduler.step()
             seen += len(y)
             loss_sum += loss.item() * len(y)
