@@ -227,12 +227,16 @@ def cmd_predict(args: argparse.Namespace, argv: list[str]) -> None:
 def cmd_bench(args: argparse.Namespace, argv: list[str]) -> None:
     import numpy as np
 
+    if args.learning_curve:
+        _learning_curve(args)
+        return
     if args.training:
         from ml_core.bench import TrainBenchConfig, bench_training
 
         runs = []
-        for arch in args.arch:
-            runs.append(bench_training(TrainBenchConfig(arch, image_size=args.image_size, batch_size=args.batch_size)))
+        for arch in args.arch or ["efficientnet_b0"]:
+            cfg = TrainBenchConfig(arch, image_size=args.image_size or 224, batch_size=args.batch_size or 64)
+            runs.append(bench_training(cfg))
             _log(" ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in runs[-1].items()))
         if args.json:
             _emit({"training": runs})
@@ -270,6 +274,40 @@ def cmd_bench(args: argparse.Namespace, argv: list[str]) -> None:
         _log(f"served ({result['served_format']}) is {result['speedup_served_vs_torch']:.2f}x torch eager (p50)")
         return
     _emit(result)
+
+
+def _learning_curve(args: argparse.Namespace) -> None:
+    from ml_core.bench import (
+        LearningCurveConfig,
+        format_learning_curve_table,
+        learning_curve,
+    )
+
+    data = args.data or default_dataset()
+    if data is None:
+        raise SystemExit("error: --learning-curve needs labelled data with a test split (--data DIR)")
+    if args.arch and len(args.arch) > 1:
+        raise SystemExit("error: --learning-curve takes one --arch")
+    given = {
+        "fractions": tuple(args.fractions) if args.fractions else None,
+        "inits": tuple(args.inits) if args.inits else None,
+        "architecture": args.arch[0] if args.arch else None,
+        "pretrained": args.pretrained,
+        "image_size": args.image_size,
+        "epochs": args.epochs,
+        "min_steps": args.min_steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "seed": args.seed,
+        "threads": args.threads,
+        "max_test_images": args.max_test_images,
+    }
+    cfg = LearningCurveConfig(**{k: v for k, v in given.items() if v is not None})  # unset: the config's default
+    result = learning_curve(data, cfg, args.out, log=_log)
+    print(format_learning_curve_table(result), flush=True)
+    print(f"learning curve: {result['json']} (plot {result['plot']}), {result['seconds']:.0f}s", flush=True)
+    if args.json:
+        _emit(result)
 
 
 # --- augment ----------------------------------------------------------------------
@@ -384,17 +422,32 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(pr)
     pr.set_defaults(func=cmd_predict)
 
-    b = sub.add_parser("bench", help="torch eager vs ONNX Runtime fp32 vs int8")
-    b.add_argument("--data", default=None, help="labelled images (default: the shared dataset's test split if present)")
+    b = sub.add_parser("bench", help="torch eager vs ONNX Runtime fp32 vs int8 (or --training, --learning-curve)")
+    b.add_argument("--data", default=None, help="labelled images (default: the shared dataset if present)")
     b.add_argument("--split", default=None)
     b.add_argument("--max-images", type=int, default=400)
     b.add_argument("--eval-images", type=int, default=150)
     b.add_argument("--runs", type=int, default=50)
     b.add_argument("--json", action="store_true")
     b.add_argument("--training", action="store_true", help="training images/s with and without AMP instead")
-    b.add_argument("--arch", nargs="+", default=["efficientnet_b0"], help="with --training: architectures")
-    b.add_argument("--image-size", type=int, default=224, help="with --training")
-    b.add_argument("--batch-size", type=int, default=64, help="with --training")
+    b.add_argument(
+        "--learning-curve", action="store_true",
+        help="test macro-F1 for growing shares of the train split, random vs pretrained init (JSON + PNG in --out)",
+    )
+    b.add_argument("--arch", nargs="+", default=None,
+                   help="with --training: architectures (efficientnet_b0); --learning-curve: one (tf_efficientnet_lite0)")
+    b.add_argument("--image-size", type=int, default=None, help="with --training (224) or --learning-curve (160)")
+    b.add_argument("--batch-size", type=int, default=None, help="with --training (64) or --learning-curve (32)")
+    # --learning-curve options: unset ones take ml_core.bench.LearningCurveConfig's defaults
+    b.add_argument("--out", default="var/learning-curve", help="with --learning-curve: output directory")
+    b.add_argument("--fractions", nargs="+", type=float, help="shares of the train split (0.1 0.25 0.5 1.0)")
+    b.add_argument("--inits", nargs="+", choices=("random", "pretrained"), help="initialisations (both)")
+    b.add_argument("--pretrained", help="weights of the 'pretrained' init (efficientnet-lite0)")
+    b.add_argument("--epochs", type=int, help="epochs per run, at least (4)")
+    b.add_argument("--min-steps", type=int, help="optimiser steps per run, at least: small subsets get more epochs (60)")
+    b.add_argument("--lr", type=float, help="learning rate (1e-3)")
+    b.add_argument("--seed", type=int, help="draws the subsets and seeds the runs (0)")
+    b.add_argument("--max-test-images", type=int, help="stratified cap on the scored test images (all)")
     model_args(b)
     b.set_defaults(func=cmd_bench)
 
