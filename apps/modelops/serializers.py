@@ -3,7 +3,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.modelops.models import ModelVersion, TrainingRun
-from apps.modelops.services import AUGMENTATION_LEVELS, TIERS
+from apps.modelops.services import AUGMENTATION_LEVELS, INITIALISATIONS, TIERS
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -42,6 +42,10 @@ class TrainingRunCreateSerializer(serializers.Serializer):
     architecture = serializers.CharField()
     tier = serializers.ChoiceField(choices=TIERS)
     augmentation = serializers.ChoiceField(choices=AUGMENTATION_LEVELS, default="light")
+    initialisation = serializers.ChoiceField(
+        choices=INITIALISATIONS, required=False, default="",
+        help_text="champion (warm start, the default), imagenet, or random; see DEEPMED_TRAINING_INIT",
+    )
 
 
 class PromoteSerializer(serializers.Serializer):

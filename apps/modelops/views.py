@@ -26,10 +26,18 @@ class TrainingForm(forms.Form):
     architecture = forms.ChoiceField(choices=())
     tier = forms.ChoiceField(choices=[(t, t) for t in services.TIERS], initial="quick")
     augmentation = forms.ChoiceField(choices=[(a, a) for a in services.AUGMENTATION_LEVELS], initial="light")
+    initialisation = forms.ChoiceField(
+        choices=[("champion", "fine-tune the champion (warm start)"), ("imagenet", "ImageNet weights"),
+                 ("random", "random (from scratch)")],
+        required=False,  # empty: DEEPMED_TRAINING_INIT
+        help_text="Falls back to ImageNet weights when the champion has another architecture.",
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["architecture"].choices = [(a, a) for a in _architectures()]
+        self.fields["architecture"].initial = settings.DEEPMED_RETRAIN_ARCHITECTURE
+        self.fields["initialisation"].initial = settings.DEEPMED_TRAINING_INIT
 
 
 class AugmentationForm(forms.Form):

@@ -75,3 +75,25 @@ def test_train_command_builds_a_package_and_tracks_it_in_mlflow(tiny_data, tmp_p
     assert (tmp_path / "run" / "package" / "package.json").is_file()
     assert tracking.get_alias_version(store, "cxr-cli", "challenger") == "1"
     assert tracking.list_versions(store, "cxr-cli")[0].run_id == out["mlflow_run_id"]
+
+
+def test_train_command_warm_starts_from_a_package_and_mlflow_records_it(trained, tiny_data, tmp_path, capsys):
+    pytest.importorskip("mlflow")
+    import mlflow
+
+    from ml_core.package import file_sha256, load_package_meta
+
+    champion = trained[0].package_dir
+    weights_sha = file_sha256(champion / load_package_meta(champion).torch_weights)
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    main([
+        "train", "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--arch", "cxr_tiny", "--image-size", "32",
+        "--epochs", "1", "--batch-size", "8", "--threads", "1", "--device", "cpu", "--no-package",
+        "--pretrained", str(champion), "--mlflow", "--tracking-uri", store,
+    ])
+    out = last_json(capsys)
+    assert out["initialisation"]["kind"] == "warm_start" and out["initialisation"]["sha256"] == weights_sha
+    run = mlflow.MlflowClient(store).get_run(out["mlflow_run_id"])
+    assert run.data.params["init.kind"] == "warm_start"
+    assert run.data.params["init.sha256"] == weights_sha
+    assert run.data.tags["initialisation"].startswith("warm start from cxr-tiny-trained")

