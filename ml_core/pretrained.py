@@ -150,6 +150,19 @@ def map_ordered_state_dict(
     return mapped
 
 
+def _zero_head(model: nn.Module) -> None:
+    """Start the new head at zero: every class equally likely at step 0.
+
+    timm's default head init is scaled for features of unit size; ImageNet features (ReLU6,
+    1,280 of them) then give logits in the tens and a first-epoch loss several times log(K),
+    whose large gradients erode the pretrained features before the head has learnt anything.
+    """
+    head = model.get_classifier()
+    with torch.no_grad():
+        for param in head.parameters():
+            param.zero_()
+
+
 def _classifier_keys(model: nn.Module) -> set[str]:
     head = model.get_classifier()
     names = {id(p): n for n, p in model.named_parameters()}
@@ -169,6 +182,7 @@ def load_initial_weights(model: nn.Module, init: str | Path, *, architecture: st
         info = describe_source(source)
         state = torch.load(str(weights_file(source)), map_location="cpu", weights_only=True)
         _load(model, map_ordered_state_dict(state, model))
+        _zero_head(model)
         return info
     path = Path(init)
     if path.is_dir():

@@ -136,3 +136,11 @@ def test_random_initialisation_stays_available():
     model, init = build_initialised_model(ModelConfig(architecture="cxr_tiny", num_classes=3))
     assert init.kind == "random" and init.sha256 == "" and init.describe() == "random initialisation"
     assert np.isfinite(model(torch.zeros(1, 3, 32, 32)).detach().numpy()).all()
+
+
+def test_imagenet_start_has_a_zero_head_so_every_class_starts_equally_likely():
+    model, _ = build_initialised_model(ModelConfig(architecture="tf_efficientnet_lite0", num_classes=3, pretrained=True,
+                                                   pretrained_path="efficientnet-lite0"))
+    with torch.no_grad():
+        logits = model.eval()(torch.randn(2, 3, 96, 96))
+    assert torch.equal(logits, torch.zeros_like(logits))
