@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 TOOLS = Path(__file__).resolve().parents[2] / "deploy" / "tools"
 
 
@@ -44,3 +46,36 @@ def test_simulator_summary_counts_accuracy_on_predicted_studies_only(tmp_path):
         (tmp_path / cls / "x.png").write_bytes(b"")
     (tmp_path / "NORMAL" / "notes.txt").write_text("not an image")
     assert [label for label, _ in sim.labelled_images(tmp_path)] == ["NORMAL", "PNEUMONIA"]
+
+
+@pytest.mark.slow
+def test_retraining_benchmark_runs_the_product_path_and_reports_gates(tmp_path):
+    """bench_retraining on tiny generated data: a real run through execute_training_run, then the gates."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from apps.modelops.testing import write_tiny_dataset
+    from ml_core.testing import make_tiny_package
+
+    data = write_tiny_dataset(tmp_path / "data")
+    champion = make_tiny_package(tmp_path / "champion")
+    env = {**os.environ, "DEEPMED_BASE_DATASET_DIR": str(data), "DEEPMED_RETRAIN_ARCHITECTURE": "cxr_tiny",
+           "DEEPMED_PACKAGE_FORMAT": "fp32", "DEEPMED_OOD_METHOD": "mahalanobis"}
+    out = tmp_path / "figures.json"
+    proc = subprocess.run(
+        [sys.executable, str(TOOLS / "bench_retraining.py"), "--champion", str(champion), "--threads", "1",
+         "--json", str(out)],
+        env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(out.read_text())
+    assert figures["tier"] == "quick" and figures["epochs_run"] >= 1
+    assert figures["initialisation"]["requested"] == "champion"
+    assert figures["initialisation"]["kind"] == "random"  # the tiny champion has no torch weights to start from
+    assert 0 < figures["train_seconds"] <= figures["total_seconds"]
+    names = {g["name"] for g in figures["gates"]}
+    assert {"macro_f1_floor", "macro_f1_vs_champion", "class_recall_floor"} <= names
+    assert figures["gates_passed"] == all(g["passed"] for g in figures["gates"])
+    assert "gate macro_f1_floor" in proc.stdout
