@@ -123,7 +123,8 @@ ERRORS_ANY_OPERATION = {
     "403": "not allowed for this role or user",
     "404": "not found (also another patient's study: no probing)",
     "429": "rate limited (`throttled`, `account_locked`); see Retry-After",
-    "503": "a backing service is briefly unavailable (`service_unavailable`); retry",
+    "503": "a backing service is briefly unavailable (`service_unavailable`), or every image decoder is busy "
+           "(`server_busy`, uploads); retry after Retry-After",
 }
 ERRORS_WITH_A_BODY = {
     "409": "conflicts with the current state (e.g. `consent_version_mismatch`, `study_claimed`)",

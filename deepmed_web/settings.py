@@ -239,7 +239,14 @@ WHITENOISE_USE_FINDERS = True  # serve static/ without a collectstatic step in e
 # --- Uploads --------------------------------------------------------------------------
 DEEPMED_MAX_UPLOAD_MB = env.int("DEEPMED_MAX_UPLOAD_MB", default=30)
 DEEPMED_MAX_UPLOAD_BYTES = DEEPMED_MAX_UPLOAD_MB * 1024 * 1024
-DEEPMED_MAX_IMAGE_PIXELS = env.int("DEEPMED_MAX_IMAGE_PIXELS", default=50_000_000)
+# Decoding limits (ml_core.imaging). Chest radiographs need at most ~4,300 x 4,300 (43 cm
+# detectors at 0.1 mm, ~18.5 MP): anything larger is refused from its header, before decoding.
+DEEPMED_MAX_IMAGE_PIXELS = env.int("DEEPMED_MAX_IMAGE_PIXELS", default=25_000_000)
+DEEPMED_MAX_IMAGE_SIDE = env.int("DEEPMED_MAX_IMAGE_SIDE", default=5_000)
+# Decodes at once per process (each may hold ~100 MB); the next upload waits this long for a
+# slot, then gets 503 `server_busy` with Retry-After.
+DEEPMED_MAX_CONCURRENT_DECODES = env.int("DEEPMED_MAX_CONCURRENT_DECODES", default=2)
+DEEPMED_DECODE_WAIT_SECONDS = env.float("DEEPMED_DECODE_WAIT_SECONDS", default=5.0)
 DATA_UPLOAD_MAX_MEMORY_SIZE = DEEPMED_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Below this top-class probability a result page says plainly that the model is unsure.

@@ -3,12 +3,29 @@
 Only PNG, JPEG and DICOM are accepted, identified by content (magic bytes), never
 by file name or client-sent content type. Every failure is an ``ImageIntakeError``
 with a stable ``code`` the web layer can map to a user-facing message.
+
+Decoding is bounded by construction, because one hostile upload must not be able to
+take the server down:
+
+* every size is checked from headers before pixels are decoded (pixel budget, longest
+  side; for DICOM also the exact length of native pixel data, and the own header of a
+  compressed frame);
+* deflated DICOM is inflated by us with a cap (what the declared image needs plus a
+  margin), never handed whole to pydicom, which would inflate it without a limit;
+* DICOM transfer syntaxes are an allow-list; the rest is refused by name;
+* working copies are uint8/uint16 (float32 only once shrunk): the decoded picture is
+  shrunk early to at most ``max_output_side`` (the model reads 224 px, the viewer ~2048);
+* ``DecodeSlots`` caps how many decodes run at once in a process.
 """
 
 from __future__ import annotations
 
 import io
+import threading
 import warnings
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,7 +36,7 @@ JPEG_MAGIC = b"\xff\xd8\xff"
 DICOM_MAGIC = b"DICM"
 DICOM_MAGIC_OFFSET = 128
 
-# Stable error codes (the Django side maps them to messages / HTTP 400s).
+# Stable error codes (the Django side maps them to messages / HTTP statuses).
 UNSUPPORTED_FILE_TYPE = "unsupported_file_type"
 CORRUPT_IMAGE = "corrupt_image"
 IMAGE_TOO_LARGE = "image_too_large"
@@ -27,6 +44,17 @@ IMAGE_TOO_SMALL = "image_too_small"
 DECOMPRESSION_BOMB = "decompression_bomb"
 DICOM_NO_PIXEL_DATA = "dicom_no_pixel_data"
 EMPTY_FILE = "empty_file"
+SERVER_BUSY = "server_busy"  # not about the file: every decode slot stayed taken; retry later
+
+# Limits sized for chest radiographs: the largest CR/DR detectors are 43 x 43 cm at
+# ~0.1 mm pixels, i.e. about 4,300 x 4,300 (~18.5 MP). Anything beyond this is not a chest
+# X-ray we need, and at 16 bits it already costs ~50 MB per copy.
+DEFAULT_MAX_PIXELS = 25_000_000
+DEFAULT_MAX_SIDE = 5_000
+DEFAULT_MIN_SIDE = 64
+# Decoded pictures are shrunk (area-averaged) to this longest side: the model reads 224 px
+# and the review viewer needs no more than ~2048, so nothing larger is kept in memory or storage.
+DEFAULT_MAX_OUTPUT_SIDE = 2048
 
 # Technical DICOM attributes safe to keep (allow-list: anything not named here,
 # in particular patient, institution, physician, date/time and UID tags, is dropped).
@@ -70,11 +98,38 @@ class ImageIntakeError(ValueError):
 
 @dataclass
 class DecodedImage:
-    pixels: np.ndarray  # 2-D uint8, HxW, 0 = black
+    pixels: np.ndarray  # 2-D uint8, HxW, 0 = black; longest side at most the decode's max_output_side
     source_format: str  # 'png' | 'jpeg' | 'dicom'
-    width: int
+    width: int  # of ``pixels``
     height: int
     technical: dict[str, str | float | int] = field(default_factory=dict)  # DICOM only
+
+
+class DecodeSlots:
+    """At most ``size`` decodes at once (per process, across threads).
+
+    A decode holds a working copy of up to ~100 MB for the largest accepted image; without a
+    cap, N simultaneous uploads hold N of them. A caller waits up to ``wait_s`` seconds for a
+    slot and then gets ``server_busy`` rather than queueing without end.
+    """
+
+    def __init__(self, size: int, *, wait_s: float = 5.0) -> None:
+        if size < 1:
+            raise ValueError(f"DecodeSlots needs at least one slot, got {size}")
+        self.size = size
+        self.wait_s = wait_s
+        self._semaphore = threading.BoundedSemaphore(size)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        if not self._semaphore.acquire(timeout=max(0.0, self.wait_s)):
+            raise ImageIntakeError(
+                SERVER_BUSY, "The server is busy decoding other images. Please try again in a few seconds."
+            )
+        try:
+            yield
+        finally:
+            self._semaphore.release()
 
 
 def sniff_format(data: bytes) -> str | None:
@@ -89,14 +144,29 @@ def sniff_format(data: bytes) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class _Limits:
+    max_pixels: int
+    min_side: int
+    max_side: int
+    max_output_side: int
+
+
 def decode_image(
     data: bytes,
     *,
-    max_pixels: int = 50_000_000,
-    min_side: int = 64,
-    max_side: int = 10_000,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    min_side: int = DEFAULT_MIN_SIDE,
+    max_side: int = DEFAULT_MAX_SIDE,
+    max_output_side: int = DEFAULT_MAX_OUTPUT_SIDE,
+    slots: DecodeSlots | None = None,
 ) -> DecodedImage:
-    """Decode PNG/JPEG/DICOM bytes to 8-bit greyscale, or raise ImageIntakeError."""
+    """Decode PNG/JPEG/DICOM bytes to 8-bit greyscale, or raise ImageIntakeError.
+
+    ``max_pixels``/``max_side``/``min_side`` judge the source image (before decoding);
+    the result is shrunk to at most ``max_output_side`` on its longest side. With ``slots``,
+    the decode first takes one of them (``server_busy`` when none frees up in time).
+    """
     if not data:
         raise ImageIntakeError(EMPTY_FILE, "The file is empty.")
     fmt = sniff_format(data)
@@ -104,9 +174,16 @@ def decode_image(
         raise ImageIntakeError(
             UNSUPPORTED_FILE_TYPE, "Unsupported file type: only PNG, JPEG and DICOM images are accepted."
         )
-    if fmt == "dicom":
-        return _decode_dicom(data, max_pixels=max_pixels, min_side=min_side, max_side=max_side)
-    return _decode_raster(data, fmt, max_pixels=max_pixels, min_side=min_side, max_side=max_side)
+    limits = _Limits(max_pixels, min_side, max_side, max_output_side)
+    with slots.hold() if slots is not None else _no_slot():
+        if fmt == "dicom":
+            return _decode_dicom(data, limits)
+        return _decode_raster(data, fmt, limits)
+
+
+@contextmanager
+def _no_slot() -> Iterator[None]:
+    yield
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
@@ -120,35 +197,120 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-# --- PNG / JPEG ---------------------------------------------------------------
-
-
-def _check_dimensions(width: int, height: int, *, max_pixels: int, min_side: int, max_side: int) -> None:
+def _check_dimensions(width: int, height: int, limits: _Limits, *, frames: int = 1) -> None:
     # The pixel budget is checked first: a header claiming huge dimensions is a bomb
     # whatever its aspect ratio, and must be refused before anything is decoded.
-    if width * height > max_pixels:
+    if width * height * frames > limits.max_pixels:
+        claim = f"{frames}x{width}x{height}" if frames > 1 else f"{width}x{height}"
         raise ImageIntakeError(
-            DECOMPRESSION_BOMB,
-            f"The image claims {width}x{height} pixels, more than the {max_pixels:,} allowed.",
+            DECOMPRESSION_BOMB, f"The image claims {claim} pixels, more than the {limits.max_pixels:,} allowed."
         )
-    if max(width, height) > max_side:
+    if max(width, height) > limits.max_side:
         raise ImageIntakeError(
-            IMAGE_TOO_LARGE, f"The image is {width}x{height}; the largest side allowed is {max_side} pixels."
+            IMAGE_TOO_LARGE, f"The image is {width}x{height}; the largest side allowed is {limits.max_side} pixels."
         )
-    if min(width, height) < min_side:
+    if min(width, height) < limits.min_side:
         raise ImageIntakeError(
-            IMAGE_TOO_SMALL, f"The image is {width}x{height}; each side must be at least {min_side} pixels."
+            IMAGE_TOO_SMALL, f"The image is {width}x{height}; each side must be at least {limits.min_side} pixels."
         )
 
 
-def _decode_raster(data: bytes, fmt: str, *, max_pixels: int, min_side: int, max_side: int) -> DecodedImage:
+# --- shrinking and grey conversion (shared by PNG/JPEG and DICOM) ------------------------
+
+# Modes Pillow can area-average directly (16-bit grey included); others are converted first.
+_RESIZABLE_MODES = frozenset({"L", "LA", "RGB", "RGBA", "I", "I;16", "I;16L", "I;16B", "I;16N", "F"})
+_HIGH_BIT_GREY_MODES = frozenset({"I", "I;16", "I;16B", "I;16L", "I;16N", "F"})
+
+
+def _fit(width: int, height: int, max_side: int) -> tuple[int, int] | None:
+    """The size that fits (width, height) within max_side, or None when it already fits."""
+    longest = max(width, height)
+    if longest <= max_side:
+        return None
+    scale = max_side / longest
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _shrink_image(img: Image.Image, max_side: int) -> Image.Image:
+    target = _fit(*img.size, max_side)
+    if target is None:
+        return img
+    if img.mode not in _RESIZABLE_MODES:  # palette, 1-bit, CMYK...: Pillow would fall back to nearest
+        img = img.convert("RGBA" if _has_alpha(img) else "RGB")
+    # BOX = exact area average: no ringing, so values stay within the original range.
+    return img.resize(target, Image.Resampling.BOX)
+
+
+def _shrink_array(arr: np.ndarray, max_side: int) -> np.ndarray:
+    """Area-average a 2-D array to fit max_side, keeping an integer type for integer input
+    (DICOM LUTs index with it). uint8/uint16 go to Pillow without any copy."""
+    height, width = arr.shape
+    if _fit(width, height, max_side) is None:
+        return arr
+    if arr.dtype == np.int16:
+        # Pillow averages 16-bit grey only unsigned: flip the sign bit in place (x + 32768,
+        # order-preserving; the decoded array is ours to change), shrink, and shift back.
+        unsigned = (arr if arr.flags.writeable else arr.copy()).view(np.uint16)
+        unsigned ^= 0x8000
+        return _shrink_array(unsigned, max_side).astype(np.int32) - 32768
+    if arr.dtype in (np.uint8, np.uint16):
+        return np.asarray(_shrink_image(Image.fromarray(np.ascontiguousarray(arr)), max_side))
+    # 32-bit or float samples (rare for radiographs): one float32 copy, then back to the type.
+    small = np.asarray(_shrink_image(Image.fromarray(arr.astype(np.float32)), max_side))
+    return np.rint(small).astype(arr.dtype) if arr.dtype.kind in "iu" else small
+
+
+def _has_alpha(img: Image.Image) -> bool:
+    return img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
+
+
+def _to_grey_uint8(img: Image.Image) -> np.ndarray:
+    """A (shrunk) Pillow image -> 2-D uint8 grey."""
+    if img.mode == "L":
+        return np.array(img, dtype=np.uint8)
+    if img.mode in _HIGH_BIT_GREY_MODES:
+        # >8-bit grey (e.g. 16-bit PNG exports of X-rays that use 10-14 bits): stretch
+        # the actual range, as for DICOM, rather than dividing by 257.
+        return _minmax_uint8(np.asarray(img))
+    if _has_alpha(img):
+        # Transparent areas become black (background of an X-ray), not arbitrary colours.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.array(img.convert("L"), dtype=np.uint8)
+
+
+def _minmax_uint8(arr: np.ndarray) -> np.ndarray:
+    """Stretch the value range to 0..255, in one float32 working copy scaled in place (inputs
+    are already shrunk to the output size, so it is never a full-size copy)."""
+    scaled = np.array(arr, dtype=np.float32)
+    if arr.dtype.kind == "f":  # e.g. after a LUT; integers need no NaN pass (it costs a copy)
+        np.nan_to_num(scaled, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(scaled.min()), float(scaled.max())
+    if hi <= lo:  # constant image: no contrast to stretch
+        return np.zeros(arr.shape, dtype=np.uint8)
+    scaled -= np.float32(lo)
+    scaled *= np.float32(255.0 / (hi - lo))
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 0, 255, out=scaled)
+    return scaled.astype(np.uint8)
+
+
+# --- PNG / JPEG -------------------------------------------------------------------------
+
+
+def _decode_raster(data: bytes, fmt: str, limits: _Limits) -> DecodedImage:
     pil_format = {"png": "PNG", "jpeg": "JPEG"}[fmt]
     try:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it fatal.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(io.BytesIO(data), formats=[pil_format])
-            _check_dimensions(*img.size, max_pixels=max_pixels, min_side=min_side, max_side=max_side)
+            _check_dimensions(*img.size, limits)
+            if fmt == "jpeg":
+                # libjpeg decodes straight to grey and, for large pictures, at 1/2..1/8 scale
+                # (still >= the output size): the full-size colour image never exists.
+                img.draft("L", _fit(*img.size, limits.max_output_side) or img.size)
             img.load()  # full decode: truncated data raises here (LOAD_TRUNCATED_IMAGES stays False)
     except ImageIntakeError:
         raise
@@ -160,81 +322,107 @@ def _decode_raster(data: bytes, fmt: str, *, max_pixels: int, min_side: int, max
     if fmt == "jpeg":
         # Phones store portrait shots rotated + an EXIF flag; show what the user saw.
         img = ImageOps.exif_transpose(img)
-    pixels = _to_grey_uint8(img)
+    pixels = _to_grey_uint8(_shrink_image(img, limits.max_output_side))
     h, w = pixels.shape
     return DecodedImage(pixels=pixels, source_format=fmt, width=w, height=h, technical={})
 
 
-def _to_grey_uint8(img: Image.Image) -> np.ndarray:
-    mode = img.mode
-    if mode == "L":
-        return np.asarray(img, dtype=np.uint8).copy()
-    if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        # >8-bit grey (e.g. 16-bit PNG exports of X-rays that use 10-14 bits): stretch
-        # the actual range, as for DICOM, rather than dividing by 257.
-        return _minmax_uint8(np.asarray(img, dtype=np.float64))
-    has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in img.info
-    if has_alpha:
-        # Transparent areas become black (background of an X-ray), not arbitrary colours.
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
-        img = Image.alpha_composite(background, rgba)
-    return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+# --- DICOM ------------------------------------------------------------------------------
+
+# Deflated DICOM: how much of the inflated stream may hold the header before PixelData
+# (overlays and private blocks come first; a few MB is generous), and how much may follow it
+# (trailing padding, signatures). Inflation stops there: the pixels need no more.
+DICOM_HEADER_BUDGET = 8 * 1024 * 1024
+DICOM_TRAILER_MARGIN = 1024 * 1024
+_INFLATE_INPUT_STEP = 64 * 1024
+
+# PixelData, FloatPixelData, DoubleFloatPixelData -> bits per sample (0: from BitsAllocated)
+_PIXEL_TAGS = {0x7FE00010: 0, 0x7FE00008: 32, 0x7FE00009: 64}
+_UNDEFINED_LENGTH = 0xFFFFFFFF
+
+# Transfer syntaxes accepted (an allow-list; anything else is refused by name):
+# - uncompressed ones, whose pixel-data length must equal what Rows x Columns x frames x
+#   samples x bits declare. Deflated counts as uncompressed once inflated (with a cap, below):
+#   clinics do send it, and capped inflation costs no more than the declared image.
+_NATIVE_SYNTAXES = frozenset(
+    {
+        "1.2.840.10008.1.2",  # Implicit VR Little Endian
+        "1.2.840.10008.1.2.1",  # Explicit VR Little Endian
+        "1.2.840.10008.1.2.1.99",  # Deflated Explicit VR Little Endian
+        "1.2.840.10008.1.2.2",  # Explicit VR Big Endian (retired, still read)
+    }
+)
+_DEFLATED_SYNTAX = "1.2.840.10008.1.2.1.99"
+# - compressed ones pydicom decodes through Pillow, once the frame's own header has been
+#   checked against Rows x Columns (Pillow would otherwise decode whatever size the frame
+#   claims). Refused, among others: RLE Lossless (pydicom expands every RLE segment without a
+#   bound before checking it), JPEG Lossless / JPEG-LS / 12-bit JPEG / HTJ2K (no decoder here).
+_PILLOW_SYNTAXES = {
+    "1.2.840.10008.1.2.4.50": "JPEG",  # JPEG Baseline (8-bit)
+    "1.2.840.10008.1.2.4.90": "JPEG2000",  # JPEG 2000 Lossless
+    "1.2.840.10008.1.2.4.91": "JPEG2000",  # JPEG 2000
+}
 
 
-def _minmax_uint8(arr: np.ndarray) -> np.ndarray:
-    arr = np.nan_to_num(arr.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
-    lo, hi = float(arr.min()), float(arr.max())
-    if hi <= lo:  # constant image: no contrast to stretch
-        return np.zeros(arr.shape, dtype=np.uint8)
-    scaled = (arr - lo) * (255.0 / (hi - lo))
-    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+class _CappedInflater:
+    """The raw-deflate dataset of a Deflated DICOM (PS3.5 A.5), inflated on demand into
+    ``buffer`` and never past the size asked for. Input is fed in small steps so that
+    ``unconsumed_tail`` never copies the rest of the upload."""
+
+    def __init__(self, compressed: memoryview) -> None:
+        self._inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        self._source = compressed
+        self._position = 0
+        self._tail = b""
+        self.buffer = io.BytesIO()
+
+    def inflate_to(self, size: int) -> int:
+        """Grow ``buffer`` to ``size`` bytes (fewer if the stream ends first); its new size."""
+        buffer = self.buffer
+        buffer.seek(0, io.SEEK_END)
+        while buffer.tell() < size and not self._inflater.eof:
+            if not self._tail and self._position < len(self._source):
+                self._tail = self._source[self._position : self._position + _INFLATE_INPUT_STEP]
+                self._position += len(self._tail)
+            chunk = self._inflater.decompress(self._tail, size - buffer.tell())
+            self._tail = self._inflater.unconsumed_tail
+            if not chunk and not self._tail and self._position >= len(self._source):
+                break  # input exhausted before the end of the stream: truncated
+            buffer.write(chunk)
+        return buffer.tell()
+
+    @property
+    def finished(self) -> bool:
+        return self._inflater.eof
+
+    def has_more(self) -> bool:
+        size = self.buffer.seek(0, io.SEEK_END)
+        return self.inflate_to(size + 1) > size
 
 
-# --- DICOM --------------------------------------------------------------------
+def _decode_dicom(data: bytes, limits: _Limits) -> DecodedImage:
+    # Imported lazily: only DICOM uploads pay for pydicom.
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 
-
-def _decode_dicom(data: bytes, *, max_pixels: int, min_side: int, max_side: int) -> DecodedImage:
-    import pydicom  # imported lazily: only DICOM uploads pay for it
-    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pydicom warns on malformed data; judged by structure below
+        try:
+            ds = _read_dicom(data, limits)
+        except ImageIntakeError:
+            raise
+        except Exception as exc:  # pydicom's parser raises many types
+            raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM file is corrupt or unreadable.") from exc
+        try:
+            arr = pixel_array(ds, index=0)  # a radiograph is one frame: only the first is decoded
+        except NotImplementedError as exc:
+            raise ImageIntakeError(
+                UNSUPPORTED_FILE_TYPE, f"This DICOM image encoding is not supported ({_transfer_syntax_name(ds)})."
+            ) from exc
+        except Exception as exc:  # decoders raise ValueError, OSError, struct.error...
+            raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM pixel data is corrupt or truncated.") from exc
 
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # pydicom warns on malformed data; judged by structure below
-            ds = pydicom.dcmread(io.BytesIO(data), force=False)
-    except Exception as exc:
-        raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM file is corrupt or unreadable.") from exc
-    # pydicom reads leniently: garbage after 'DICM' can yield an almost empty dataset.
-    if len(ds) == 0 or "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):
-        raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM file is corrupt or unreadable.")
-
-    if not any(tag in ds for tag in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
-        raise ImageIntakeError(DICOM_NO_PIXEL_DATA, "The DICOM file contains no image (no pixel data).")
-
-    try:
-        rows, cols = int(ds.Rows), int(ds.Columns)
-        frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    except Exception as exc:
-        raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM file has invalid image dimensions.") from exc
-    if rows * cols * frames > max_pixels:
-        raise ImageIntakeError(
-            DECOMPRESSION_BOMB,
-            f"The DICOM image claims {frames}x{cols}x{rows} pixels, more than the {max_pixels:,} allowed.",
-        )
-    _check_dimensions(cols, rows, max_pixels=max_pixels, min_side=min_side, max_side=max_side)
-
-    try:
-        arr = ds.pixel_array
-    except (NotImplementedError, RuntimeError) as exc:
-        # Compressed transfer syntaxes whose decoder plugin is not installed.
-        raise ImageIntakeError(
-            UNSUPPORTED_FILE_TYPE, f"This DICOM compression is not supported ({_transfer_syntax_name(ds)})."
-        ) from exc
-    except Exception as exc:
-        raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM pixel data is corrupt or truncated.") from exc
-
-    try:
-        pixels = _dicom_to_grey_uint8(arr, ds, frames, apply_modality_lut, apply_voi_lut)
+        pixels = _dicom_to_grey_uint8(arr, ds, limits.max_output_side, apply_modality_lut, apply_voi_lut)
     except Exception as exc:
         raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM pixel data could not be interpreted.") from exc
     h, w = pixels.shape
@@ -243,18 +431,159 @@ def _decode_dicom(data: bytes, *, max_pixels: int, min_side: int, max_side: int)
     )
 
 
-def _dicom_to_grey_uint8(arr: np.ndarray, ds, frames: int, apply_modality_lut, apply_voi_lut) -> np.ndarray:
-    if frames > 1:
-        arr = arr[0]  # a radiograph is a single frame; take the first of a multi-frame object
+def _read_dicom(data: bytes, limits: _Limits):
+    """Parse a DICOM upload into a dataset whose pixel data is known to match its header.
+
+    Order matters: file meta -> transfer syntax allow-list -> header up to PixelData (its
+    length read, its value not) -> dimension and length checks -> only then the pixel data.
+    """
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.filereader import read_dataset
+
+    fp = io.BytesIO(data)  # shares ``data``: no copy
+    fp.seek(DICOM_MAGIC_OFFSET + len(DICOM_MAGIC))
+    meta = FileMetaDataset(read_dataset(fp, False, True, stop_when=lambda tag, vr, length: tag >> 16 != 2))
+    syntax = meta.get("TransferSyntaxUID")
+    if not syntax:  # garbage after 'DICM' reads as an almost empty meta group
+        raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM file is corrupt or unreadable.")
+    _check_transfer_syntax(syntax)
+    implicit, little = syntax.is_implicit_VR, syntax.is_little_endian
+
+    inflater = None
+    if syntax == _DEFLATED_SYNTAX:
+        inflater = _CappedInflater(memoryview(data)[fp.tell() :])
+        inflater.inflate_to(DICOM_HEADER_BUDGET)
+        fp = inflater.buffer
+        fp.seek(0)
+
+    declared: list[tuple[int, int]] = []  # (tag, value length) of the pixel data element
+
+    def at_pixel_data(tag, vr, length) -> bool:
+        if int(tag) in _PIXEL_TAGS:
+            declared.append((int(tag), length))
+            return True
+        return False
+
+    ds = read_dataset(fp, implicit, little, stop_when=at_pixel_data)  # fp: rewound to the pixel element
+    ds.file_meta = meta
+    if not declared:
+        if inflater is not None and not inflater.finished:
+            raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM header is too large or the file is corrupt.")
+        raise ImageIntakeError(DICOM_NO_PIXEL_DATA, "The DICOM file contains no image (no pixel data).")
+    (tag, length), offset = declared[0], fp.tell()
+
+    rows, cols, frames, expected = _declared_geometry(ds, tag, limits)
+    native = syntax in _NATIVE_SYNTAXES
+    if native:
+        _check_native_length(length, expected, cols, rows)
+    elif length != _UNDEFINED_LENGTH:
+        raise ImageIntakeError(CORRUPT_IMAGE, "The compressed DICOM pixel data is not encapsulated.")
+
+    if inflater is not None:
+        # The pixels need `expected` bytes after the element start; the margin covers the
+        # element header, padding and small trailing elements. Anything beyond is a bomb.
+        inflater.inflate_to(offset + expected + DICOM_TRAILER_MARGIN)
+        if inflater.has_more():
+            raise ImageIntakeError(
+                DECOMPRESSION_BOMB, f"The deflated DICOM file inflates far beyond its declared {cols}x{rows} pixels."
+            )
+
+    fp.seek(offset)
+    rest = read_dataset(fp, implicit, little)  # the pixel data and any trailing elements
+    del fp, inflater  # drop the inflated stream (if any) before decoding
+    if native and (tag not in rest or len(rest[tag].value or b"") != length):
+        raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM pixel data is corrupt or truncated.")
+    ds.update(rest)
+    if not native:
+        _check_compressed_frame(ds, syntax, frames, cols, rows)
+    return ds
+
+
+def _check_transfer_syntax(syntax) -> None:
+    if syntax in _NATIVE_SYNTAXES or (syntax in _PILLOW_SYNTAXES and _decoder_available(syntax)):
+        return
+    compressed = {"JPEG": "JPEG baseline", "JPEG2000": "JPEG 2000"}
+    accepted = ["uncompressed", "deflated"] + sorted(
+        {compressed[fmt] for uid, fmt in _PILLOW_SYNTAXES.items() if _decoder_available(uid)}
+    )
+    raise ImageIntakeError(
+        UNSUPPORTED_FILE_TYPE,
+        f"DICOM images encoded as '{getattr(syntax, 'name', syntax)}' are not supported. "
+        f"Accepted DICOM encodings: {', '.join(accepted)}; or send a PNG.",
+    )
+
+
+def _decoder_available(syntax: str) -> bool:
+    from pydicom.pixels import get_decoder
+
+    try:
+        return bool(get_decoder(syntax).is_available)
+    except NotImplementedError:
+        return False
+
+
+def _declared_geometry(ds, tag: int, limits: _Limits) -> tuple[int, int, int, int]:
+    """(rows, columns, frames, pixel-data bytes) the header declares; refuses bad or too large ones."""
+    try:
+        rows, cols = int(ds.Rows), int(ds.Columns)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+        samples = int(ds.get("SamplesPerPixel", 1) or 1)
+        bits = _PIXEL_TAGS[tag] or int(ds.BitsAllocated)
+    except Exception as exc:  # missing or malformed values
+        raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM file has invalid image dimensions.") from exc
+    if frames < 1 or samples not in (1, 3) or bits not in (1, 8, 16, 32, 64):
+        raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM file has invalid image dimensions.")
+    _check_dimensions(cols, rows, limits, frames=frames)
+    return rows, cols, frames, (rows * cols * frames * samples * bits + 7) // 8
+
+
+def _check_native_length(length: int, expected: int, cols: int, rows: int) -> None:
+    # An odd length is padded to even (PS3.5 7.1.1); nothing else may differ.
+    if length in (expected, expected + expected % 2):
+        return
+    if length != _UNDEFINED_LENGTH and length > 2 * expected:
+        raise ImageIntakeError(
+            DECOMPRESSION_BOMB,
+            f"The DICOM pixel data holds {length:,} bytes, far more than its declared {cols}x{rows} pixels need.",
+        )
+    raise ImageIntakeError(
+        CORRUPT_IMAGE,
+        f"The DICOM pixel data is corrupt: {length:,} bytes where its {cols}x{rows} pixels need {expected:,}.",
+    )
+
+
+def _check_compressed_frame(ds, syntax: str, frames: int, cols: int, rows: int) -> None:
+    """Read the first frame's own header (no decoding) and refuse a size other than declared."""
+    from pydicom.encaps import get_frame
+
+    frame = get_frame(ds.PixelData, 0, number_of_frames=frames)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(frame), formats=[_PILLOW_SYNTAXES[syntax]]) as img:
+                width, height = img.size
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageIntakeError(DECOMPRESSION_BOMB, "The compressed DICOM frame is too large to decode.") from exc
+    if (width, height) != (cols, rows):
+        code = DECOMPRESSION_BOMB if width * height > cols * rows else CORRUPT_IMAGE
+        raise ImageIntakeError(
+            code, f"The compressed DICOM frame is {width}x{height} pixels but its header declares {cols}x{rows}."
+        )
+
+
+def _dicom_to_grey_uint8(arr: np.ndarray, ds, max_side: int, apply_modality_lut, apply_voi_lut) -> np.ndarray:
     photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2")).upper()
     if arr.ndim == 3:
         # Colour DICOM (pydicom already converted YBR to RGB): ITU-R 601 luma, no LUTs.
-        rgb = arr[..., :3].astype(np.float64)
-        return _minmax_uint8(rgb @ np.array([0.299, 0.587, 0.114]))
+        r, g, b = (_shrink_array(np.ascontiguousarray(arr[..., c]), max_side).astype(np.float32) for c in range(3))
+        return _minmax_uint8(0.299 * r + 0.587 * g + 0.114 * b)
+    # Shrink the stored values first (integer type kept), so that the LUTs below, which
+    # work in float64, only ever see the small picture.
+    arr = _shrink_array(arr, max_side)
     # Stored values -> modality units (e.g. rescale slope/intercept) -> VOI window/LUT.
     arr = apply_modality_lut(arr, ds)
     arr = apply_voi_lut(arr, ds, index=0)
-    out = _minmax_uint8(np.asarray(arr, dtype=np.float64))
+    out = _minmax_uint8(np.asarray(arr))
     if photometric == "MONOCHROME1":
         out = 255 - out  # MONOCHROME1: low values are white; display convention is the opposite
     return out
@@ -291,5 +620,5 @@ def _plain_value(value) -> str | float | int:
 def _transfer_syntax_name(ds) -> str:
     try:
         return str(ds.file_meta.TransferSyntaxUID.name)
-    except Exception:
+    except (AttributeError, KeyError):
         return ""

@@ -8,9 +8,14 @@ lazily (only ``make_tiny_package`` needs it).
 from __future__ import annotations
 
 import io
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from ml_core.imaging import encode_png
 
@@ -55,6 +60,14 @@ def make_xray_like_png(size: int = 256, seed: int = 0) -> bytes:
     return encode_png(make_xray_like_pixels(size, seed))
 
 
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
+DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1.99"
+JPEG_BASELINE = "1.2.840.10008.1.2.4.50"
+JPEG_2000_LOSSLESS = "1.2.840.10008.1.2.4.90"
+RLE_LOSSLESS = "1.2.840.10008.1.2.5"
+JPEG_LOSSLESS_SV1 = "1.2.840.10008.1.2.4.70"
+
+
 def make_dicom_bytes(
     *,
     rows: int = 256,
@@ -68,22 +81,77 @@ def make_dicom_bytes(
     window: tuple[float, float] | None = None,  # (center, width) in modality units
     with_pixel_data: bool = True,
     stored_values: np.ndarray | None = None,  # raw uint16 values to store (overrides the picture)
+    transfer_syntax: str = EXPLICIT_VR_LITTLE_ENDIAN,
+    frames: int = 1,  # NumberOfFrames; the stored values are repeated for each frame
+    pixel_data: bytes | None = None,  # raw PixelData bytes, whatever the header says (hostile files)
 ) -> bytes:
-    """A synthetic DX DICOM Part-10 file (Explicit VR Little Endian).
+    """A synthetic DX DICOM Part-10 file, Explicit VR Little Endian unless ``transfer_syntax``
+    names another: deflated, JPEG baseline (8-bit), JPEG 2000 lossless and RLE are really
+    encoded; for any other UID the native bytes are encapsulated as they are (enough for a
+    file that must be refused by its transfer syntax).
 
     By default the stored values are the X-ray-like picture scaled to ``bits_stored``
     bits; with ``monochrome1`` they are stored inverted (as a MONOCHROME1 modality
     would), so a correct reader displays the same picture either way.
     """
+    from pydicom.encaps import encapsulate
+
+    bits_allocated = 16
+    if transfer_syntax == JPEG_BASELINE:
+        bits_allocated = bits_stored = 8  # baseline JPEG is 8-bit only
+    ds = _xray_dataset(
+        rows=rows, columns=columns, seed=seed, monochrome1=monochrome1, with_patient_tags=with_patient_tags,
+        bits_allocated=bits_allocated, bits_stored=bits_stored, transfer_syntax=transfer_syntax, frames=frames,
+    )
+    if rescale_slope is not None or rescale_intercept is not None:
+        ds.RescaleSlope = rescale_slope if rescale_slope is not None else 1.0
+        ds.RescaleIntercept = rescale_intercept if rescale_intercept is not None else 0.0
+        ds.RescaleType = "US"
+    if window is not None:
+        ds.WindowCenter, ds.WindowWidth = float(window[0]), float(window[1])
+
+    if pixel_data is not None:
+        ds.PixelData = pixel_data
+    elif with_pixel_data:
+        if stored_values is None:
+            picture = make_xray_like_pixels(columns, seed, height=rows).astype(np.float64) / 255.0
+            if monochrome1:
+                picture = 1.0 - picture
+            stored_values = np.rint(picture * (2**bits_stored - 1))
+        values = np.asarray(stored_values, dtype=np.uint8 if ds.BitsAllocated == 8 else np.uint16)
+        if transfer_syntax == RLE_LOSSLESS:
+            ds.compress(RLE_LOSSLESS, values, generate_instance_uid=False)
+        elif transfer_syntax in (JPEG_BASELINE, JPEG_2000_LOSSLESS):
+            frame = _pillow_encode(values, "JPEG" if transfer_syntax == JPEG_BASELINE else "JPEG2000")
+            ds.PixelData = encapsulate([frame] * frames)
+        elif transfer_syntax in (EXPLICIT_VR_LITTLE_ENDIAN, DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN):
+            ds.PixelData = values.tobytes() * frames
+        else:  # another compressed syntax: its content does not matter, it is refused by name
+            ds.PixelData = encapsulate([values.tobytes()] * frames)
+
+    from pydicom.uid import UID
+
+    # pydicom deflates the dataset for the deflated syntax; a made-up UID needs its encoding spelt out.
+    encoding = {} if UID(transfer_syntax).is_transfer_syntax else {"implicit_vr": False, "little_endian": True}
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True, **encoding)
+    return buf.getvalue()
+
+
+def _xray_dataset(
+    *, rows: int, columns: int, seed: int, monochrome1: bool, with_patient_tags: bool, bits_allocated: int,
+    bits_stored: int, transfer_syntax: str, frames: int,
+):
+    """The header of a synthetic DX image (no pixel data)."""
     from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+    from pydicom.uid import generate_uid
 
     sop_class = "1.2.840.10008.5.1.4.1.1.1.1"  # Digital X-Ray Image Storage - For Presentation
     sop_instance = generate_uid(entropy_srcs=[f"deepmed-test-{seed}-sop"])
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = sop_class
     meta.MediaStorageSOPInstanceUID = sop_instance
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.TransferSyntaxUID = transfer_syntax
 
     ds = Dataset()
     ds.file_meta = meta
@@ -101,30 +169,201 @@ def make_dicom_bytes(
             setattr(ds, keyword, value)
 
     ds.Rows, ds.Columns = rows, columns
+    if frames != 1:
+        ds.NumberOfFrames = frames
     ds.SamplesPerPixel = 1
     ds.PhotometricInterpretation = "MONOCHROME1" if monochrome1 else "MONOCHROME2"
-    ds.BitsAllocated = 16
+    ds.BitsAllocated = bits_allocated
     ds.BitsStored = bits_stored
     ds.HighBit = bits_stored - 1
     ds.PixelRepresentation = 0
-    if rescale_slope is not None or rescale_intercept is not None:
-        ds.RescaleSlope = rescale_slope if rescale_slope is not None else 1.0
-        ds.RescaleIntercept = rescale_intercept if rescale_intercept is not None else 0.0
-        ds.RescaleType = "US"
-    if window is not None:
-        ds.WindowCenter, ds.WindowWidth = float(window[0]), float(window[1])
+    return ds
 
-    if with_pixel_data:
-        if stored_values is None:
-            picture = make_xray_like_pixels(columns, seed, height=rows).astype(np.float64) / 255.0
-            if monochrome1:
-                picture = 1.0 - picture
-            stored_values = np.rint(picture * (2**bits_stored - 1))
-        ds.PixelData = np.asarray(stored_values, dtype=np.uint16).tobytes()
 
+def _pillow_encode(values: np.ndarray, pil_format: str) -> bytes:
     buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
+    if pil_format == "JPEG":
+        Image.fromarray(values).save(buf, format="JPEG", quality=95)
+    else:  # lossless JPEG 2000 codestream, as DICOM encapsulates it
+        Image.fromarray(values).save(buf, format="JPEG2000", irreversible=False, no_jp2=True)
     return buf.getvalue()
+
+
+# --- hostile and limit-sized uploads ------------------------------------------------------
+# Shared by tests/ml_core/test_imaging_hostile.py and ``python -m ml_core.bench_intake``. Each
+# generator is cheap even when the decoded size would be huge: data that compresses ~1000:1
+# (zeros) is streamed through zlib, or only a header claims the size.
+
+_MB = 1024 * 1024
+
+
+def make_large_xray_values(side: int, *, bits: int = 12, seed: int = 0) -> np.ndarray:
+    """A side x side uint16 X-ray-like picture using ``bits`` bits, cheaply: the 512 px picture
+    upscaled by repetition (the content matters less than the size)."""
+    small = make_xray_like_pixels(512, seed).astype(np.uint16) * ((2**bits - 1) // 255)
+    index = np.arange(side) * 512 // side
+    return small[np.ix_(index, index)]
+
+
+def make_png_stream(width: int, height: int, *, bit_depth: int = 16, flat: bool = False, seed: int = 0) -> bytes:
+    """A valid greyscale PNG written row by row: X-ray-like (upscaled, 12 bits used of 16), or
+    ``flat`` (one value: a huge flat image compresses to almost nothing)."""
+    sample = np.dtype(">u2") if bit_depth == 16 else np.dtype(np.uint8)
+    small = (make_xray_like_pixels(512, seed).astype(np.uint16) * (16 if bit_depth == 16 else 1)).astype(sample)
+    columns = np.arange(width) * 512 // width
+    flat_row = b"\x00" + np.zeros(width, sample).tobytes()
+    compressor = zlib.compressobj(6)
+    idat = [
+        compressor.compress(flat_row if flat else b"\x00" + small[y * 512 // height, columns].tobytes())
+        for y in range(height)
+    ]
+    idat.append(compressor.flush())
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, 0, 0, 0, 0)  # greyscale, no interlace
+    return _png_file(ihdr, b"".join(idat))
+
+
+def make_png_claiming(width: int, height: int) -> bytes:
+    """A syntactically valid 8-bit PNG whose IHDR claims width x height over a tiny IDAT."""
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return _png_file(ihdr, zlib.compress(b"\x00" * 64))
+
+
+def _png_file(ihdr: bytes, idat: bytes) -> bytes:
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+def make_jpeg_bytes(width: int, height: int, *, seed: int = 0, quality: int = 90) -> bytes:
+    """A real greyscale JPEG of an (upscaled) X-ray-like picture."""
+    small = make_xray_like_pixels(512, seed)
+    picture = small[np.ix_(np.arange(height) * 512 // height, np.arange(width) * 512 // width)]
+    buf = io.BytesIO()
+    Image.fromarray(picture).save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def make_jpeg_claiming(width: int, height: int) -> bytes:
+    """A small JPEG whose frame header (SOF0) is patched to claim width x height (<= 65535)."""
+    data = bytearray(make_jpeg_bytes(64, 64))
+    sof = data.index(b"\xff\xc0")  # marker, length (2), precision (1), height (2), width (2)
+    data[sof + 5 : sof + 9] = struct.pack(">HH", height, width)
+    return bytes(data)
+
+
+def make_deflated_dicom_bomb(
+    *, inflated_mb: int = 64, hidden_after_pixels: bool = False, rows: int = 256, columns: int = 256
+) -> bytes:
+    """A Deflated Explicit VR Little Endian DICOM declaring rows x columns (16-bit) whose dataset
+    inflates to ``inflated_mb`` MB of zeros: as its PixelData (far longer than declared), or with
+    ``hidden_after_pixels``, after a PixelData of the right length (as trailing padding).
+    Deflate packs zeros ~1000:1: 400 MB of pixels cost ~400 KB."""
+    from pydicom.filebase import DicomBytesIO
+    from pydicom.filewriter import write_dataset, write_file_meta_info
+
+    ds = _xray_dataset(
+        rows=rows, columns=columns, seed=0, monochrome1=False, with_patient_tags=True, bits_allocated=16,
+        bits_stored=12, transfer_syntax=DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, frames=1,
+    )
+    meta, header = DicomBytesIO(), DicomBytesIO()
+    for fp in (meta, header):
+        fp.is_little_endian, fp.is_implicit_VR = True, False
+    meta.write(b"\0" * 128 + b"DICM")
+    write_file_meta_info(meta, ds.file_meta, enforce_standard=True)
+    write_dataset(header, ds)
+
+    def element(group: int, elem: int, vr: bytes, length: int) -> bytes:  # explicit VR, 4-byte length
+        return struct.pack("<HH2sHI", group, elem, vr, 0, length)
+
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)  # raw deflate, as PS3.5 A.5
+    parts = [meta.getvalue(), compressor.compress(header.getvalue())]
+    if hidden_after_pixels:
+        pixels = rows * columns * 2
+        parts.append(compressor.compress(element(0x7FE0, 0x0010, b"OW", pixels) + bytes(pixels)))
+        parts.append(compressor.compress(element(0xFFFC, 0xFFFC, b"OB", inflated_mb * _MB)))  # trailing padding
+    else:
+        parts.append(compressor.compress(element(0x7FE0, 0x0010, b"OW", inflated_mb * _MB)))
+    zeros = bytes(_MB)
+    parts += [compressor.compress(zeros) for _ in range(inflated_mb)]
+    parts.append(compressor.flush())
+    return b"".join(parts)
+
+
+@dataclass(frozen=True)
+class IntakeCase:
+    """One upload for the intake tests and benchmark: ``expected`` is the ml_core error code,
+    or None when it must be accepted."""
+
+    name: str
+    make: Callable[[], bytes]
+    expected: str | None
+    about: str
+
+
+def intake_cases(*, full_scale: bool = False) -> list[IntakeCase]:
+    """Hostile inputs of every class, and the largest legitimate ones. ``full_scale`` makes the
+    deflated bomb as large as in the security report (400 MB inflated); tests use 64 MB."""
+    bomb_mb = 400 if full_scale else 64
+    tiny = np.zeros((2, 2))
+    pixels = 256 * 256
+    return [
+        IntakeCase("dicom_deflated_bomb", lambda: make_deflated_dicom_bomb(inflated_mb=bomb_mb), "decompression_bomb",
+                   f"deflated, declares 256x256, PixelData {bomb_mb} MB of zeros"),
+        IntakeCase("dicom_deflated_bomb_trailer",
+                   lambda: make_deflated_dicom_bomb(inflated_mb=bomb_mb, hidden_after_pixels=True),
+                   "decompression_bomb", f"deflated, right PixelData, then {bomb_mb} MB of padding"),
+        IntakeCase("dicom_pixels_too_long", lambda: make_dicom_bytes(stored_values=np.zeros(pixels + 4096)),
+                   "corrupt_image", "native, PixelData 8 KB longer than 256x256x16 bit"),
+        IntakeCase("dicom_pixels_far_too_long", lambda: make_dicom_bytes(stored_values=np.zeros(pixels * 8)),
+                   "decompression_bomb", "native, PixelData 8x longer than declared"),
+        IntakeCase("dicom_pixels_too_short", lambda: make_dicom_bytes(stored_values=np.zeros(pixels // 2)),
+                   "corrupt_image", "native, PixelData half as long as declared"),
+        IntakeCase("dicom_huge_rows_columns", lambda: make_dicom_bytes(rows=60_000, columns=60_000, stored_values=tiny),
+                   "decompression_bomb", "declares 60000x60000"),
+        IntakeCase("dicom_many_frames", lambda: make_dicom_bytes(frames=2_000, pixel_data=bytes(2 * pixels)),
+                   "decompression_bomb", "declares 2000 frames of 256x256 (carries one)"),
+        IntakeCase("dicom_rle", lambda: make_dicom_bytes(transfer_syntax=RLE_LOSSLESS), "unsupported_file_type",
+                   "RLE Lossless (unbounded decoder)"),
+        IntakeCase("dicom_jpeg_lossless", lambda: make_dicom_bytes(transfer_syntax=JPEG_LOSSLESS_SV1),
+                   "unsupported_file_type", "JPEG Lossless SV1 (no decoder)"),
+        IntakeCase("dicom_jpeg_frame_bomb", lambda: _dicom_with_frame(make_jpeg_claiming(30_000, 30_000)),
+                   "decompression_bomb", "JPEG baseline, 256x256 declared, frame claims 30000x30000"),
+        IntakeCase("dicom_truncated", lambda: make_dicom_bytes(rows=128, columns=128)[:-5000], "corrupt_image",
+                   "native, cut short"),
+        IntakeCase("dicom_garbage", lambda: b"\0" * 128 + b"DICM" + b"\xff" * 300, "corrupt_image",
+                   "garbage after DICM"),
+        IntakeCase("png_16bit_7000", lambda: make_png_stream(7000, 7000, flat=True), "decompression_bomb",
+                   "7000x7000 16-bit flat PNG (~95 KB)"),
+        IntakeCase("png_bomb_header", lambda: make_png_claiming(60_000, 60_000), "decompression_bomb",
+                   "PNG header claims 60000x60000"),
+        IntakeCase("jpeg_bomb_header", lambda: make_jpeg_claiming(40_000, 40_000), "decompression_bomb",
+                   "JPEG header claims 40000x40000"),
+        IntakeCase("png_truncated", lambda: make_xray_like_png(256, seed=3)[:3000], "corrupt_image", "PNG cut short"),
+        IntakeCase("jpeg_truncated", lambda: make_jpeg_bytes(512, 512)[:2000], "corrupt_image", "JPEG cut short"),
+        IntakeCase("dicom_4096_16bit", lambda: make_dicom_bytes(rows=4096, columns=4096,
+                                                                stored_values=make_large_xray_values(4096)),
+                   None, "legit: native 4096x4096, 12 of 16 bits"),
+        IntakeCase("dicom_4096_16bit_deflated",
+                   lambda: make_dicom_bytes(rows=4096, columns=4096, stored_values=make_large_xray_values(4096),
+                                            transfer_syntax=DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN),
+                   None, "legit: deflated 4096x4096, 16-bit"),
+        IntakeCase("dicom_j2k_2048", lambda: make_dicom_bytes(rows=2048, columns=2048,
+                                                              stored_values=make_large_xray_values(2048),
+                                                              transfer_syntax=JPEG_2000_LOSSLESS),
+                   None, "legit: JPEG 2000 lossless 2048x2048, 16-bit"),
+        IntakeCase("png_16bit_4000", lambda: make_png_stream(4000, 4000), None, "legit: 4000x4000 16-bit PNG"),
+        IntakeCase("png_8bit_3000", lambda: make_png_stream(3000, 3000, bit_depth=8), None,
+                   "legit: 3000x3000 8-bit PNG"),
+        IntakeCase("jpeg_5000", lambda: make_jpeg_bytes(5000, 5000), None, "legit: 5000x5000 JPEG (largest side)"),
+    ]
+
+
+def _dicom_with_frame(frame: bytes) -> bytes:
+    """A 256x256 JPEG-baseline DICOM whose single encapsulated frame is ``frame``."""
+    from pydicom.encaps import encapsulate
+
+    return make_dicom_bytes(transfer_syntax=JPEG_BASELINE, pixel_data=encapsulate([frame]))
 
 
 def make_tiny_package(
@@ -145,7 +384,12 @@ def make_tiny_package(
     import torch
 
     from ml_core.export import export_onnx
-    from ml_core.models import LogitsAndFeatures, ModelConfig, build_model, classifier_weights
+    from ml_core.models import (
+        LogitsAndFeatures,
+        ModelConfig,
+        build_model,
+        classifier_weights,
+    )
     from ml_core.ood import fit_mahalanobis, pooled_features
     from ml_core.package import save_package
     from ml_core.preprocessing import PreprocessConfig, preprocess
@@ -212,7 +456,7 @@ def make_tiny_imagefolder(
 
 
 # PackageConfig settings that keep a test package build to a few seconds.
-FAST_PACKAGE_SETTINGS = dict(latency_runs=3, ood_fit_images=48, calibration_images=12, ae_epochs=2, ood_outliers_per_kind=4)
+FAST_PACKAGE_SETTINGS = {"latency_runs": 3, "ood_fit_images": 48, "calibration_images": 12, "ae_epochs": 2, "ood_outliers_per_kind": 4}
 
 
 def tiny_train_config(data: Path | str, out: Path | str, **overrides):

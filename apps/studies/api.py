@@ -24,7 +24,7 @@ from apps.studies.serializers import (
     StudySerializer,
     StudyUploadSerializer,
 )
-from apps.studies.views import intake_error_status, png_response
+from apps.studies.views import intake_error_status, intake_retry_after, png_response
 from deepmed_web.api import PAGE_PARAMETERS, ApiError, Pagination
 from deepmed_web.throttles import ThrottleUploadsOnly
 
@@ -78,7 +78,9 @@ class StudyListCreateApi(ThrottleUploadsOnly, APIView):
             )
         except services.StudyIntakeError as exc:
             details = {"reason": exc.reason} if exc.reason and exc.reason != exc.code else None
-            raise ApiError(exc.code, exc.message, http_status=intake_error_status(exc.code), details=details) from exc
+            error = ApiError(exc.code, exc.message, http_status=intake_error_status(exc.code), details=details)
+            error.wait = intake_retry_after(exc.code)  # DRF's exception handler sends `wait` as Retry-After
+            raise error from exc
         http = status.HTTP_200_OK if study.is_duplicate_upload else status.HTTP_201_CREATED
         return Response(_render(selectors.study_result(study), request), status=http)
 

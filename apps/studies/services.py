@@ -11,6 +11,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from django.conf import settings
@@ -23,7 +24,7 @@ from apps.accounts.selectors import has_current_consent
 from apps.audit.services import record_event
 from apps.studies import events
 from apps.studies.models import Prediction, PredictionRole, Study, StudyStatus
-from ml_core.imaging import ImageIntakeError, decode_image, encode_png
+from ml_core.imaging import DecodeSlots, ImageIntakeError, decode_image, encode_png
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +140,8 @@ def create_study(
         existing.is_duplicate_upload = True
         return existing
     try:
-        decoded = decode_image(data, max_pixels=settings.DEEPMED_MAX_IMAGE_PIXELS)
+        decoded = decode_image(data, max_pixels=settings.DEEPMED_MAX_IMAGE_PIXELS,
+                               max_side=settings.DEEPMED_MAX_IMAGE_SIDE, slots=intake_decode_slots())
     except ImageIntakeError as exc:
         raise StudyIntakeError(INTAKE_CODES.get(exc.code, exc.code), exc.message, reason=exc.code) from exc
 
@@ -168,6 +170,17 @@ def create_study(
         raise
     study.is_duplicate_upload = False
     return study
+
+
+def intake_decode_slots() -> DecodeSlots:
+    """This process's limit on concurrent upload decodes (DEEPMED_MAX_CONCURRENT_DECODES, waiting
+    DEEPMED_DECODE_WAIT_SECONDS for a slot before `server_busy`)."""
+    return _decode_slots(settings.DEEPMED_MAX_CONCURRENT_DECODES, settings.DEEPMED_DECODE_WAIT_SECONDS)
+
+
+@cache
+def _decode_slots(size: int, wait_s: float) -> DecodeSlots:
+    return DecodeSlots(size, wait_s=wait_s)  # one per settings value, shared by every request thread
 
 
 def find_duplicate_study(owner: User, sha256: str) -> Study | None:

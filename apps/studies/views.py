@@ -18,6 +18,7 @@ from apps.audit.services import client_ip
 from apps.studies import events, selectors, services
 from apps.studies.models import StudyStatus
 from deepmed_web.api import error_body
+from deepmed_web.middleware import RETRY_AFTER_SECONDS
 from deepmed_web.throttles import UPLOAD_THROTTLES, web_rate_limit_wait
 
 # Where the live page's progress steps are (queued -> analysing -> explaining -> done).
@@ -37,7 +38,12 @@ class UploadForm(forms.Form):
 
 def intake_error_status(code: str) -> int:
     """HTTP status of a refused upload (shared by the web form's XHR path and the API)."""
-    return {"consent_required": 403, "file_too_large": 413}.get(code, 400)
+    return {"consent_required": 403, "file_too_large": 413, "server_busy": 503}.get(code, 400)
+
+
+def intake_retry_after(code: str) -> int | None:
+    """Seconds after which to retry a refusal that is about the server's load, not the file (503)."""
+    return int(RETRY_AFTER_SECONDS) if intake_error_status(code) == 503 else None
 
 
 def _patient_only(request) -> None:
@@ -98,10 +104,14 @@ def study_upload(request):
             return redirect(url)
     else:
         error = ("invalid_request", "Please check the form.", 400)
+    code, message, status = error
     if _wants_json(request):
-        code, message, status = error
-        return JsonResponse(error_body(code, message, {"fields": form.errors.get_json_data()}), status=status)
-    return _upload_page(request, form, status=error[2])
+        response = JsonResponse(error_body(code, message, {"fields": form.errors.get_json_data()}), status=status)
+    else:
+        response = _upload_page(request, form, status=status)
+    if (retry_after := intake_retry_after(code)) is not None:
+        response["Retry-After"] = str(retry_after)
+    return response
 
 
 def _upload_page(request, form, status: int = 200):

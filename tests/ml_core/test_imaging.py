@@ -13,7 +13,13 @@ from ml_core.imaging import (
     encode_png,
     sniff_format,
 )
-from ml_core.testing import FAKE_PATIENT_TAGS, make_dicom_bytes, make_xray_like_pixels, make_xray_like_png
+from ml_core.testing import (
+    FAKE_PATIENT_TAGS,
+    make_dicom_bytes,
+    make_png_claiming,
+    make_xray_like_pixels,
+    make_xray_like_png,
+)
 
 
 def _png(arr: np.ndarray, **save_kwargs) -> bytes:
@@ -30,17 +36,6 @@ def _jpeg(img: Image.Image, **save_kwargs) -> bytes:
 
 def _png_chunk(kind: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
-
-
-def _png_with_header(width: int, height: int) -> bytes:
-    """A syntactically valid PNG whose IHDR claims width x height (tiny IDAT)."""
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", ihdr)
-        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + _png_chunk(b"IEND", b"")
-    )
 
 
 def _code(data: bytes, **kwargs) -> str:
@@ -161,11 +156,11 @@ def test_truncated_jpeg_is_corrupt():
 
 @pytest.mark.parametrize("side", [100_000, 8_000], ids=["beyond-pillow-limit", "beyond-our-limit"])
 def test_decompression_bomb_header_is_refused_before_decoding(side):
-    assert _code(_png_with_header(side, side)) == "decompression_bomb"
+    assert _code(make_png_claiming(side, side)) == "decompression_bomb"
 
 
 def test_absurd_dimensions():
-    assert _code(_png_with_header(12_000, 100)) == "image_too_large"
+    assert _code(make_png_claiming(12_000, 100)) == "image_too_large"
     assert _code(_png(np.zeros((32, 300), np.uint8))) == "image_too_small"
     # Limits are parameters.
     assert _code(_png(np.zeros((100, 100), np.uint8)), min_side=128) == "image_too_small"

@@ -14,8 +14,19 @@ from PIL import Image
 
 from apps.audit.models import AuditEvent
 from apps.studies.models import Study
-from apps.studies.services import StudyIntakeError, create_study, create_study_from_upload
-from ml_core.testing import FAKE_PATIENT_TAGS, make_dicom_bytes
+from apps.studies.services import (
+    StudyIntakeError,
+    create_study,
+    create_study_from_upload,
+    intake_decode_slots,
+)
+from ml_core.testing import (
+    FAKE_PATIENT_TAGS,
+    RLE_LOSSLESS,
+    make_deflated_dicom_bomb,
+    make_dicom_bytes,
+    make_png_stream,
+)
 
 
 def _png(width: int, height: int) -> bytes:
@@ -52,6 +63,10 @@ BAD_UPLOADS = {
     "garbage_dicom": (lambda: b"\0" * 128 + b"DICM" + b"\xff" * 300, "corrupt_image", "", "DICOM"),
     "dicom_without_pixels": (lambda: make_dicom_bytes(with_pixel_data=False), "corrupt_image", "dicom_no_pixel_data", "no pixel data"),
     "absurdly_wide": (lambda: _png(12_000, 64), "image_too_large", "", "largest side"),
+    "deflated_dicom_bomb": (lambda: make_deflated_dicom_bomb(inflated_mb=16), "image_too_large", "decompression_bomb", "pixels"),
+    "dicom_pixels_longer_than_declared": (lambda: make_dicom_bytes(stored_values=np.zeros(256 * 257)), "corrupt_image", "", "pixel data"),
+    "dicom_rle": (lambda: make_dicom_bytes(transfer_syntax=RLE_LOSSLESS), "unsupported_file_type", "", "RLE Lossless"),
+    "png_16bit_7000": (lambda: make_png_stream(7000, 7000, flat=True), "image_too_large", "decompression_bomb", "pixels"),
     "absurdly_small": (lambda: _png(8, 8), "image_too_small", "", "at least"),
     "empty": (lambda: b"", "empty_file", "", "empty"),
 }
@@ -131,6 +146,61 @@ def test_pixel_budget_is_configurable(consenting_patient, settings, stored_files
         create_study(owner=consenting_patient, data=xray_png)
     assert (exc.value.code, exc.value.reason) == ("image_too_large", "decompression_bomb")
     _assert_nothing_left(stored_files)
+
+
+def test_side_limit_is_configurable(consenting_patient, settings, stored_files, xray_png):
+    settings.DEEPMED_MAX_IMAGE_SIDE = 255
+    with pytest.raises(StudyIntakeError) as exc:
+        create_study(owner=consenting_patient, data=xray_png)
+    assert exc.value.code == "image_too_large" and "255" in exc.value.message
+    _assert_nothing_left(stored_files)
+
+
+@pytest.fixture
+def busy_decoder(settings):
+    """Every decode slot taken (one slot, waited for 10 ms)."""
+    settings.DEEPMED_MAX_CONCURRENT_DECODES = 1
+    settings.DEEPMED_DECODE_WAIT_SECONDS = 0.01
+    with intake_decode_slots().hold():
+        yield
+
+
+def test_api_answers_busy_decoder_with_503_and_retry_after(api_client, consenting_patient, stored_files, xray_png,
+                                                             busy_decoder):
+    api_client.force_authenticate(consenting_patient)
+    response = api_client.post("/api/v1/studies", {"image": SimpleUploadedFile("x.png", xray_png)}, format="multipart")
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    error = response.json()["error"]
+    assert error["code"] == "server_busy" and "try again" in error["message"].lower()
+    _assert_nothing_left(stored_files)
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+def test_web_form_answers_busy_decoder_with_503_and_retry_after(client, consenting_patient, stored_files, xray_png,
+                                                                busy_decoder, accept):
+    client.force_login(consenting_patient)
+    response = client.post("/studies/upload/", {"image": SimpleUploadedFile("x.png", xray_png)}, HTTP_ACCEPT=accept)
+    assert response.status_code == 503 and response["Retry-After"] == "5"
+    assert "try again" in response.content.decode().lower()
+    _assert_nothing_left(stored_files)
+
+
+def test_busy_decoder_refusal_is_not_remembered(consenting_patient, settings, xray_png, django_capture_on_commit_callbacks):
+    settings.DEEPMED_MAX_CONCURRENT_DECODES = 1
+    settings.DEEPMED_DECODE_WAIT_SECONDS = 0.01
+    with intake_decode_slots().hold(), pytest.raises(StudyIntakeError) as exc:
+        create_study(owner=consenting_patient, data=xray_png)
+    assert exc.value.code == "server_busy"
+    with django_capture_on_commit_callbacks(execute=False):
+        assert not create_study(owner=consenting_patient, data=xray_png).is_duplicate_upload  # the slot is back
+
+
+def test_stored_image_is_bounded_to_the_viewer_size(consenting_patient, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False):
+        study = create_study(owner=consenting_patient, data=make_png_stream(3000, 2400, bit_depth=8))
+    assert (study.width, study.height) == (2048, 1638)
+    with study.image.open("rb") as fh:
+        assert Image.open(fh).size == (2048, 1638)
 
 
 def test_type_is_judged_by_content_not_by_name(consenting_patient, django_capture_on_commit_callbacks):

@@ -1,0 +1,270 @@
+"""Decoding is bounded (issue 17, section 1): hostile uploads are refused from their headers
+with stable codes and bounded memory; the largest legitimate ones decode to a bounded size.
+
+Memory is measured with tracemalloc, which sees numpy arrays and Python buffers (not Pillow's
+own image memory; the RSS view is in ``python -m ml_core.bench_intake``). No timing here."""
+
+from __future__ import annotations
+
+import io
+import tracemalloc
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from ml_core.imaging import DecodeSlots, ImageIntakeError, decode_image
+from ml_core.testing import (
+    DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+    JPEG_2000_LOSSLESS,
+    JPEG_BASELINE,
+    JPEG_LOSSLESS_SV1,
+    RLE_LOSSLESS,
+    intake_cases,
+    make_deflated_dicom_bomb,
+    make_dicom_bytes,
+    make_jpeg_bytes,
+    make_jpeg_claiming,
+    make_large_xray_values,
+    make_png_claiming,
+    make_png_stream,
+    make_xray_like_pixels,
+    make_xray_like_png,
+)
+
+MB = 1024 * 1024
+DECLARED_PIXELS = 256 * 256  # make_dicom_bytes' default 256x256 image
+
+
+def _refusal(data: bytes, **kwargs) -> ImageIntakeError:
+    with pytest.raises(ImageIntakeError) as info:
+        decode_image(data, **kwargs)
+    return info.value
+
+
+def _traced(fn):
+    """(fn's result or the ImageIntakeError it raised, peak MB traced while it ran)."""
+    already = tracemalloc.is_tracing()
+    if not already:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        try:
+            result = fn()
+        except ImageIntakeError as exc:
+            result = exc
+        return result, tracemalloc.get_traced_memory()[1] / MB
+    finally:
+        if not already:
+            tracemalloc.stop()
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(a.ravel().astype(np.float64), b.ravel().astype(np.float64))[0, 1])
+
+
+def _expected_picture(side: int, seed: int = 0) -> np.ndarray:
+    """make_large_xray_values' / make_png_stream's 512 px picture at the decoder's output size."""
+    return np.asarray(Image.fromarray(make_xray_like_pixels(512, seed)).resize((side, side), Image.Resampling.BOX))
+
+
+# --- deflated DICOM: capped inflation -----------------------------------------------------
+
+
+def test_deflated_dicom_bomb_is_refused_without_inflating_it():
+    bomb = make_deflated_dicom_bomb(inflated_mb=64)  # 256x256 declared, 64 MB of PixelData
+    assert len(bomb) < MB
+    error, peak_mb = _traced(lambda: decode_image(bomb))
+    assert isinstance(error, ImageIntakeError) and error.code == "decompression_bomb"
+    assert peak_mb < 24  # the header budget (8 MB) and its buffer, never the 64 MB
+
+
+def test_deflated_bomb_hidden_after_the_pixel_data_is_refused():
+    # PixelData has the declared length; 64 MB of "padding" follow it.
+    bomb = make_deflated_dicom_bomb(inflated_mb=64, hidden_after_pixels=True)
+    error, peak_mb = _traced(lambda: decode_image(bomb))
+    assert isinstance(error, ImageIntakeError) and error.code == "decompression_bomb"
+    assert peak_mb < 24
+
+
+def test_legitimate_deflated_dicom_decodes_like_the_uncompressed_one():
+    deflated = make_dicom_bytes(seed=5, transfer_syntax=DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)
+    plain = make_dicom_bytes(seed=5)
+    assert len(deflated) < len(plain)
+    decoded = decode_image(deflated)
+    np.testing.assert_array_equal(decoded.pixels, decode_image(plain).pixels)
+    assert decoded.technical["TransferSyntax"] == "Deflated Explicit VR Little Endian"
+
+
+def test_truncated_deflate_stream_is_corrupt():
+    deflated = make_dicom_bytes(rows=128, columns=128, transfer_syntax=DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN)
+    assert _refusal(deflated[: len(deflated) * 2 // 3]).code == "corrupt_image"
+
+
+# --- native DICOM: PixelData length must match the header --------------------------------
+
+
+@pytest.mark.parametrize(
+    ("stored_pixels", "code"),
+    [
+        (DECLARED_PIXELS + 2048, "corrupt_image"),  # a little longer than declared
+        (DECLARED_PIXELS * 8, "decompression_bomb"),  # far longer
+        (DECLARED_PIXELS // 2, "corrupt_image"),  # shorter
+    ],
+    ids=["longer", "far-longer", "shorter"],
+)
+def test_native_pixel_data_length_must_match_the_header(stored_pixels, code):
+    data = make_dicom_bytes(stored_values=np.zeros(stored_pixels))
+    error = _refusal(data)
+    assert error.code == code
+    assert "256x256" in error.message
+
+
+def test_huge_dimensions_and_frame_counts_are_refused_from_the_header():
+    one_frame = bytes(2 * DECLARED_PIXELS)
+    assert _refusal(make_dicom_bytes(rows=60_000, columns=60_000, pixel_data=one_frame)).code == "decompression_bomb"
+    many_frames = _refusal(make_dicom_bytes(frames=2_000, pixel_data=one_frame))
+    assert many_frames.code == "decompression_bomb" and "2000x256x256" in many_frames.message
+
+
+def test_multi_frame_dicom_within_limits_shows_its_first_frame():
+    first = make_xray_like_pixels(256, seed=1).astype(np.uint16) * 16
+    others = np.zeros((3, 256, 256), np.uint16)
+    data = make_dicom_bytes(frames=4, pixel_data=np.concatenate([first[None], others]).tobytes())
+    assert _correlation(decode_image(data).pixels, first) > 0.999
+
+
+# --- transfer syntaxes: an allow-list -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("syntax", "name"),
+    [(RLE_LOSSLESS, "RLE Lossless"), (JPEG_LOSSLESS_SV1, "JPEG Lossless"), ("1.2.3.4.5.6", "1.2.3.4.5.6")],
+    ids=["rle", "jpeg-lossless", "unknown-private"],
+)
+def test_unsupported_dicom_compression_is_refused_by_name(syntax, name):
+    error = _refusal(make_dicom_bytes(transfer_syntax=syntax))
+    assert error.code == "unsupported_file_type"
+    assert name in error.message and "uncompressed" in error.message
+
+
+@pytest.mark.parametrize("syntax", [JPEG_BASELINE, JPEG_2000_LOSSLESS], ids=["jpeg-baseline", "jpeg-2000"])
+def test_accepted_dicom_compressions_decode(syntax):
+    decoded = decode_image(make_dicom_bytes(seed=3, transfer_syntax=syntax))
+    assert (decoded.width, decoded.height) == (256, 256)
+    assert _correlation(decoded.pixels, decode_image(make_dicom_bytes(seed=3)).pixels) > 0.99
+
+
+def test_compressed_frame_must_have_the_declared_size():
+    from pydicom.encaps import encapsulate
+
+    def with_frame(frame: bytes) -> bytes:
+        return make_dicom_bytes(transfer_syntax=JPEG_BASELINE, pixel_data=encapsulate([frame]))
+
+    # The DICOM header says 256x256; the JPEG inside says otherwise (its header only is read).
+    assert _refusal(with_frame(make_jpeg_claiming(30_000, 30_000))).code == "decompression_bomb"
+    assert _refusal(with_frame(make_jpeg_bytes(128, 96))).code == "corrupt_image"
+
+
+# --- pixel limits sized for chest radiographs ------------------------------------------------
+
+
+def test_16bit_png_beyond_the_chest_xray_limit_is_refused():
+    png = make_png_stream(7000, 7000, flat=True)  # 49 MP, ~95 KB
+    assert len(png) < 200 * 1024
+    error = _refusal(png)
+    assert error.code == "decompression_bomb" and "25,000,000" in error.message
+
+
+def test_default_limits_fit_the_largest_chest_detectors():
+    # 5000 x 5000 passes the limits (then fails as the tiny fake it is); one pixel more does not.
+    assert _refusal(make_png_claiming(5000, 5000)).code == "corrupt_image"
+    assert _refusal(make_png_claiming(5001, 5000)).code == "decompression_bomb"
+    assert _refusal(make_png_claiming(5200, 1000)).code == "image_too_large"
+
+
+# --- bounded working copies --------------------------------------------------------------------
+
+
+def test_large_16bit_png_decodes_in_bounded_memory():
+    png = make_png_stream(4000, 4000)  # 12 of 16 bits used
+    decoded, peak_mb = _traced(lambda: decode_image(png))
+    assert not isinstance(decoded, ImageIntakeError), decoded
+    assert peak_mb < 100  # no 64-bit float full-size copies (those alone were 128 MB each)
+    assert decoded.pixels.shape == (2048, 2048) and decoded.pixels.dtype == np.uint8
+    assert _correlation(decoded.pixels, _expected_picture(2048)) > 0.98
+
+
+def test_large_16bit_dicom_decodes_in_bounded_memory():
+    data = make_dicom_bytes(rows=4096, columns=4096, stored_values=make_large_xray_values(4096), window=(2048, 4096))
+    decoded, peak_mb = _traced(lambda: decode_image(data))
+    assert not isinstance(decoded, ImageIntakeError), decoded
+    assert peak_mb < 150  # the pixel data and one 16-bit frame (32 MB each), then small copies
+    assert decoded.pixels.shape == (2048, 2048)
+    assert _correlation(decoded.pixels, _expected_picture(2048)) > 0.98
+
+
+def test_decoded_pixels_are_shrunk_to_the_working_size():
+    png = make_png_stream(3000, 2000, bit_depth=8)
+    decoded = decode_image(png)
+    assert decoded.pixels.shape == (1365, 2048) and (decoded.width, decoded.height) == (2048, 1365)
+    assert decode_image(png, max_output_side=512).pixels.shape == (341, 512)
+    small = make_xray_like_pixels(96, seed=1)  # at or below the working size: untouched
+    np.testing.assert_array_equal(decode_image(_png(small), max_output_side=96).pixels, small)
+
+
+def test_signed_dicom_is_shrunk_like_unsigned():
+    import pydicom
+
+    unsigned = make_dicom_bytes(seed=4)
+    ds = pydicom.dcmread(io.BytesIO(unsigned))
+    ds.PixelRepresentation = 1
+    ds.PixelData = (ds.pixel_array.astype(np.int32) - 2048).astype(np.int16).tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    expected = decode_image(unsigned, max_output_side=100).pixels
+    np.testing.assert_array_equal(decode_image(buf.getvalue(), max_output_side=100).pixels, expected)
+
+
+def test_large_jpeg_is_decoded_at_reduced_scale():
+    jpeg = make_jpeg_bytes(5000, 5000)
+    decoded, peak_mb = _traced(lambda: decode_image(jpeg))
+    assert peak_mb < 40  # grey at 1/2 scale (draft), not the full-size picture
+    assert decoded.pixels.shape == (2048, 2048)
+    assert _correlation(decoded.pixels, _expected_picture(2048)) > 0.98
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(pixels).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+# --- concurrency -----------------------------------------------------------------------------
+
+
+def test_decode_waits_for_a_free_slot_then_reports_server_busy():
+    slots = DecodeSlots(1, wait_s=0.01)
+    png = make_xray_like_png(96)
+    with slots.hold():
+        error = _refusal(png, slots=slots)
+    assert error.code == "server_busy" and "try again" in error.message
+    assert decode_image(png, slots=slots).width == 96  # the slot is free again
+
+
+def test_a_failed_decode_gives_its_slot_back():
+    slots = DecodeSlots(1, wait_s=0.01)
+    assert _refusal(make_png_claiming(60_000, 60_000), slots=slots).code == "decompression_bomb"
+    assert decode_image(make_xray_like_png(96), slots=slots).width == 96
+
+
+# --- the benchmark's catalogue -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", intake_cases(), ids=lambda case: case.name)
+def test_every_intake_case_has_its_expected_outcome(case):
+    try:
+        outcome = decode_image(case.make()).source_format and None
+    except ImageIntakeError as exc:
+        outcome = exc.code
+    assert outcome == case.expected, case.about
