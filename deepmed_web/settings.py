@@ -59,6 +59,29 @@ SESSION_COOKIE_HTTPONLY = True
 SECURE_HEALTH_EXEMPT = [r"^health/"]
 SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
 
+# Content-Security-Policy of every HTML page (deepmed_web/security.py; empty = no header). The
+# templates have no inline script, style attribute or event handler (a test scans them), and
+# json_script's <script type="application/json"> is data, never run, so 'self' is enough.
+# img-src: data:/blob: for images drawn by the pages; connect-src: the status WebSockets.
+DEEPMED_CSP = env.str("DEEPMED_CSP", default=(
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; "
+    "object-src 'none'"
+))
+# Only /api/docs/ and /api/redoc/ (drf-spectacular, assets from the sidecar package): Swagger
+# UI's page has a <style> block and Redoc's styled-components inject <style> elements, so these
+# two pages allow inline *styles* (never inline scripts); Redoc's search runs in a blob: worker.
+DEEPMED_CSP_API_DOCS = (
+    "default-src 'self'; script-src 'self'; worker-src 'self' blob:; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data: blob:; font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'self'; form-action 'self'; object-src 'none'"
+)
+
+# /metrics (deepmed_web/metrics.py) holds clinical totals: readable from these client addresses
+# or networks (the TCP peer, not X-Forwarded-For; empty = none) or with this bearer token.
+DEEPMED_METRICS_ALLOWED_IPS = env.list("DEEPMED_METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+DEEPMED_METRICS_TOKEN = env.str("DEEPMED_METRICS_TOKEN", default="")
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -88,7 +111,9 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "deepmed_web.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "deepmed_web.security.PrivateNoStoreMiddleware",  # below WhiteNoise: static files stay cacheable
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",

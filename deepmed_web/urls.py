@@ -1,9 +1,16 @@
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from apps.accounts import views as account_views
+from deepmed_web.metrics import metrics
+from deepmed_web.security import content_security_policy
+
+# Swagger UI with its init script as a same-origin file (no inline script); Redoc without the
+# Google Fonts links. Both still need inline styles: their own, relaxed policy (settings).
+docs_policy = content_security_policy(settings.DEEPMED_CSP_API_DOCS)
 
 urlpatterns = [
     path("", account_views.home, name="home"),
@@ -18,8 +25,9 @@ urlpatterns = [
     path("health/", include("apps.health.urls")),
     path("api/v1/", include("deepmed_web.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/docs/", docs_policy(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
+    path("api/redoc/", docs_policy(SpectacularRedocView.as_view(url_name="api-schema", template_name="api/redoc.html")),
+         name="api-redoc"),
     path("admin/", admin.site.urls),
-    path("", include("django_prometheus.urls")),  # /metrics
+    path("metrics", metrics, name="prometheus-django-metrics"),  # guarded: deepmed_web/metrics.py
 ]

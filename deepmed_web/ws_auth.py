@@ -5,6 +5,11 @@ ALLOWED_HOSTS, so no page of another site can open a socket riding the user's se
 Native apps send no Origin: they are let in, but then only a JWT access token counts (given as
 `Authorization: Bearer <token>` or, for clients that cannot set headers, `?token=<token>`);
 their cookies are ignored. The consumers then apply the same per-study permission as the API.
+
+Refusals are close codes, not a refused handshake (which a client sees as a bare HTTP 403):
+the connection is accepted and closed at once with 4401 (not authenticated: log in again or
+refresh the token) or 4403 (authenticated, but not yours / not allowed). `close_codes` wraps
+every route (deepmed_web/routing.py) so that holds for every consumer.
 """
 
 from __future__ import annotations
@@ -64,6 +69,39 @@ class BrowserOriginValidator(OriginValidator):
 
     def valid_origin(self, parsed_origin) -> bool:
         return parsed_origin is None or super().valid_origin(parsed_origin)
+
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+
+
+def close_codes(inner):
+    """ASGI wrapper of one WebSocket route: an anonymous user is accepted and closed with 4401
+    before the consumer runs; a consumer that closes without accepting (a refusal) is accepted
+    first, so its close code reaches the client instead of HTTP 403."""
+
+    async def app(scope, receive, send):
+        user = scope.get("user")
+        if user is None or not user.is_authenticated:
+            message = await receive()
+            if message["type"] == "websocket.connect":
+                await send({"type": "websocket.accept"})
+                await send({"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED})
+            return None
+        accepted = False
+
+        async def send_accepting_first(message):
+            nonlocal accepted
+            if message["type"] == "websocket.accept":
+                accepted = True
+            elif message["type"] == "websocket.close" and not accepted:
+                accepted = True
+                await send({"type": "websocket.accept"})
+            await send(message)
+
+        return await inner(scope, receive, send_accepting_first)
+
+    return app
 
 
 def websocket_auth_stack(inner):

@@ -17,15 +17,21 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 
 from apps.accounts import selectors, services
 from apps.accounts.disclaimer import current_disclaimer, current_research_text
+from apps.accounts.usernames import clean_username
 from apps.audit.services import client_ip
 from deepmed_web.api import ApiError
 from deepmed_web.throttles import AUTH_THROTTLES
 
 
 class RegisterSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
+    username = serializers.CharField(
+        max_length=150,
+        help_text="Letters, digits and . _ - @ + (stored NFKC-normalised); not a look-alike of a staff username.")
     password = serializers.CharField(write_only=True, style={"input_type": "password"})
     email = serializers.EmailField(required=False, allow_blank=True)
+
+    def validate_username(self, value: str) -> str:
+        return clean_username(value)
 
 
 class UserSerializer(serializers.Serializer):
@@ -125,7 +131,8 @@ class RegisterApi(APIView):
         try:
             user = services.register_patient(**body.validated_data, ip_address=client_ip(request))
         except DjangoValidationError as exc:
-            raise serializers.ValidationError({"password": exc.messages}) from exc
+            fields = exc.message_dict if hasattr(exc, "error_dict") else {"password": exc.messages}
+            raise serializers.ValidationError(fields) from exc
         except ValueError as exc:
             raise serializers.ValidationError({"username": ["This username is taken."]}) from exc
         return Response(UserSerializer(user).data, status=status.HTTP_201_CREATED)
@@ -140,7 +147,7 @@ class TokenApi(TokenObtainPairView):
                    summary="Log in: an access/refresh token pair")
     def post(self, request, *args, **kwargs):
         try:
-            return super().post(request, *args, **kwargs)
+            response = super().post(request, *args, **kwargs)
         except AuthenticationFailed:
             if getattr(request, "axes_locked_out", False):
                 raise ApiError(
@@ -149,6 +156,10 @@ class TokenApi(TokenObtainPairView):
                     http_status=status.HTTP_429_TOO_MANY_REQUESTS,
                 ) from None
             raise
+        # simplejwt sends no user_logged_in signal, so django-axes would keep counting this
+        # username+address's earlier failures after a success: reset them as a web log-in does.
+        services.clear_login_failures(request, request.data.get("username", ""))
+        return response
 
 
 class TokenRefreshApi(TokenRefreshView):

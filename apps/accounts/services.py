@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from django.contrib.auth.models import Group
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.accounts import disclaimer as texts
 from apps.accounts.models import Consent, ResearchConsent, Role, User
 from apps.accounts.selectors import current_consent
+from apps.accounts.usernames import clean_username
 from apps.audit.services import record_event
 
 
@@ -29,9 +31,16 @@ def create_user(
     email: str = "",
     validate: bool = True,
 ) -> User:
-    """Create a user with a role; the role's group is attached and admins get staff access."""
+    """Create a user with a role; the role's group is attached and admins get staff access.
+    The username goes through accounts.usernames.clean_username (stored normalised): a refused
+    one raises ValidationError({"username": [...]}), a weak password ValidationError([...])
+    (only with `validate`), a taken username ValueError."""
     if role not in Role.values:
         raise ValueError(f"unknown role {role!r}; expected one of {', '.join(Role.values)}")
+    try:
+        username = clean_username(username)
+    except ValidationError as exc:
+        raise ValidationError({"username": exc.error_list}) from exc
     if User.objects.filter(username__iexact=username).exists():
         raise ValueError(f"user {username!r} already exists")
     user = User(username=username, email=email, role=role)
@@ -49,7 +58,8 @@ def create_user(
 
 def register_patient(*, username: str, password: str, email: str = "", ip_address: str | None = None) -> User:
     """Self sign-up: always a patient (physicians and admins are created by admins).
-    Raises ValueError (username taken) or ValidationError (weak password)."""
+    Raises ValueError (username taken) or ValidationError (refused username: a dict keyed
+    "username"; weak password: a list)."""
     user = create_user(username=username, password=password, role=Role.PATIENT, email=email, validate=True)
     record_event(actor=user, action="user.register", obj=user, ip_address=ip_address)
     return user
@@ -72,6 +82,20 @@ def change_password(user: User, *, old_password: str, new_password: str, ip_addr
     validate_password(new_password, user)
     set_user_password(user, new_password)
     record_event(actor=user, action="auth.password_change", obj=user, ip_address=ip_address)
+
+
+def clear_login_failures(request, username: str) -> int:
+    """After a successful log-in that sent no `user_logged_in` signal (the API's token view):
+    forget django-axes' failed attempts of this username from this client address, as axes does
+    for a web log-in (AXES_RESET_ON_SUCCESS). Returns how many were forgotten. The signal itself
+    is not sent: axes' handler would create a browser session for its access log."""
+    from axes.helpers import get_client_ip_address
+    from axes.utils import reset
+    from django.conf import settings
+
+    if not settings.AXES_RESET_ON_SUCCESS or not username:
+        return 0
+    return reset(ip=get_client_ip_address(request), username=username)
 
 
 def revoke_api_tokens(user: User) -> int:

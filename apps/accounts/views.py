@@ -21,6 +21,7 @@ from apps.accounts.services import (
     delete_account,
     register_patient,
 )
+from apps.accounts.usernames import clean_username
 from apps.audit.services import client_ip
 from deepmed_web.throttles import AUTH_THROTTLES, web_rate_limit_wait
 
@@ -30,6 +31,9 @@ class SignupForm(forms.Form):
     email = forms.EmailField(required=False)
     password1 = forms.CharField(label="Password", widget=forms.PasswordInput)
     password2 = forms.CharField(label="Password again", widget=forms.PasswordInput)
+
+    def clean_username(self):
+        return clean_username(self.cleaned_data["username"])
 
     def clean(self):
         data = super().clean()
@@ -78,7 +82,7 @@ def signup(request):
                 ip_address=client_ip(request),
             )
         except ValidationError as exc:
-            form.add_error("password1", exc)
+            form.add_error(None if hasattr(exc, "error_dict") else "password1", exc)
         except ValueError:
             form.add_error("username", "This username is taken.")
         else:

@@ -99,7 +99,8 @@ class StudyDetailApi(APIView):
         held = parse_etags(request.headers.get("If-None-Match", ""))
         response = Response(status=status.HTTP_304_NOT_MODIFIED) if etag in held or "*" in held else Response(body)
         response["ETag"] = etag
-        response["Cache-Control"] = "private, no-cache"  # patient data: revalidate, never shared caches
+        # Patient data: kept by no HTTP cache (the app keeps its copy and its ETag itself).
+        response["Cache-Control"] = "private, no-store"
         return response
 
     @extend_schema(responses={204: None}, summary="Delete a study, its image and derived files (its patient only)")

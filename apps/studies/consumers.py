@@ -1,4 +1,8 @@
-"""WebSocket consumers for live study status (session or, later, token auth)."""
+"""WebSocket consumers for live study status (browsers: session; apps: JWT, deepmed_web/ws_auth.py).
+
+A refusal accepts the handshake and closes at once with a code the client can act on: 4401
+(not authenticated: log in again / refresh the token) or 4403 (not yours, or no such study).
+Closing before accepting would reach the client as a bare HTTP 403 that tells neither."""
 
 from __future__ import annotations
 
@@ -8,9 +12,13 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from apps.studies import events
 from apps.studies.models import Study
 from apps.studies.selectors import can_view_study
+from deepmed_web.ws_auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
+
+async def refuse(consumer, code: int) -> None:
+    """Accept, then close with `code` (see the module docstring)."""
+    await consumer.accept()
+    await consumer.close(code=code)
 
 
 @database_sync_to_async
@@ -27,12 +35,12 @@ class StudyStatusConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await refuse(self, CLOSE_UNAUTHENTICATED)
             return
         study_id = self.scope["url_route"]["kwargs"]["study_id"]
         snapshot = await _snapshot_if_allowed(user, study_id)
         if snapshot is None:
-            await self.close(code=CLOSE_FORBIDDEN)
+            await refuse(self, CLOSE_FORBIDDEN)
             return
         self.group = events.study_group(study_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -53,7 +61,7 @@ class UserStudiesConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=CLOSE_UNAUTHENTICATED)
+            await refuse(self, CLOSE_UNAUTHENTICATED)
             return
         self.group = events.WORKLIST_GROUP if user.is_clinical_staff else events.user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)

@@ -242,7 +242,30 @@ def remove_study_files(study_id, names: set[str], *, retained: set[str] = frozen
             removed.append(name)
         except Exception:  # noqa: BLE001 — the rows are gone; an orphan file is logged for operators
             logger.warning("could not delete stored file %s of study %s", name, study_id, exc_info=True)
+    remove_empty_study_folder(default_storage, study_id)
     return removed
+
+
+def remove_empty_study_folder(storage, study_id) -> bool:
+    """Local storage: remove the study's folder `studies/<id>` (and its sub-folders) once empty,
+    so no folder named by a deleted study's id is left behind; a folder still holding a file
+    (a training sample kept for research) stays. Storages without folders (Azure Blob: a prefix
+    is gone with its last blob; no local path) have nothing to remove. True if it was removed."""
+    import os
+    from pathlib import Path
+
+    try:
+        root = Path(storage.path(f"studies/{study_id}"))
+    except (NotImplementedError, AttributeError):
+        return False
+    if not root.is_dir():
+        return False
+    for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [root]:
+        try:
+            os.rmdir(folder)  # only ever removes an empty folder
+        except OSError:
+            pass
+    return not root.exists()
 
 
 def _stored_files_under(storage, prefix: str) -> list[str]:

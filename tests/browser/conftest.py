@@ -4,6 +4,11 @@
 worker, SQLite) in a subprocess on a free port, with a tiny random-weight model package
 registered as champion, so uploads really get predicted. Screenshots go to
 $DEEPMED_DATA_DIR/test-artifacts/browser/.
+
+The pages run under the real Content-Security-Policy (no 'unsafe-eval'): give wait_for_function
+an arrow function ("() => …"), not a bare expression. Playwright evaluates the string on every
+poll with eval(), which the policy blocks after the first poll; a function is evaluated once.
+Every page records the policy violations it reports (csp_violations, csp_console).
 """
 
 from __future__ import annotations
@@ -44,6 +49,32 @@ STATUS_RECORDER = """
   });
 })();
 """
+
+# Runs in every page: records each Content-Security-Policy violation the page reports (what the
+# policy blocked: an inline script or style, a handler, a resource from elsewhere).
+CSP_RECORDER = """
+(() => {
+  document.addEventListener("securitypolicyviolation", (e) => {
+    const log = JSON.parse(sessionStorage.getItem("deepmed-csp-violations") || "[]");
+    log.push({ page: location.pathname, directive: e.effectiveDirective || e.violatedDirective,
+               blocked: e.blockedURI, source: e.sourceFile, line: e.lineNumber, sample: e.sample || "" });
+    sessionStorage.setItem("deepmed-csp-violations", JSON.stringify(log));
+  });
+})();
+"""
+
+
+@pytest.fixture
+def csp_console() -> list[str]:
+    """Console messages about the Content-Security-Policy of every page the test's browser
+    contexts opened (Chromium logs "Refused to … because it violates … Content Security Policy")."""
+    return []
+
+
+@pytest.fixture(scope="session")
+def csp_violations(session_json):
+    """csp_violations(page) -> the CSP violations that page's tab reported (all its pages)."""
+    return lambda page: session_json(page, "deepmed-csp-violations")
 
 
 @pytest.fixture(scope="session")
@@ -124,7 +155,7 @@ def browser():
 
 
 @pytest.fixture
-def new_page(browser):
+def new_page(browser, csp_console):
     """new_page(base_url) -> a page in a fresh browser context (its own cookies = its own user)."""
     contexts = []
 
@@ -132,6 +163,10 @@ def new_page(browser):
         context = browser.new_context(base_url=base_url, viewport={"width": 1100, "height": 1000})
         context.set_default_timeout(30_000)
         context.add_init_script(STATUS_RECORDER)
+        context.add_init_script(CSP_RECORDER)
+        context.on("console", lambda message: csp_console.append(f"{message.page.url if message.page else ''}: "
+                                                                 f"{message.text}")
+                   if "Content Security Policy" in message.text else None)
         if not websockets:  # a browser or proxy without WebSockets: the page must fall back to polling
             context.add_init_script("delete window.WebSocket;")
         contexts.append(context)

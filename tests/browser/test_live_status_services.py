@@ -33,12 +33,12 @@ def test_study_page_follows_live_over_websocket_and_by_polling(
     live.click("#upload-submit")
     live.wait_for_url(re.compile(r"/studies/[0-9a-f-]{36}/$"))
     assert flushed_redis.llen("inference") == 1  # no worker yet: the study waits in the broker
-    live.wait_for_function("document.getElementById('study-status').dataset.live === 'websocket'")
+    live.wait_for_function("() => document.getElementById('study-status').dataset.live === 'websocket'")
 
     polled = new_page(live_server_process, websockets=False)
     _log_in(polled, client, consenting_patient, live_server_process)
     polled.goto(live.url)
-    polled.wait_for_function("document.getElementById('study-status').dataset.live === 'polling'")
+    polled.wait_for_function("() => document.getElementById('study-status').dataset.live === 'polling'")
     for page in (live, polled):
         assert page.text_content("#study-status") == "Queued"
         assert "step-current" in page.get_attribute("[data-step=queued]", "class")

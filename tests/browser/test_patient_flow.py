@@ -85,8 +85,8 @@ def test_register_consent_upload_live_result_delete_and_isolation(embedded_porta
     assert log[0]["via"] == "render"
     assert page.is_visible("#result") and page.is_visible("#explanation .explanation-text")
     assert all(e["channel"] in ("websocket", "polling") for e in log if e["via"] == "live")
-    page.wait_for_function("document.getElementById('heatmap-image').naturalWidth > 0")
-    page.wait_for_function("document.getElementById('xray-image').naturalWidth > 0")
+    page.wait_for_function("() => document.getElementById('heatmap-image').naturalWidth > 0")
+    page.wait_for_function("() => document.getElementById('xray-image').naturalWidth > 0")
     assert page.is_visible("#result-disclaimer") and "not a diagnosis" in page.text_content("#result-disclaimer")
     bars = page.query_selector_all("#probabilities tr[data-class]")
     assert sorted(b.get_attribute("data-class") for b in bars) == ["COVID-19", "NORMAL", "PNEUMONIA"]

@@ -1,6 +1,8 @@
 """Physician review in real headless Chromium against `manage.py serve` (embedded): the worklist
 updates live when a patient's study arrives, the physician claims it, corrects the label with a
-note using the keyboard, and the patient's open result page shows the physician's label."""
+note using the keyboard, and the patient's open result page shows the physician's label.
+No page of the flow (patient, physician, and the admin's model-operations console) breaks the
+Content-Security-Policy: nothing is blocked, nothing is reported."""
 
 from __future__ import annotations
 
@@ -19,11 +21,11 @@ PASSWORD = "correct-horse-battery-staple"
 STUDY_URL = re.compile(r"/studies/([0-9a-f-]{36})/$")
 
 
-def _create_physician(portal, username: str) -> None:
+def _create_physician(portal, username: str, role: str = "physician") -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")
            and k not in ("REDIS_URL", "DATABASE_URL", "MEDIA_ROOT", "AZURE_STORAGE_CONNECTION_STRING")}
     env.update(DEEPMED_DATA_DIR=str(portal.data_dir), DJANGO_SETTINGS_MODULE="deepmed_web.settings")
-    done = subprocess.run([sys.executable, "manage.py", "create_user", "--role", "physician", "--username", username,
+    done = subprocess.run([sys.executable, "manage.py", "create_user", "--role", role, "--username", username,
                            "--password", PASSWORD], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
 
@@ -37,12 +39,12 @@ def _log_in(page, username: str) -> None:
 
 
 def test_physician_claims_corrects_and_patient_sees_the_label(embedded_portal, new_page, artifacts, status_log,
-                                                               settled_on):
+                                                               settled_on, csp_violations, csp_console):
     _create_physician(embedded_portal, "dr-review-e2e")
     doctor = new_page(embedded_portal.url)
     _log_in(doctor, "dr-review-e2e")
     doctor.goto("/review/")
-    doctor.wait_for_function("document.getElementById('worklist-live').dataset.live === 'websocket'")
+    doctor.wait_for_function("() => document.getElementById('worklist-live').dataset.live === 'websocket'")
 
     # A patient uploads while the worklist is open.
     patient = new_page(embedded_portal.url)
@@ -74,7 +76,7 @@ def test_physician_claims_corrects_and_patient_sees_the_label(embedded_portal, n
     # Claim it: the review page with the full-resolution image, age and symptoms.
     doctor.click(f"{row} .claim-button")
     doctor.wait_for_url(f"**/review/{study_id}/")
-    doctor.wait_for_function("document.getElementById('viewer-image').naturalWidth === 384")
+    doctor.wait_for_function("() => document.getElementById('viewer-image').naturalWidth === 384")
     assert "71" in doctor.text_content(".facts") and "short of breath" in doctor.text_content(".facts")
     model_label = doctor.text_content("#model-label").strip()
 
@@ -99,7 +101,7 @@ def test_physician_claims_corrects_and_patient_sees_the_label(embedded_portal, n
     doctor.screenshot(path=str(artifacts / "review-02-review-page.png"), full_page=True)
     history = patient.context.new_page()  # the patient's "My studies" in a second tab
     history.goto("/studies/")
-    history.wait_for_function("document.getElementById('study-history').dataset.live === 'websocket'")
+    history.wait_for_function("() => document.getElementById('study-history').dataset.live === 'websocket'")
     doctor.keyboard.press("Control+Enter")
     doctor.wait_for_url("**/review/")
     assert doctor.is_visible("text=Review saved (version 1)")
@@ -123,9 +125,33 @@ def test_physician_claims_corrects_and_patient_sees_the_label(embedded_portal, n
     doctor.wait_for_url("**/review/")
     assert doctor.is_visible("text=Review saved (version 2)")
     patient.wait_for_function(
-        f"(document.getElementById('review-final') || {{}}).textContent?.includes('{second}')", timeout=30_000)
+        f"() => (document.getElementById('review-final') || {{}}).textContent?.includes('{second}')", timeout=30_000)
     assert "Second reading" in patient.text_content("#review-note")
 
     doctor.goto("/review/dashboard/")
     assert doctor.is_visible("text=Physician feedback")
     doctor.screenshot(path=str(artifacts / "review-04-dashboard.png"), full_page=True)
+
+    # The admin's model-operations console, and the API documentation (its own, relaxed policy).
+    _create_physician(embedded_portal, "ops-review-e2e", role="admin")
+    admin = new_page(embedded_portal.url)
+    _log_in(admin, "ops-review-e2e")
+    admin.goto("/modelops/")
+    assert admin.is_visible("#champion-name")
+
+    # Not one page asked for something the Content-Security-Policy forbids.
+    for page in (patient, history, doctor, admin):
+        assert csp_violations(page) == [], page.url
+    assert csp_console == []
+
+    # Swagger UI runs under the API docs' policy without a complaint; Redoc too, except the
+    # "API docs by Redocly" logo it fetches from its CDN, which is blocked (nothing is loaded
+    # from elsewhere) and which Redoc then leaves out.
+    admin.goto("/api/docs/")
+    admin.wait_for_selector(".swagger-ui .opblock", timeout=60_000)
+    admin.goto("/api/redoc/")
+    admin.wait_for_selector("text=DeepMed API", timeout=60_000)
+    admin.wait_for_timeout(1000)
+    redoc_logo = "https://cdn.redoc.ly/redoc/logo-mini.svg"
+    assert [(v["page"], v["blocked"]) for v in csp_violations(admin)] in ([], [("/api/redoc/", redoc_logo)])
+    assert all(redoc_logo in message for message in csp_console), csp_console

@@ -53,6 +53,35 @@ def test_wrong_password_then_lockout(api_client, patient, settings):
         assert "access" not in locked.json()
 
 
+def test_an_api_log_in_clears_the_failures_like_a_web_log_in(api_client, patient, settings):
+    """django-axes counts failures per username+address; a successful web log-in resets them
+    (user_logged_in), and so must a successful token request, or an app user who sometimes
+    mistypes is locked out after AXES_FAILURE_LIMIT failures spread over weeks."""
+    from axes.models import AccessAttempt
+
+    settings.AXES_FAILURE_LIMIT = 5
+    for _ in range(4):
+        assert _token(api_client, password="wrong").status_code == 401
+    assert _token(api_client).status_code == 200
+    assert not AccessAttempt.objects.filter(username="alice").exists()
+    for _ in range(4):
+        response = _token(api_client, password="wrong")
+        assert response.status_code == 401 and response.json()["error"]["code"] == "authentication_failed"
+    assert _token(api_client).status_code == 200  # 4 failures since the last success: not locked
+
+
+def test_an_api_log_in_clears_only_its_own_username_and_address(api_client, patient, other_patient):
+    from axes.models import AccessAttempt
+
+    _token(api_client, password="wrong", username="bob")
+    api_client.post("/api/v1/auth/token", {"username": "alice", "password": "wrong"}, format="json",
+                    REMOTE_ADDR="10.9.9.9")
+    _token(api_client, password="wrong")
+    assert _token(api_client).status_code == 200
+    left = set(AccessAttempt.objects.values_list("username", "ip_address"))
+    assert left == {("bob", "127.0.0.1"), ("alice", "10.9.9.9")}
+
+
 def test_consent_get_post(api_client, patient, new_disclaimer_version):
     api_client.force_authenticate(patient)
     state = api_client.get("/api/v1/consent").json()

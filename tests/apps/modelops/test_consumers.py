@@ -46,5 +46,18 @@ async def test_cancel_is_seen_by_the_running_loop(admin_user):
 async def test_physician_cannot_follow(physician):
     run = await database_sync_to_async(TrainingRun.objects.create)(params={})
     communicator = _communicator(f"/ws/modelops/training/{run.pk}/", physician)
-    connected, code = await communicator.connect()
-    assert not connected and code == 4403
+    connected, _ = await communicator.connect()
+    assert connected  # accepted, then closed with the code (a refused handshake would be a bare HTTP 403)
+    assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": 4403}
+
+
+async def test_anonymous_gets_4401_and_an_unknown_job_4403(admin_user):
+    from django.contrib.auth.models import AnonymousUser
+
+    run = await database_sync_to_async(TrainingRun.objects.create)(params={})
+    for path, user, code in [(f"/ws/modelops/training/{run.pk}/", AnonymousUser(), 4401),
+                             (f"/ws/modelops/training/{run.pk + 1000}/", admin_user, 4403),
+                             (f"/ws/modelops/unknown-kind/{run.pk}/", admin_user, 4403)]:
+        communicator = _communicator(path, user)
+        assert (await communicator.connect())[0], path
+        assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": code}, path

@@ -33,18 +33,32 @@ async def test_owner_receives_snapshot_then_live_status(queued_study):
     await communicator.disconnect()
 
 
+async def _close_code(communicator) -> int:
+    """Refusals accept the handshake and close at once, so apps see the code (4401/4403)."""
+    connected, _ = await communicator.connect()
+    assert connected
+    message = await communicator.receive_output(timeout=5)
+    assert message["type"] == "websocket.close"
+    return message["code"]
+
+
 async def test_another_patient_cannot_subscribe(queued_study, other_patient):
     communicator = _communicator(f"/ws/studies/{queued_study.pk}/", other_patient)
-    connected, code = await communicator.connect()
-    assert not connected and code == 4403
+    assert await _close_code(communicator) == 4403
+
+
+async def test_an_unknown_study_is_not_yours_either(consenting_patient):
+    import uuid
+
+    communicator = _communicator(f"/ws/studies/{uuid.uuid4()}/", consenting_patient)
+    assert await _close_code(communicator) == 4403
 
 
 async def test_anonymous_cannot_subscribe(queued_study):
     from django.contrib.auth.models import AnonymousUser
 
-    communicator = _communicator(f"/ws/studies/{queued_study.pk}/", AnonymousUser())
-    connected, code = await communicator.connect()
-    assert not connected and code == 4401
+    for path in (f"/ws/studies/{queued_study.pk}/", "/ws/studies/"):
+        assert await _close_code(_communicator(path, AnonymousUser())) == 4401, path
 
 
 async def test_physician_may_follow_a_study_and_the_worklist(queued_study, physician):

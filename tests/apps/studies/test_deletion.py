@@ -47,6 +47,40 @@ def test_delete_removes_image_heatmap_and_derived_files_and_is_audited(
     assert event.detail["reason"] == "patient_request"
 
 
+def test_delete_leaves_no_empty_study_folder_in_local_storage(
+    predicted_study, _isolated_media, django_capture_on_commit_callbacks
+):
+    default_storage.save(f"studies/{predicted_study.pk}/crops/lung-left.png", ContentFile(b"x"))
+    other = default_storage.save("studies/someone-else/image-1.png", ContentFile(b"y"))
+    folder = _isolated_media / "studies" / str(predicted_study.pk)
+    assert folder.is_dir()
+
+    _delete(predicted_study, django_capture_on_commit_callbacks)
+
+    assert not folder.exists()  # nor its empty sub-folder
+    assert default_storage.exists(other) and (_isolated_media / "studies").is_dir()  # only its own folder goes
+
+
+def test_a_folder_still_holding_a_kept_file_stays(reviewed_study, _isolated_media, django_capture_on_commit_callbacks):
+    decide_research_use(reviewed_study.owner, granted=True)
+    sample = _sample(reviewed_study, own_copy=False)  # the kept training sample is the study's own image file
+    _delete(reviewed_study, django_capture_on_commit_callbacks)
+    assert default_storage.exists(sample.image.name)
+    assert (_isolated_media / sample.image.name).parent.is_dir()
+
+
+def test_folder_removal_is_a_no_op_on_azure_blob_storage(predicted_study):
+    """Azure Blob has no folders (a prefix is gone with its last blob) and no local path: nothing
+    to remove, and nothing is contacted (this storage points nowhere)."""
+    from storages.backends.azure_storage import AzureStorage
+
+    from apps.studies.services import remove_empty_study_folder
+
+    azure = AzureStorage(account_name="devstoreaccount1", account_key="a2V5", azure_container="deepmed",
+                         custom_domain="127.0.0.1:9")
+    assert remove_empty_study_folder(azure, predicted_study.pk) is False
+
+
 def test_files_stay_when_the_database_delete_rolls_back(predicted_study, monkeypatch, django_capture_on_commit_callbacks):
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")

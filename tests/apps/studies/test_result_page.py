@@ -34,7 +34,7 @@ def test_result_shows_every_class_as_a_bar_heatmap_toggle_and_awaiting_review(cl
     html = _page(client, predicted_study)
     assert _disclaimer_shown(html)
     assert 'id="result-label">PNEUMONIA<' in html
-    bars = re.findall(r'<tr data-class="([^"]+)">.*?width: (\d+)%', html, flags=re.S)
+    bars = re.findall(r'<tr data-class="([^"]+)">.*?<rect width="(\d+)"', html, flags=re.S)  # % of the bar
     assert bars == [("PNEUMONIA", "80"), ("NORMAL", "15"), ("COVID-19", "5")]  # every class, largest first
     assert 'id="heatmap-toggle" checked' in html and f"/studies/{predicted_study.pk}/heatmap.png" in html
     assert 'id="review-pending"' in html and "Awaiting physician review" in html
