@@ -94,3 +94,25 @@ def test_promote_api_returns_409_with_failed_gates(modelops_settings, candidate,
     assert api_client.post("/api/v1/models/cxr-tiny/versions/2/promote", {}, format="json").json()["champion"] == "cxr-tiny v2 @champion"
     assert api_client.post("/api/v1/models/cxr-tiny/rollback").json()["champion"] == "cxr-tiny v1 @champion"
     assert list(Promotion.objects.values_list("action", flat=True)) == ["rollback", "promote"]
+
+
+@pytest.mark.parametrize("figures,passes", [
+    # Starter v2 (trained from scratch): macro-F1 0.888, NORMAL recall 0.824 on the held-out split.
+    ({"macro_f1": 0.888, "per_class_recall": {"COVID-19": 0.932, "NORMAL": 0.824, "PNEUMONIA": 0.904}}, False),
+    # The level of a fine-tuned EfficientNet-Lite0 (starter v3 and warm-started retraining runs).
+    ({"macro_f1": 0.930, "per_class_recall": {"COVID-19": 0.97, "NORMAL": 0.89, "PNEUMONIA": 0.92}}, True),
+])
+def test_default_floors_are_at_the_transfer_learning_level(modelops_settings, champion, second_package, monkeypatch,
+                                                          figures, passes):
+    """With the shipped defaults (not the lenient test ones), a model at the old from-scratch level
+    fails the absolute floors and one at the fine-tuned level passes them."""
+    import deepmed_web.settings as shipped
+
+    modelops_settings.DEEPMED_GATE_F1_FLOOR = shipped.DEEPMED_GATE_F1_FLOOR
+    modelops_settings.DEEPMED_GATE_RECALL_FLOOR = shipped.DEEPMED_GATE_RECALL_FLOOR
+    candidate = services.register_model_version(second_package, alias="challenger")
+    monkeypatch.setattr(services, "evaluate_version", lambda version, **kw: dict(figures))
+    gates = {g.name: g for g in services.check_gates(candidate)}
+    assert gates["macro_f1_floor"].passed is passes
+    assert gates["class_recall_floor"].passed is passes
+    assert gates["macro_f1_floor"].threshold == shipped.DEEPMED_GATE_F1_FLOOR >= 0.9
