@@ -39,6 +39,8 @@ app.conf.beat_schedule = {
     "requeue-unexplained-studies": {"task": "workers.llm.requeue_unexplained_studies", "schedule": 300.0},
     # Fail training runs whose worker died (no progress for DEEPMED_TRAINING_STALL_MINUTES).
     "fail-stalled-training-runs": {"task": "workers.training.fail_stalled_runs", "schedule": 600.0},
+    # Delete audit events past their retention (DEEPMED_AUDIT_RETENTION_DAYS; 0 keeps them all).
+    "purge-audit-events": {"task": "workers.maintenance.purge_audit_events", "schedule": 86400.0},
 }
 
 

@@ -16,6 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -272,12 +273,25 @@ DEEPMED_MAX_IMAGE_SIDE = env.int("DEEPMED_MAX_IMAGE_SIDE", default=5_000)
 # slot, then gets 503 `server_busy` with Retry-After.
 DEEPMED_MAX_CONCURRENT_DECODES = env.int("DEEPMED_MAX_CONCURRENT_DECODES", default=2)
 DEEPMED_DECODE_WAIT_SECONDS = env.float("DEEPMED_DECODE_WAIT_SECONDS", default=5.0)
+# DICOMs whose pixels may show identifying text (ml_core.imaging.pixel_phi_signals): "refuse" the
+# upload (400 `dicom_burned_in_phi`), "flag" it (stored, shown, never used for training) or, for
+# secondary captures only, "accept". Text burned in by the modality is refused unless told otherwise.
+DEEPMED_DICOM_BURNED_IN = env.str("DEEPMED_DICOM_BURNED_IN", default="refuse")
+DEEPMED_DICOM_SECONDARY_CAPTURE = env.str("DEEPMED_DICOM_SECONDARY_CAPTURE", default="flag")
+if DEEPMED_DICOM_BURNED_IN not in ("refuse", "flag"):
+    raise ImproperlyConfigured(f"DEEPMED_DICOM_BURNED_IN must be refuse or flag, not {DEEPMED_DICOM_BURNED_IN!r}")
+if DEEPMED_DICOM_SECONDARY_CAPTURE not in ("refuse", "flag", "accept"):
+    raise ImproperlyConfigured("DEEPMED_DICOM_SECONDARY_CAPTURE must be refuse, flag or accept, "
+                               f"not {DEEPMED_DICOM_SECONDARY_CAPTURE!r}")
 DATA_UPLOAD_MAX_MEMORY_SIZE = DEEPMED_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Below this top-class probability a result page says plainly that the model is unsure.
 DEEPMED_LOW_CONFIDENCE = env.float("DEEPMED_LOW_CONFIDENCE", default=0.6)
 # A physician's claim on a study (worklist lock) lapses after this many minutes.
 DEEPMED_REVIEW_CLAIM_MINUTES = env.int("DEEPMED_REVIEW_CLAIM_MINUTES", default=15)
+# Audit events older than this are deleted daily (workers.maintenance.purge_audit_events); 0 keeps
+# them forever. Six years by default: HIPAA's retention period for compliance documentation.
+DEEPMED_AUDIT_RETENTION_DAYS = env.int("DEEPMED_AUDIT_RETENTION_DAYS", default=2190)
 
 # --- Models and MLflow ----------------------------------------------------------------
 DEEPMED_MODEL_DIR = Path(env.str("DEEPMED_MODEL_DIR", default=str(DATA_DIR / "models")))

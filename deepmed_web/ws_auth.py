@@ -78,13 +78,17 @@ CLOSE_FORBIDDEN = 4403
 def close_codes(inner):
     """ASGI wrapper of one WebSocket route: an anonymous user is accepted and closed with 4401
     before the consumer runs; a consumer that closes without accepting (a refusal) is accepted
-    first, so its close code reaches the client instead of HTTP 403."""
+    first, so its close code reaches the client instead of HTTP 403. A consumer class with an
+    `audit_anonymous_refusal(scope, code)` coroutine gets the anonymous refusals to record."""
+    audit_refusal = getattr(getattr(inner, "consumer_class", None), "audit_anonymous_refusal", None)
 
     async def app(scope, receive, send):
         user = scope.get("user")
         if user is None or not user.is_authenticated:
             message = await receive()
             if message["type"] == "websocket.connect":
+                if audit_refusal is not None:
+                    await audit_refusal(scope, CLOSE_UNAUTHENTICATED)
                 await send({"type": "websocket.accept"})
                 await send({"type": "websocket.close", "code": CLOSE_UNAUTHENTICATED})
             return None

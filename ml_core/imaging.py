@@ -16,11 +16,19 @@ take the server down:
 * working copies are uint8/uint16 (float32 only once shrunk): the decoded picture is
   shrunk early to at most ``max_output_side`` (the model reads 224 px, the viewer ~2048);
 * ``DecodeSlots`` caps how many decodes run at once in a process.
+
+Identifying text in the pixels cannot be stripped like a tag: a DICOM whose header says text is
+burned in (``BurnedInAnnotation`` YES) or that is a secondary capture (a screenshot or scan of an
+image) is refused or flagged (``DecodedImage.pixel_phi``) by the caller's policy, from its header.
+The technical tags kept are validated too: code strings against PS3.5's rules (and for
+ViewPosition/Modality a vocabulary), numbers as numbers; an invalid value is dropped, not stored,
+and its keyword listed under ``"_dropped"``.
 """
 
 from __future__ import annotations
 
 import io
+import re
 import threading
 import warnings
 import zlib
@@ -45,6 +53,16 @@ DECOMPRESSION_BOMB = "decompression_bomb"
 DICOM_NO_PIXEL_DATA = "dicom_no_pixel_data"
 EMPTY_FILE = "empty_file"
 SERVER_BUSY = "server_busy"  # not about the file: every decode slot stayed taken; retry later
+DICOM_BURNED_IN_PHI = "dicom_burned_in_phi"  # BurnedInAnnotation YES and the policy refuses it
+DICOM_SECONDARY_CAPTURE = "dicom_secondary_capture"  # a secondary capture and the policy refuses it
+
+# Why a DICOM's pixels may show identifying text (``DecodedImage.pixel_phi``), and what a caller
+# may do about each: refuse the upload, flag the image (kept, never used for training) or accept.
+BURNED_IN_ANNOTATION = "burned_in_annotation"
+SECONDARY_CAPTURE = "secondary_capture"
+PIXEL_PHI_POLICIES = ("refuse", "flag", "accept")
+# Secondary Capture Image Storage and its multi-frame variants (.7.1 to .7.4); "...1.1.77" (VL) is not one.
+SECONDARY_CAPTURE_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.7"
 
 # Limits sized for chest radiographs: the largest CR/DR detectors are 43 x 43 cm at
 # ~0.1 mm pixels, i.e. about 4,300 x 4,300 (~18.5 MP). Anything beyond this is not a chest
@@ -102,7 +120,10 @@ class DecodedImage:
     source_format: str  # 'png' | 'jpeg' | 'dicom'
     width: int  # of ``pixels``
     height: int
-    technical: dict[str, str | float | int] = field(default_factory=dict)  # DICOM only
+    technical: dict[str, str | float | int | list[str]] = field(default_factory=dict)  # DICOM only
+    # Signals (BURNED_IN_ANNOTATION, SECONDARY_CAPTURE) whose policy was "flag": the pixels may
+    # show identifying text. Empty for PNG/JPEG (nothing in their headers can say so).
+    pixel_phi: tuple[str, ...] = ()
 
 
 class DecodeSlots:
@@ -152,6 +173,22 @@ class _Limits:
     max_output_side: int
 
 
+@dataclass(frozen=True)
+class _PixelPhiPolicy:
+    """What to do with each signal of identifying text in the pixels (see PIXEL_PHI_POLICIES)."""
+
+    burned_in: str
+    secondary_capture: str
+
+    def __post_init__(self) -> None:
+        for name in ("burned_in", "secondary_capture"):
+            if getattr(self, name) not in PIXEL_PHI_POLICIES:
+                raise ValueError(f"{name} must be one of {', '.join(PIXEL_PHI_POLICIES)}, not {getattr(self, name)!r}")
+
+    def for_signal(self, signal: str) -> str:
+        return self.burned_in if signal == BURNED_IN_ANNOTATION else self.secondary_capture
+
+
 def decode_image(
     data: bytes,
     *,
@@ -160,13 +197,18 @@ def decode_image(
     max_side: int = DEFAULT_MAX_SIDE,
     max_output_side: int = DEFAULT_MAX_OUTPUT_SIDE,
     slots: DecodeSlots | None = None,
+    burned_in: str = "refuse",
+    secondary_capture: str = "flag",
 ) -> DecodedImage:
     """Decode PNG/JPEG/DICOM bytes to 8-bit greyscale, or raise ImageIntakeError.
 
     ``max_pixels``/``max_side``/``min_side`` judge the source image (before decoding);
     the result is shrunk to at most ``max_output_side`` on its longest side. With ``slots``,
     the decode first takes one of them (``server_busy`` when none frees up in time).
+    ``burned_in``/``secondary_capture`` ("refuse", "flag" or "accept") say what happens to a
+    DICOM whose header says its pixels may show identifying text (see ``pixel_phi_signals``).
     """
+    phi_policy = _PixelPhiPolicy(burned_in, secondary_capture)  # a bad value fails before any work
     if not data:
         raise ImageIntakeError(EMPTY_FILE, "The file is empty.")
     fmt = sniff_format(data)
@@ -177,7 +219,7 @@ def decode_image(
     limits = _Limits(max_pixels, min_side, max_side, max_output_side)
     with slots.hold() if slots is not None else _no_slot():
         if fmt == "dicom":
-            return _decode_dicom(data, limits)
+            return _decode_dicom(data, limits, phi_policy)
         return _decode_raster(data, fmt, limits)
 
 
@@ -400,14 +442,14 @@ class _CappedInflater:
         return self.inflate_to(size + 1) > size
 
 
-def _decode_dicom(data: bytes, limits: _Limits) -> DecodedImage:
+def _decode_dicom(data: bytes, limits: _Limits, phi_policy: _PixelPhiPolicy) -> DecodedImage:
     # Imported lazily: only DICOM uploads pay for pydicom.
     from pydicom.pixels import apply_modality_lut, apply_voi_lut, pixel_array
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns on malformed data; judged by structure below
         try:
-            ds = _read_dicom(data, limits)
+            ds = _read_dicom(data, limits, phi_policy)
         except ImageIntakeError:
             raise
         except Exception as exc:  # pydicom's parser raises many types
@@ -426,16 +468,19 @@ def _decode_dicom(data: bytes, limits: _Limits) -> DecodedImage:
     except Exception as exc:
         raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM pixel data could not be interpreted.") from exc
     h, w = pixels.shape
+    flagged = tuple(s for s in pixel_phi_signals(ds) if phi_policy.for_signal(s) == "flag")
     return DecodedImage(
-        pixels=pixels, source_format="dicom", width=w, height=h, technical=dicom_technical_tags(ds)
+        pixels=pixels, source_format="dicom", width=w, height=h, technical=dicom_technical_tags(ds),
+        pixel_phi=flagged,
     )
 
 
-def _read_dicom(data: bytes, limits: _Limits):
+def _read_dicom(data: bytes, limits: _Limits, phi_policy: _PixelPhiPolicy):
     """Parse a DICOM upload into a dataset whose pixel data is known to match its header.
 
     Order matters: file meta -> transfer syntax allow-list -> header up to PixelData (its
-    length read, its value not) -> dimension and length checks -> only then the pixel data.
+    length read, its value not) -> identifying-text policy -> dimension and length checks ->
+    only then the pixel data.
     """
     from pydicom.dataset import FileMetaDataset
     from pydicom.filereader import read_dataset
@@ -471,6 +516,7 @@ def _read_dicom(data: bytes, limits: _Limits):
             raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM header is too large or the file is corrupt.")
         raise ImageIntakeError(DICOM_NO_PIXEL_DATA, "The DICOM file contains no image (no pixel data).")
     (tag, length), offset = declared[0], fp.tell()
+    _refuse_identifying_pixels(ds, phi_policy)  # from the header alone: no pixel is read for a refusal
 
     rows, cols, frames, expected = _declared_geometry(ds, tag, limits)
     native = syntax in _NATIVE_SYNTAXES
@@ -497,6 +543,57 @@ def _read_dicom(data: bytes, limits: _Limits):
     if not native:
         _check_compressed_frame(ds, syntax, frames, cols, rows)
     return ds
+
+
+def pixel_phi_signals(ds) -> tuple[str, ...]:
+    """Why a DICOM's pixels may show identifying text, from its header: the modality says text is
+    burned in (BurnedInAnnotation YES), or it is a secondary capture (SOP class 1.2.840.10008.5.1.4.1.1.7
+    or one of its multi-frame variants, an ImageType with SECONDARY, or a ConversionType): a
+    screenshot, scan or conversion of an image, where names and ids are often part of the picture."""
+    signals = []
+    if "YES" in _header_codes(ds, "BurnedInAnnotation"):
+        signals.append(BURNED_IN_ANNOTATION)
+    meta = getattr(ds, "file_meta", None)
+    sop_classes = {str(ds.get("SOPClassUID", "") or "").strip(),
+                   str(meta.get("MediaStorageSOPClassUID", "") or "").strip() if meta is not None else ""}
+    if (any(uid == SECONDARY_CAPTURE_SOP_CLASS or uid.startswith(SECONDARY_CAPTURE_SOP_CLASS + ".") for uid in sop_classes)
+            or "SECONDARY" in _header_codes(ds, "ImageType") or _header_codes(ds, "ConversionType")):
+        signals.append(SECONDARY_CAPTURE)
+    return tuple(signals)
+
+
+def _header_codes(ds, keyword: str) -> list[str]:
+    """The values of a (possibly multi-valued) code-string attribute, upper-cased; [] when absent."""
+    try:
+        value = ds.get(keyword)
+    except Exception:  # noqa: BLE001 — a malformed value counts as present but unreadable
+        return ["?"]
+    if value is None:
+        return []
+    return [code for code in (str(v).strip().upper() for v in _values(value)) if code]
+
+
+def _values(value) -> list:
+    """The items of a multi-valued attribute, or [value]."""
+    from pydicom.multival import MultiValue
+
+    return list(value) if isinstance(value, (MultiValue, list, tuple)) else [value]
+
+
+def _refuse_identifying_pixels(ds, phi_policy: _PixelPhiPolicy) -> None:
+    signals = pixel_phi_signals(ds)
+    if BURNED_IN_ANNOTATION in signals and phi_policy.burned_in == "refuse":
+        raise ImageIntakeError(
+            DICOM_BURNED_IN_PHI,
+            "This DICOM image has text burned into its pixels (BurnedInAnnotation = YES), such as a name or "
+            "patient ID, which cannot be removed. Please send an export without annotations.",
+        )
+    if SECONDARY_CAPTURE in signals and phi_policy.secondary_capture == "refuse":
+        raise ImageIntakeError(
+            DICOM_SECONDARY_CAPTURE,
+            "This DICOM file is a secondary capture (a screenshot, scan or conversion of an image), whose "
+            "pixels often show a name or patient ID. Please send the original radiograph.",
+        )
 
 
 def _check_transfer_syntax(syntax) -> None:
@@ -589,18 +686,61 @@ def _dicom_to_grey_uint8(arr: np.ndarray, ds, max_side: int, apply_modality_lut,
     return out
 
 
-def dicom_technical_tags(ds) -> dict[str, str | float | int]:
-    """Allow-listed, non-identifying technical attributes of a DICOM dataset."""
-    out: dict[str, str | float | int] = {}
+# Code strings (VR CS, PS3.5 6.2): at most 16 upper-case letters, digits, spaces and underscores.
+_CODE_STRING = re.compile(r"[A-Z0-9 _]{1,16}")
+# RescaleType's VR is LO, but its defined terms (OD, HU, US, MGML, Z_EFF...) are codes: checked as CS.
+_CODED_LONG_STRINGS = frozenset({"RescaleType"})
+# Vocabularies of what a chest radiograph may carry (anything else is dropped, not stored):
+_CODE_VOCABULARIES = {
+    # PS3.3 C.8.11.5.1.1 defined terms.
+    "ViewPosition": frozenset({"AP", "PA", "LL", "RL", "RLD", "LLD", "RLO", "LLO"}),
+    # PS3.3 C.7.3.1.1.1 projection radiography and "other"; DR is no defined term but some
+    # digital-radiography systems write it.
+    "Modality": frozenset({"CR", "DX", "RG", "OT", "DR"}),
+}
+_NUMBER_VRS = frozenset({"US", "SS", "UL", "SL", "IS", "DS", "FL", "FD"})
+
+
+def dicom_technical_tags(ds) -> dict[str, str | float | int | list[str]]:
+    """Allow-listed, non-identifying technical attributes of a DICOM dataset, each validated for
+    its VR: code strings by PS3.5's rules (and ViewPosition/Modality by vocabulary), numbers as
+    numbers. An invalid value is dropped and its keyword listed under "_dropped"."""
+    from pydicom.datadict import dictionary_VR
+
+    out: dict[str, str | float | int | list[str]] = {}
+    dropped: list[str] = []
     for keyword in DICOM_TECHNICAL_TAGS:
-        value = ds.get(keyword)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pydicom warns on invalid values; judged below
+                value = ds.get(keyword)
+        except Exception:  # noqa: BLE001 — pydicom could not even convert it: not a valid value
+            dropped.append(keyword)
+            continue
         if value is None or value == "":
             continue
+        if not _valid_value(keyword, dictionary_VR(keyword), value):
+            dropped.append(keyword)
+            continue
         out[keyword] = _plain_value(value)
+    if dropped:
+        out["_dropped"] = dropped
     syntax = _transfer_syntax_name(ds)
     if syntax:
         out["TransferSyntax"] = syntax  # the name (e.g. "Explicit VR Little Endian"), never a UID value
     return out
+
+
+def _valid_value(keyword: str, vr: str, value) -> bool:
+    values = _values(value)
+    if vr in _NUMBER_VRS:
+        # pydicom converts valid DS/IS text to numbers and keeps invalid text as it was read.
+        return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if vr == "CS" or keyword in _CODED_LONG_STRINGS:
+        codes = [str(v).strip() for v in values]  # leading/trailing spaces are padding (PS3.5 6.2)
+        vocabulary = _CODE_VOCABULARIES.get(keyword)
+        return all(_CODE_STRING.fullmatch(c) and (vocabulary is None or c in vocabulary) for c in codes)
+    return True
 
 
 def _plain_value(value) -> str | float | int:

@@ -84,6 +84,7 @@ def make_dicom_bytes(
     transfer_syntax: str = EXPLICIT_VR_LITTLE_ENDIAN,
     frames: int = 1,  # NumberOfFrames; the stored values are repeated for each frame
     pixel_data: bytes | None = None,  # raw PixelData bytes, whatever the header says (hostile files)
+    header: dict[str, object] | None = None,  # extra or replaced attributes, e.g. {"BurnedInAnnotation": "YES"}
 ) -> bytes:
     """A synthetic DX DICOM Part-10 file, Explicit VR Little Endian unless ``transfer_syntax``
     names another: deflated, JPEG baseline (8-bit), JPEG 2000 lossless and RLE are really
@@ -92,7 +93,8 @@ def make_dicom_bytes(
 
     By default the stored values are the X-ray-like picture scaled to ``bits_stored``
     bits; with ``monochrome1`` they are stored inverted (as a MONOCHROME1 modality
-    would), so a correct reader displays the same picture either way.
+    would), so a correct reader displays the same picture either way. ``header`` sets attributes
+    by keyword after the defaults (a ``SOPClassUID`` is copied into the file meta as well).
     """
     from pydicom.encaps import encapsulate
 
@@ -109,6 +111,10 @@ def make_dicom_bytes(
         ds.RescaleType = "US"
     if window is not None:
         ds.WindowCenter, ds.WindowWidth = float(window[0]), float(window[1])
+    for keyword, value in (header or {}).items():
+        setattr(ds, keyword, value)
+        if keyword == "SOPClassUID":
+            ds.file_meta.MediaStorageSOPClassUID = value
 
     if pixel_data is not None:
         ds.PixelData = pixel_data

@@ -8,3 +8,11 @@ def requeue_stalled_studies() -> int:
     from apps.studies.services import requeue_stalled_studies as requeue
 
     return requeue()
+
+
+@shared_task(name="workers.maintenance.purge_audit_events")
+def purge_audit_events() -> int:
+    """Celery beat (daily): delete audit events past DEEPMED_AUDIT_RETENTION_DAYS."""
+    from apps.audit import services
+
+    return services.purge_expired_events()

@@ -2,23 +2,21 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin
 
 from apps.accounts.models import Consent, ResearchConsent, User
+from apps.audit.admin import AuditedAdminMixin, PatientDataAdmin
 
 
 @admin.register(User)
-class DeepMedUserAdmin(UserAdmin):
+class DeepMedUserAdmin(AuditedAdminMixin, UserAdmin):
+    """Accounts stay manageable here (roles, resets, deactivation), but patients' names and
+    e-mail addresses are patient data: every page is audited."""
+
     list_display = ("username", "email", "role", "is_active", "date_joined")
     list_filter = ("role", "is_active")
     fieldsets = UserAdmin.fieldsets + (("DeepMed", {"fields": ("role",)}),)
 
 
-class ReadOnlyRecordAdmin(admin.ModelAdmin):
-    """Consent records are evidence: admins may read them, never add or edit them."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
+class ReadOnlyRecordAdmin(PatientDataAdmin):
+    """Consent records are evidence: admins may read them (audited), never add, edit or delete them."""
 
 
 @admin.register(Consent)

@@ -11,11 +11,20 @@ class AuditEventQuerySet(models.QuerySet):
     def delete(self):
         raise PermissionError("audit events are append-only")
 
+    def expire_before(self, cutoff) -> int:
+        """The one way events leave the trail: the retention policy
+        (apps.audit.services.purge_expired_events). Returns how many were deleted."""
+        return models.QuerySet.delete(self.filter(at__lt=cutoff))[0]
+
 
 class Outcome(models.TextChoices):
-    ALLOWED = "allowed", "Allowed"
-    DENIED = "denied", "Denied"
-    ERROR = "error", "Error"
+    """What happened to a request (apps.audit.middleware.outcome_for_response says how a
+    response maps to it)."""
+
+    ALLOWED = "allowed", "Allowed"  # the data was served (2xx, 304) or the action done (then redirected)
+    DENIED = "denied", "Denied"  # not logged in (redirect to log-in, 401), not allowed (403) or not found (404)
+    INVALID = "invalid", "Invalid"  # refused as malformed before anything was read (405, other 4xx)
+    ERROR = "error", "Error"  # the server failed (5xx)
 
 
 class AuditEvent(models.Model):
@@ -34,12 +43,18 @@ class AuditEvent(models.Model):
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     outcome = models.CharField(max_length=16, choices=Outcome.choices, default=Outcome.ALLOWED)
     detail = models.JSONField(default=dict, blank=True)
+    # The patient whose data this is about (a study's owner), copied like the actor's username so
+    # the trail can be searched by patient and survives the account; empty when none.
+    patient = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                related_name="+")
+    patient_username = models.CharField(max_length=150, blank=True, db_index=True)
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["object_type", "object_id"]), models.Index(fields=["action"])]
+        indexes = [models.Index(fields=["object_type", "object_id"]), models.Index(fields=["action"]),
+                   models.Index(fields=["actor_username", "at"], name="audit_actor_at_idx")]
 
     def save(self, *args, **kwargs):
         if self.pk is not None:

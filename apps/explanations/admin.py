@@ -1,9 +1,11 @@
 from django.contrib import admin
 
+from apps.audit.admin import PatientDataAdmin
 from apps.explanations.models import ExplanationEdit
 
 
 @admin.register(ExplanationEdit)
-class ExplanationEditAdmin(admin.ModelAdmin):
+class ExplanationEditAdmin(PatientDataAdmin):
+    """Read-only and audited: physicians' edits of a patient's explanation."""
+
     list_display = ("explanation", "editor", "original_engine", "created_at")
-    readonly_fields = ("explanation", "editor", "original_text", "original_engine", "edited_text", "prompt", "validation")

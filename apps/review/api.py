@@ -11,12 +11,15 @@ from rest_framework.views import APIView
 from apps.audit.services import client_ip
 from apps.review import selectors, services
 from apps.review.serializers import (
+    IdentifyingTextSerializer,
+    IdentifyingTextStateSerializer,
     ReviewClaimSerializer,
     ReviewCreateSerializer,
     ReviewVersionSerializer,
     WorklistQuerySerializer,
     ReviewWorklistSerializer,
 )
+from apps.studies import services as study_services
 from deepmed_web.api import ApiError
 
 
@@ -78,3 +81,16 @@ class ReviewCreateApi(ReviewApi):
         except services.ReviewError as exc:
             raise _api_error(exc) from exc
         return Response(ReviewVersionSerializer(review).data, status=status.HTTP_201_CREATED)
+
+
+class IdentifyingTextApi(ReviewApi):
+    @extend_schema(request=IdentifyingTextSerializer, responses={200: IdentifyingTextStateSerializer},
+                   summary="Flag (or clear) identifying text visible in a study's image: a flagged image never trains")
+    def post(self, request, study_id):
+        body = IdentifyingTextSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        study, excluded = study_services.set_identifying_text(
+            study_id, flagged=body.validated_data["flagged"], actor=request.user, ip_address=client_ip(request))
+        return Response(IdentifyingTextStateSerializer({
+            "study_id": study.pk, "flagged": study.has_identifying_text,
+            "identifying_text": study.identifying_text, "samples_excluded": excluded}).data)

@@ -56,6 +56,18 @@ class ReviewCreateSerializer(serializers.Serializer):
     fit_for_training = serializers.BooleanField(required=False, default=True)
 
 
+class IdentifyingTextSerializer(serializers.Serializer):
+    flagged = serializers.BooleanField(help_text="true: identifying text is visible in the image (never trains)")
+
+
+class IdentifyingTextStateSerializer(serializers.Serializer):
+    study_id = serializers.UUIDField()
+    flagged = serializers.BooleanField()
+    identifying_text = serializers.CharField(help_text="why: burned_in_annotation, secondary_capture, physician; "
+                                                       "empty when not flagged")
+    samples_excluded = serializers.IntegerField(help_text="training samples withdrawn by this request")
+
+
 class ReviewVersionSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     study_id = serializers.UUIDField()

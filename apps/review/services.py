@@ -166,10 +166,17 @@ def save_review(
     return review
 
 
+def exclude_study_samples(study: Study) -> int:
+    """Withdraw every training sample of `study` (identifying text seen in its image); how many."""
+    return LabeledSample.objects.filter(study=study, excluded=False).update(excluded=True)
+
+
 def _add_training_sample(review: Review, prediction) -> LabeledSample:
-    """The study's stored (de-identified) image with the physician's label, and where it came from."""
+    """The study's stored (de-identified) image with the physician's label, and where it came from.
+    An image that may show identifying text keeps the label on record but never trains."""
     study = review.study
     return LabeledSample.objects.create(
+        excluded=study.has_identifying_text,
         image=study.image.name,
         sha256=study.sha256,
         label=review.final_label,

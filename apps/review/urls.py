@@ -9,4 +9,5 @@ urlpatterns = [
     path("<uuid:study_id>/", views.review_study, name="review-study"),
     path("<uuid:study_id>/claim/", views.claim, name="review-claim"),
     path("<uuid:study_id>/release/", views.release, name="review-release"),
+    path("<uuid:study_id>/identifying-text/", views.identifying_text, name="review-identifying-text"),
 ]

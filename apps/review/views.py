@@ -9,10 +9,11 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.decorators import clinical_staff_required
-from apps.audit.middleware import audits_patient_data
+from apps.audit.middleware import audits_patient_data, mark_patient_data_shown
 from apps.audit.services import client_ip
 from apps.review import priority, selectors, services
 from apps.review.models import Decision
+from apps.studies import services as study_services
 from apps.studies.selectors import get_study_for_user, study_explanation
 
 
@@ -28,6 +29,10 @@ class ReviewForm(forms.Form):
     final_label = forms.CharField(required=False)
     note = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
     fit_for_training = forms.BooleanField(required=False, initial=True)
+
+
+class IdentifyingTextForm(forms.Form):
+    flagged = forms.BooleanField(required=False)  # absent = clear the flag
 
 
 def _filters(request) -> tuple[WorklistFilterForm, selectors.WorklistFilters]:
@@ -81,6 +86,7 @@ def release(request, study_id):
 @audits_patient_data("studies.study", "review.read")
 def review_study(request, study_id):
     study = get_study_for_user(request.user, study_id)
+    mark_patient_data_shown(request)  # the page shows the study even when a save is refused (400/403/409)
     form = ReviewForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
@@ -115,6 +121,22 @@ def review_study(request, study_id):
         "awaiting": study.status in selectors.AWAITING_REVIEW,
     }
     return render(request, "review/study.html", context, status=status)
+
+
+@clinical_staff_required
+@require_POST
+def identifying_text(request, study_id):
+    """The review page's "identifying text visible" buttons (set or clear the study's flag)."""
+    form = IdentifyingTextForm(request.POST)
+    form.is_valid()  # a BooleanField is always valid
+    study, excluded = study_services.set_identifying_text(
+        study_id, flagged=form.cleaned_data["flagged"], actor=request.user, ip_address=client_ip(request))
+    if study.has_identifying_text:
+        withdrawn = f" {excluded} training sample(s) withdrawn." if excluded else ""
+        messages.success(request, f"Flagged: identifying text visible. The image is never used for training.{withdrawn}")
+    else:
+        messages.success(request, "Identifying-text flag cleared: later reviews may train on this image.")
+    return redirect("review-study", study_id=study.pk)
 
 
 @clinical_staff_required

@@ -2,23 +2,47 @@
 
 A refusal accepts the handshake and closes at once with a code the client can act on: 4401
 (not authenticated: log in again / refresh the token) or 4403 (not yours, or no such study).
-Closing before accepting would reach the client as a bare HTTP 403 that tells neither."""
+Closing before accepting would reach the client as a bare HTTP 403 that tells neither.
+
+Every subscription is a read of patient data and is audited, allowed or refused: `study.subscribe`
+(one study) and `study.subscribe_list` (one's own studies, or the worklist for clinical staff).
+Anonymous handshakes are refused by `close_codes` before a consumer exists; it calls the
+consumer's `audit_anonymous_refusal` for them."""
 
 from __future__ import annotations
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from apps.audit.models import Outcome
+from apps.audit.services import FIND_PATIENT, record_event
 from apps.studies import events
 from apps.studies.models import Study
 from apps.studies.selectors import can_view_study
 from deepmed_web.ws_auth import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
+
+_REASONS = {CLOSE_UNAUTHENTICATED: "not_authenticated", CLOSE_FORBIDDEN: "forbidden"}
 
 
 async def refuse(consumer, code: int) -> None:
     """Accept, then close with `code` (see the module docstring)."""
     await consumer.accept()
     await consumer.close(code=code)
+
+
+@database_sync_to_async
+def audit_subscription(scope, action: str, *, study_id: str = "", close_code: int | None = None,
+                       detail: dict | None = None, patient=FIND_PATIENT) -> None:
+    """One audit event per handshake; refused when `close_code` is given. The patient is the
+    study's owner unless given."""
+    user = scope.get("user")
+    client = scope.get("client") or (None, None)
+    outcome = Outcome.DENIED if close_code is not None else Outcome.ALLOWED
+    refusal = {"close_code": close_code, "reason": _REASONS.get(close_code, "refused")} if close_code else {}
+    record_event(actor=user, action=action, object_type="studies.study", object_id=str(study_id),
+                 ip_address=client[0], outcome=outcome,
+                 detail={"channel": "websocket", "path": scope.get("path", ""), **refusal, **(detail or {})},
+                 patient=patient)
 
 
 @database_sync_to_async
@@ -32,16 +56,24 @@ def _snapshot_if_allowed(user, study_id) -> dict | None:
 class StudyStatusConsumer(AsyncJsonWebsocketConsumer):
     """Follows one study. Only its owner and clinical staff may subscribe."""
 
+    @classmethod
+    async def audit_anonymous_refusal(cls, scope, code: int) -> None:
+        await audit_subscription(scope, "study.subscribe", study_id=scope["url_route"]["kwargs"]["study_id"],
+                                 close_code=code)
+
     async def connect(self):
         user = self.scope.get("user")
+        study_id = self.scope["url_route"]["kwargs"]["study_id"]
         if user is None or not user.is_authenticated:
+            await self.audit_anonymous_refusal(self.scope, CLOSE_UNAUTHENTICATED)
             await refuse(self, CLOSE_UNAUTHENTICATED)
             return
-        study_id = self.scope["url_route"]["kwargs"]["study_id"]
         snapshot = await _snapshot_if_allowed(user, study_id)
         if snapshot is None:
+            await audit_subscription(self.scope, "study.subscribe", study_id=study_id, close_code=CLOSE_FORBIDDEN)
             await refuse(self, CLOSE_FORBIDDEN)
             return
+        await audit_subscription(self.scope, "study.subscribe", study_id=study_id)
         self.group = events.study_group(study_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
@@ -58,12 +90,21 @@ class StudyStatusConsumer(AsyncJsonWebsocketConsumer):
 class UserStudiesConsumer(AsyncJsonWebsocketConsumer):
     """Follows all of the user's own studies; clinical staff follow the worklist."""
 
+    @classmethod
+    async def audit_anonymous_refusal(cls, scope, code: int) -> None:
+        await audit_subscription(scope, "study.subscribe_list", close_code=code, patient=None)
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
+            await self.audit_anonymous_refusal(self.scope, CLOSE_UNAUTHENTICATED)
             await refuse(self, CLOSE_UNAUTHENTICATED)
             return
-        self.group = events.WORKLIST_GROUP if user.is_clinical_staff else events.user_group(user.pk)
+        staff = user.is_clinical_staff
+        # A patient's list is their own data; the worklist shows every waiting patient's status.
+        await audit_subscription(self.scope, "study.subscribe_list", detail={"group": "worklist" if staff else "own"},
+                                 patient=None if staff else user)
+        self.group = events.WORKLIST_GROUP if staff else events.user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
 

@@ -17,6 +17,16 @@ class StudyStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
+class IdentifyingText(models.TextChoices):
+    """Why a study's pixels may show identifying text (a name, an id): such an image is kept for
+    the patient and the physicians but never used for training or exported."""
+
+    NONE = "", "None seen"
+    BURNED_IN_ANNOTATION = "burned_in_annotation", "Text burned in (DICOM BurnedInAnnotation)"
+    SECONDARY_CAPTURE = "secondary_capture", "DICOM secondary capture (screenshot or scan)"
+    PHYSICIAN = "physician", "Identifying text seen by a physician"
+
+
 def study_image_path(instance: "Study", filename: str) -> str:
     # Random names: nothing about the patient or the original file name is in the path.
     return f"studies/{instance.id}/image-{uuid.uuid4().hex}.png"
@@ -40,6 +50,9 @@ class Study(models.Model):
     technical_tags = models.JSONField(default=dict, blank=True)
     patient_age = models.PositiveSmallIntegerField(null=True, blank=True)
     symptoms = models.TextField(blank=True, max_length=1000)
+    # Set at intake from the DICOM header or by a physician (services.set_identifying_text):
+    # non-empty = identifying text may be visible, so the image never trains.
+    identifying_text = models.CharField(max_length=32, choices=IdentifyingText.choices, blank=True, default="")
     status = models.CharField(max_length=16, choices=StudyStatus.choices, default=StudyStatus.UPLOADED, db_index=True)
     failure_code = models.CharField(max_length=64, blank=True)
     failure_reason = models.TextField(blank=True)
@@ -52,6 +65,10 @@ class Study(models.Model):
 
     def __str__(self) -> str:
         return f"Study {self.id} ({self.status})"
+
+    @property
+    def has_identifying_text(self) -> bool:
+        return bool(self.identifying_text)
 
 
 class PredictionRole(models.TextChoices):

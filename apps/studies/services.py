@@ -15,15 +15,17 @@ from functools import cache
 
 import numpy as np
 from django.conf import settings
+from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.http import Http404
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.accounts.selectors import has_current_consent
 from apps.audit.services import record_event
 from apps.studies import events
-from apps.studies.models import Prediction, PredictionRole, Study, StudyStatus
+from apps.studies.models import IdentifyingText, Prediction, PredictionRole, Study, StudyStatus
 from ml_core.imaging import DecodeSlots, ImageIntakeError, decode_image, encode_png
 
 logger = logging.getLogger(__name__)
@@ -69,6 +71,7 @@ class StudyIntakeError(Exception):
 INTAKE_CODES = {
     "decompression_bomb": "image_too_large",
     "dicom_no_pixel_data": "corrupt_image",
+    "dicom_secondary_capture": "dicom_burned_in_phi",  # both: the pixels may show a name or an id
 }
 # Failures that would come out the same again: a re-upload of the same bytes links to them.
 DETERMINISTIC_FAILURES = frozenset({"not_a_chest_xray"})
@@ -141,7 +144,9 @@ def create_study(
         return existing
     try:
         decoded = decode_image(data, max_pixels=settings.DEEPMED_MAX_IMAGE_PIXELS,
-                               max_side=settings.DEEPMED_MAX_IMAGE_SIDE, slots=intake_decode_slots())
+                               max_side=settings.DEEPMED_MAX_IMAGE_SIDE, slots=intake_decode_slots(),
+                               burned_in=settings.DEEPMED_DICOM_BURNED_IN,
+                               secondary_capture=settings.DEEPMED_DICOM_SECONDARY_CAPTURE)
     except ImageIntakeError as exc:
         raise StudyIntakeError(INTAKE_CODES.get(exc.code, exc.code), exc.message, reason=exc.code) from exc
 
@@ -155,6 +160,8 @@ def create_study(
         technical_tags=decoded.technical,
         patient_age=patient_age,
         symptoms=symptoms.strip()[:1000],
+        # The first signal names the reason; a flagged image is kept but never trains.
+        identifying_text=decoded.pixel_phi[0] if decoded.pixel_phi else IdentifyingText.NONE,
     )
     # Only the pixels are kept (as PNG): DICOM patient tags and EXIF never reach storage.
     study.image.save("image.png", ContentFile(encode_png(decoded.pixels)), save=False)
@@ -162,7 +169,8 @@ def create_study(
         with transaction.atomic():
             study.save(force_insert=True)
             record_event(actor=owner, action="study.create", obj=study, ip_address=ip_address,
-                         detail={"format": decoded.source_format, "bytes": len(data)})
+                         detail={"format": decoded.source_format, "bytes": len(data),
+                                 **({"identifying_text": study.identifying_text} if study.identifying_text else {})})
             transition_study(study, S.QUEUED)
             transaction.on_commit(lambda: enqueue_inference(study.pk))
     except Exception:
@@ -190,6 +198,34 @@ def find_duplicate_study(owner: User, sha256: str) -> Study | None:
         if study.status != S.FAILED or study.failure_code in DETERMINISTIC_FAILURES:
             return study
     return None
+
+
+def set_identifying_text(study_id, *, flagged: bool, actor: User,
+                         ip_address: str | None = None) -> tuple[Study, int]:
+    """A physician or administrator says identifying text is (or is not) visible in a study's
+    image. Flagging withdraws its training samples (`excluded=True`) and keeps later reviews out
+    of training; clearing lets later reviews train again (samples already withdrawn stay so).
+    Audited; returns the study and how many samples were withdrawn now."""
+    from apps.review.services import exclude_study_samples
+
+    if not getattr(actor, "is_clinical_staff", False):
+        raise PermissionDenied("Only physicians and administrators flag identifying text.")
+    with transaction.atomic():
+        # The row lock orders this with save_review, which reads the flag under the same lock.
+        study = Study.objects.select_for_update().filter(pk=study_id).first()
+        if study is None:
+            raise Http404("No such study.")
+        previous = study.identifying_text
+        if flagged and not previous:
+            study.identifying_text = IdentifyingText.PHYSICIAN
+        elif not flagged:
+            study.identifying_text = IdentifyingText.NONE
+        study.save(update_fields=["identifying_text", "updated_at"])
+        excluded = exclude_study_samples(study) if flagged else 0
+        record_event(actor=actor, action="study.identifying_text", obj=study, ip_address=ip_address,
+                     detail={"flagged": flagged, "identifying_text": study.identifying_text, "previous": previous,
+                             "samples_excluded": excluded})
+    return study, excluded
 
 
 def delete_study(study: Study, *, actor: User, ip_address: str | None = None, reason: str = "patient_request") -> None:

@@ -36,6 +36,7 @@ MATRIX = [
     ("post", f"/api/v1/review/{S}/claim", None, (401, 403, 403, 200, 200)),
     ("post", f"/api/v1/review/{S}/release", None, (401, 403, 403, 204, 204)),
     ("post", f"/api/v1/review/{S}", {}, (401, 403, 403, 400, 400)),
+    ("post", f"/api/v1/review/{S}/identifying-text", {"flagged": True}, (401, 403, 403, 200, 200)),
     ("get", "/api/v1/models", None, (401, 403, 403, 403, 200)),
     ("post", "/api/v1/models/cxr-tiny/versions/1/promote", {}, (401, 403, 403, 403, 409)),  # random model: gates fail
     ("post", "/api/v1/models/cxr-tiny/rollback", None, (401, 403, 403, 403, 409)),

@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -83,3 +85,23 @@ def test_review_errors_use_the_envelope(pneumonia_study, physician, second_physi
     assert other.status_code == 403 and other.json()["error"]["code"] == "review_owned_by_other"
     missing = client.post("/api/v1/review/00000000-0000-0000-0000-000000000000/claim")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
+
+
+def test_the_identifying_text_flag_through_the_api(pneumonia_study, physician, consenting_patient):
+    from apps.audit.models import AuditEvent
+    from apps.modelops.selectors import training_samples
+
+    url = f"/api/v1/review/{pneumonia_study.pk}/identifying-text"
+    client = _client(physician)
+    client.post(f"/api/v1/review/{pneumonia_study.pk}", {"decision": "confirm"}, format="json")
+    assert training_samples().count() == 1
+    response = client.post(url, {"flagged": True}, format="json")
+    assert response.status_code == 200
+    assert response.json() == {"study_id": str(pneumonia_study.pk), "flagged": True,
+                               "identifying_text": "physician", "samples_excluded": 1}
+    assert not training_samples().exists()
+    assert AuditEvent.objects.filter(action="study.identifying_text", actor=physician).count() == 1
+    assert _client(consenting_patient).post(url, {"flagged": False}, format="json").status_code == 403
+    assert client.post(url, {}, format="json").status_code == 400  # `flagged` is required
+    assert client.post(f"/api/v1/review/{uuid.uuid4()}/identifying-text", {"flagged": True},
+                       format="json").status_code == 404

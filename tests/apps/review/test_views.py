@@ -87,3 +87,48 @@ def test_dashboard_shows_agreement_confusion_and_waiting_samples(doctor, make_st
     assert str(model_version) in page
     assert "50%" in page and "1 of 2 reviewed" in page
     assert '<strong class="waiting">2</strong>' in page
+
+
+# --- identifying text visible (issue 17 s.2) --------------------------------------------------
+
+
+def test_the_review_page_flags_identifying_text_and_excludes_the_sample(doctor, pneumonia_study, physician):
+    from apps.modelops.selectors import training_samples
+
+    save_review(pneumonia_study.pk, physician=physician, decision="confirm", fit_for_training=True)
+    page_url = reverse("review-study", kwargs={"study_id": pneumonia_study.pk})
+    flag_url = reverse("review-identifying-text", kwargs={"study_id": pneumonia_study.pk})
+    page = doctor.get(page_url).content.decode()
+    assert f'action="{flag_url}"' in page and "csrfmiddlewaretoken" in page
+    response = doctor.post(flag_url, {"flagged": "on"})
+    assert response.status_code == 302 and response["Location"] == page_url
+    pneumonia_study.refresh_from_db()
+    assert pneumonia_study.identifying_text == "physician"
+    assert not training_samples().exists()
+    assert AuditEvent.objects.filter(action="study.identifying_text", actor=physician).exists()
+    assert "never used for training" in doctor.get(page_url).content.decode()
+    doctor.post(flag_url, {})  # the same form's other button clears it
+    pneumonia_study.refresh_from_db()
+    assert pneumonia_study.identifying_text == ""
+
+
+def test_only_clinical_staff_may_flag_identifying_text(client, consenting_patient, pneumonia_study):
+    flag_url = reverse("review-identifying-text", kwargs={"study_id": pneumonia_study.pk})
+    client.force_login(consenting_patient)
+    assert client.post(flag_url, {"flagged": "on"}).status_code == 403
+    client.logout()
+    assert client.post(flag_url, {"flagged": "on"}).status_code == 302  # to the log-in page
+    pneumonia_study.refresh_from_db()
+    assert pneumonia_study.identifying_text == ""
+
+
+def test_flagging_needs_a_post_with_csrf(physician, pneumonia_study):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    strict.force_login(physician)
+    flag_url = reverse("review-identifying-text", kwargs={"study_id": pneumonia_study.pk})
+    assert strict.get(flag_url).status_code == 405
+    assert strict.post(flag_url, {"flagged": "on"}).status_code == 403
+    pneumonia_study.refresh_from_db()
+    assert pneumonia_study.identifying_text == ""

@@ -72,3 +72,59 @@ async def test_physician_may_follow_a_study_and_the_worklist(queued_study, physi
     assert (await worklist.receive_json_from(timeout=5))["status"] == "predicting"
     await communicator.disconnect()
     await worklist.disconnect()
+
+
+# --- every subscription is audited, allowed or refused (issue 17 s.3) --------------------------
+
+
+@database_sync_to_async
+def _subscriptions(**filters) -> list:
+    from apps.audit.models import AuditEvent
+
+    return list(AuditEvent.objects.filter(**filters).values("action", "outcome", "actor_id", "object_id",
+                                                            "patient_id", "ip_address", "detail"))
+
+
+async def test_an_allowed_subscription_is_audited(queued_study, physician):
+    communicator = _communicator(f"/ws/studies/{queued_study.pk}/", physician)
+    communicator.scope["client"] = ("10.1.2.3", 50000)
+    assert (await communicator.connect())[0]
+    await communicator.disconnect()
+    [event] = await _subscriptions(action="study.subscribe")
+    assert event["outcome"] == "allowed" and event["actor_id"] == physician.pk
+    assert event["object_id"] == str(queued_study.pk) and event["patient_id"] == queued_study.owner_id
+    assert event["ip_address"] == "10.1.2.3" and event["detail"]["channel"] == "websocket"
+
+
+async def test_refused_subscriptions_are_audited(queued_study, other_patient):
+    import uuid
+
+    from django.contrib.auth.models import AnonymousUser
+
+    unknown = uuid.uuid4()
+    assert await _close_code(_communicator(f"/ws/studies/{queued_study.pk}/", other_patient)) == 4403
+    assert await _close_code(_communicator(f"/ws/studies/{unknown}/", other_patient)) == 4403
+    assert await _close_code(_communicator(f"/ws/studies/{queued_study.pk}/", AnonymousUser())) == 4401
+    events = await _subscriptions(action="study.subscribe")
+    assert {(e["object_id"], e["actor_id"], e["outcome"], e["detail"]["close_code"]) for e in events} == {
+        (str(queued_study.pk), other_patient.pk, "denied", 4403),
+        (str(unknown), other_patient.pk, "denied", 4403),
+        (str(queued_study.pk), None, "denied", 4401),
+    }
+
+
+async def test_list_subscriptions_are_audited(queued_study, physician):
+    from django.contrib.auth.models import AnonymousUser
+
+    owner = await database_sync_to_async(lambda: queued_study.owner)()
+    for user in (owner, physician):
+        communicator = _communicator("/ws/studies/", user)
+        assert (await communicator.connect())[0]
+        await communicator.disconnect()
+    assert await _close_code(_communicator("/ws/studies/", AnonymousUser())) == 4401
+    events = await _subscriptions(action="study.subscribe_list")
+    assert {(e["actor_id"], e["outcome"], e["detail"].get("group"), e["patient_id"]) for e in events} == {
+        (owner.pk, "allowed", "own", owner.pk),
+        (physician.pk, "allowed", "worklist", None),
+        (None, "denied", None, None),
+    }
