@@ -63,10 +63,11 @@ def class_image_paths(label: str, split: str = "train") -> list[Path]:
 
 
 def training_samples():
-    """Physician-confirmed samples a new training run includes (withdrawn ones never)."""
+    """Physician-confirmed samples a new training run includes: never withdrawn ones, and never
+    images flagged as showing identifying text (a second safeguard next to the exclusion)."""
     from apps.review.models import LabeledSample
 
-    return LabeledSample.objects.filter(excluded=False).order_by("pk")
+    return LabeledSample.objects.filter(excluded=False).exclude(study__identifying_text__gt="").order_by("pk")
 
 
 def new_samples():

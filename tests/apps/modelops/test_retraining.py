@@ -88,3 +88,15 @@ def test_beat_schedules_the_check_on_the_training_queue(settings):
     assert entry["schedule"] == float(settings.DEEPMED_RETRAIN_CHECK_SECONDS)
     assert TASK_ROUTES["workers.training.*"] == {"queue": "training"}
     assert {"workers.training", "workers.augmentation"} <= set(app.conf.include)  # loaded by every worker
+
+
+def test_a_sample_of_a_study_flagged_for_identifying_text_never_trains(queued_study):
+    """Second safeguard: even a sample not (yet) excluded stays out once its study is flagged."""
+    from apps.studies.models import Study
+
+    sample = add_samples(1)[0]
+    sample.study = queued_study
+    sample.save()
+    assert list(selectors.training_samples()) == [sample]
+    Study.objects.filter(pk=queued_study.pk).update(identifying_text="physician")
+    assert not selectors.training_samples().exists() and not selectors.new_samples().exists()
