@@ -16,6 +16,8 @@ Typical use (what the modelops training task does)::
 
 from __future__ import annotations
 
+import re
+
 import os
 import shutil
 import subprocess
@@ -97,6 +99,13 @@ def code_revision() -> str:
         return "unknown"
 
 
+def metric_name(name: str) -> str:
+    """A name MLflow accepts: source names such as "NIH ChestX-ray8 'No Finding' (selection …)" carry
+    quotes and brackets, which MLflow refuses (only alphanumerics, _ - . space : / are allowed)."""
+    cleaned = re.sub(r"[^0-9A-Za-z_\-./:]+", "_", name.replace(" ", "_"))
+    return re.sub(r"_*\._*", ".", re.sub(r"_+", "_", cleaned)).strip("_")
+
+
 def _flat(prefix: str, data: dict[str, Any]) -> dict[str, float]:
     """Numeric leaves of a nested metrics dict as 'prefix.key.sub' -> float."""
     out: dict[str, float] = {}
@@ -105,7 +114,7 @@ def _flat(prefix: str, data: dict[str, Any]) -> dict[str, float]:
         if isinstance(value, bool):
             continue
         if isinstance(value, (int, float)):
-            out[name.replace(" ", "_")] = float(value)
+            out[metric_name(name)] = float(value)
         elif isinstance(value, dict):
             out.update(_flat(name, value))
     return out

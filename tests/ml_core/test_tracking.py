@@ -69,3 +69,22 @@ def test_model_ref_parsing():
     assert tracking.parse_model_ref("models:/cxr/3") == ("cxr", "3", None)
     with pytest.raises(ValueError):
         tracking.parse_model_ref("runs:/abc/model")
+
+
+def test_per_source_metric_names_are_made_acceptable_to_mlflow(tmp_path):
+    """Provenance source names carry quotes and brackets; MLflow refuses those in metric names."""
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from ml_core import tracking
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    metrics = {"per_source": {"NIH ChestX-ray8 'No Finding' (selection of Ozturk et al. 2020)": {"accuracy": 0.5},
+                              "Kermany et al. 2018 paediatric CXR (Guangzhou)": {"n": 161}}}
+    with tracking.start_run(uri, experiment="names") as run:
+        run.log_metrics(metrics)
+    logged = MlflowClient(uri).get_run(run.run_id).data.metrics
+    assert logged == {
+        "per_source.NIH_ChestX-ray8_No_Finding_selection_of_Ozturk_et_al.2020.accuracy": 0.5,
+        "per_source.Kermany_et_al.2018_paediatric_CXR_Guangzhou.n": 161.0,
+    }
