@@ -190,9 +190,7 @@ def load_initial_weights(model: nn.Module, init: str | Path, *, architecture: st
     if not path.is_file():
         known = ", ".join(sorted(PRETRAINED_SOURCES))
         raise PretrainedError(f"no weights named {init!r}: use one of {known}, a package directory or a file")
-    state = torch.load(str(path), map_location="cpu", weights_only=True)
-    state = state.get("model", state) if isinstance(state, dict) else state
-    _load(model, _matching(state, model))
+    _load_matching(model, path)
     return Initialisation(kind="state_dict", name=path.name, sha256=file_sha256(path), source=str(path),
                           architecture=architecture)
 
@@ -206,8 +204,7 @@ def _load_package(model: nn.Module, directory: Path, *, architecture: str) -> In
     if meta.architecture != architecture:
         raise PretrainedError(f"package {meta.name} v{meta.version} is a {meta.architecture}, not {architecture}")
     weights = directory / meta.torch_weights
-    state = torch.load(str(weights), map_location="cpu", weights_only=True)
-    _load(model, _matching(state, model))
+    _load_matching(model, weights)
     return Initialisation(
         kind="warm_start",
         name=f"{meta.name} v{meta.version}",
@@ -218,11 +215,19 @@ def _load_package(model: nn.Module, directory: Path, *, architecture: str) -> In
     )
 
 
+def _load_matching(model: nn.Module, path: Path) -> None:
+    """Load the tensors of a state-dict file (or a checkpoint's ``model``) whose name and shape fit."""
+    state = torch.load(str(path), map_location="cpu", weights_only=True)
+    state = state.get("model", state) if isinstance(state, dict) else state
+    _load(model, _matching(state, model))
+
+
 def _matching(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Tensors of ``state`` whose name and shape the model has; refuses a state that fits nothing."""
     own = model.state_dict()
     fits = {k: v.to(own[k].dtype) for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
-    body = [k for k in _tensors(own) if k[0] not in _classifier_keys(model)]
+    head = _classifier_keys(model)
+    body = [k for k in _tensors(own) if k[0] not in head]
     missing = [k for k, _ in body if k not in fits]
     if missing:
         raise PretrainedError(f"the weights do not fit this model: {len(missing)} tensors missing, e.g. {missing[0]}")

@@ -186,11 +186,10 @@ def epoch_order(
 ) -> np.ndarray:
     """Sample indices for one epoch: a permutation, class-balanced draws, or ``size`` draws
     with probability proportional to ``weights`` (all draws with replacement)."""
+    if weights is None and imbalance == "balanced_sampler":
+        weights = 1.0 / np.bincount(labels)[labels]
     if weights is not None:
         return rng.choice(len(labels), size=size or len(labels), replace=True, p=weights / weights.sum())
-    if imbalance == "balanced_sampler":
-        w = 1.0 / np.bincount(labels)[labels]
-        return rng.choice(len(labels), size=len(labels), replace=True, p=w / w.sum())
     return rng.permutation(len(labels))
 
 
@@ -547,10 +546,8 @@ def train(
 
 def _with_extra_pool(ds: Dataset, extra_data: str) -> tuple[Dataset, np.ndarray]:
     """``ds`` with the extra pool appended to its train split, and one sampling weight per train sample."""
-    from dataclasses import replace as replace_sample
-
     extra = load_dataset(extra_data)
-    pool = [replace_sample(s, split="train") for s in extra.samples]
+    pool = [replace(s, split="train") for s in extra.samples]
     base = ds.split("train")
     base_cells = _cells(ds.root, base)
     pool_cells = _cells(extra.root, pool)

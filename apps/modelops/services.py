@@ -610,7 +610,7 @@ def check_retraining_queue() -> TrainingRun | None:
         return None
     queue = selectors.retraining_queue()
     params = {"architecture": settings.DEEPMED_RETRAIN_ARCHITECTURE, "tier": settings.DEEPMED_RETRAIN_TIER,
-              "augmentation": "light", "initialisation": settings.DEEPMED_TRAINING_INIT}
+              "augmentation": "light"}  # initialisation: start_training_run's default, DEEPMED_TRAINING_INIT
     if queue["new_labels"] >= queue["threshold"]:
         reason = f"{queue['new_labels']} confirmed labels since the last training (threshold {queue['threshold']})"
         return start_training_run(**params, trigger=Trigger.NEW_LABELS, reason=reason)
