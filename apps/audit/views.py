@@ -36,6 +36,12 @@ class AuditFilterForm(forms.Form):
     date_to = forms.DateField(required=False, widget=forms.DateInput(attrs={"type": "date"}))
 
 
+def _invalid_filters(request, form: AuditFilterForm):
+    """400 with the form's errors (also in the audit event), for the page and the export alike."""
+    add_audit_detail(request, errors=form.errors.get_json_data())
+    return render(request, "audit/events.html", {"form": form, "page": None}, status=400)
+
+
 def _filters(request) -> tuple[AuditFilterForm, selectors.AuditFilters | None]:
     form = AuditFilterForm(request.GET)
     if not form.is_valid():
@@ -49,8 +55,7 @@ def _filters(request) -> tuple[AuditFilterForm, selectors.AuditFilters | None]:
 def audit_log(request):
     form, filters = _filters(request)
     if filters is None:
-        add_audit_detail(request, errors=form.errors.get_json_data())
-        return render(request, "audit/events.html", {"form": form, "page": None}, status=400)
+        return _invalid_filters(request, form)
     page = Paginator(selectors.search_events(filters), PAGE_SIZE).get_page(request.GET.get("page"))
     add_audit_detail(request, filters=filters.given(), page=page.number, shown=len(page.object_list))
     query = request.GET.copy()
@@ -65,8 +70,7 @@ def audit_export(request):
     """The filtered events as CSV, streamed (the trail may hold millions of rows)."""
     form, filters = _filters(request)
     if filters is None:
-        add_audit_detail(request, errors=form.errors.get_json_data())
-        return render(request, "audit/events.html", {"form": form, "page": None}, status=400)
+        return _invalid_filters(request, form)
     events = selectors.search_events(filters)
     add_audit_detail(request, filters=filters.given(), rows=events.count())
     response = StreamingHttpResponse(_csv_lines(events), content_type="text/csv; charset=utf-8")
