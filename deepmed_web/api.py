@@ -21,12 +21,13 @@ from rest_framework_simplejwt.exceptions import InvalidToken
 
 from deepmed_web.middleware import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
-
 logger = logging.getLogger(__name__)
 
 
 class ApiError(exceptions.APIException):
-    def __init__(self, code: str, message: str, *, http_status: int = status.HTTP_400_BAD_REQUEST, details: dict | None = None):
+    def __init__(
+        self, code: str, message: str, *, http_status: int = status.HTTP_400_BAD_REQUEST, details: dict | None = None
+    ):
         super().__init__(detail=message, code=code)
         self.status_code = http_status
         self.error_code = code
@@ -61,8 +62,10 @@ def exception_handler(exc, context):
         # The database went away mid-request (failover, dropped connection): a clean, retryable
         # error instead of a 500; Django reconnects on the next request (CONN_HEALTH_CHECKS).
         logger.error("database unavailable during %s", getattr(context.get("request"), "path", "?"), exc_info=exc)
-        response = Response(error_body("service_unavailable", "The service is briefly unavailable. Please try again."),
-                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        response = Response(
+            error_body("service_unavailable", "The service is briefly unavailable. Please try again."),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
         response["Retry-After"] = RETRY_AFTER_SECONDS
         return response
     response = drf_exception_handler(exc, context)
@@ -124,7 +127,7 @@ ERRORS_ANY_OPERATION = {
     "404": "not found (also another patient's study: no probing)",
     "429": "rate limited (`throttled`, `account_locked`); see Retry-After",
     "503": "a backing service is briefly unavailable (`service_unavailable`), or every image decoder is busy "
-           "(`server_busy`, uploads); retry after Retry-After",
+    "(`server_busy`, uploads); retry after Retry-After",
 }
 ERRORS_WITH_A_BODY = {
     "409": "conflicts with the current state (e.g. `consent_version_mismatch`, `study_claimed`)",

@@ -30,8 +30,14 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.conf.task_default_queue = "default"
 app.conf.task_routes = TASK_ROUTES
-app.conf.include = ["workers.inference", "workers.maintenance", "workers.llm", "workers.training", "workers.augmentation",
-                    "workers.monitoring"]
+app.conf.include = [
+    "workers.inference",
+    "workers.maintenance",
+    "workers.llm",
+    "workers.training",
+    "workers.augmentation",
+    "workers.monitoring",
+]
 app.conf.beat_schedule = {
     # Re-enqueue studies whose task was lost (broker restart before the publish landed).
     "requeue-stalled-studies": {"task": "workers.maintenance.requeue_stalled_studies", "schedule": 120.0},
@@ -50,10 +56,14 @@ def _settings_driven_schedules(sender, **kwargs):
     from django.conf import settings
 
     # Start an automatic training run when enough physician labels arrived or agreement dropped.
-    sender.add_periodic_task(float(settings.DEEPMED_RETRAIN_CHECK_SECONDS),
-                             sender.signature("workers.training.check_retraining_queue"),
-                             name="check-retraining-queue")
+    sender.add_periodic_task(
+        float(settings.DEEPMED_RETRAIN_CHECK_SECONDS),
+        sender.signature("workers.training.check_retraining_queue"),
+        name="check-retraining-queue",
+    )
     # Drift of the serving models' inputs/outputs vs their reference (apps/monitoring).
-    sender.add_periodic_task(float(settings.DEEPMED_DRIFT_CHECK_SECONDS),
-                             sender.signature("workers.monitoring.compute_drift_scores"),
-                             name="compute-drift-scores")
+    sender.add_periodic_task(
+        float(settings.DEEPMED_DRIFT_CHECK_SECONDS),
+        sender.signature("workers.monitoring.compute_drift_scores"),
+        name="compute-drift-scores",
+    )

@@ -44,8 +44,10 @@ def token_valid(authorization: str, expected: str) -> bool:
 
 @require_GET
 def metrics(request):
-    if not (token_valid(request.headers.get("Authorization", ""), settings.DEEPMED_METRICS_TOKEN)
-            or address_allowed(request.META.get("REMOTE_ADDR"), settings.DEEPMED_METRICS_ALLOWED_IPS)):
+    if not (
+        token_valid(request.headers.get("Authorization", ""), settings.DEEPMED_METRICS_TOKEN)
+        or address_allowed(request.META.get("REMOTE_ADDR"), settings.DEEPMED_METRICS_ALLOWED_IPS)
+    ):
         return HttpResponseForbidden("Metrics are for the monitoring system only.\n", content_type="text/plain")
     response = ExportToDjangoView(request)
     response["Cache-Control"] = "no-store"

@@ -64,11 +64,14 @@ SECURE_REDIRECT_EXEMPT = [r"^health/", r"^metrics$"]
 # templates have no inline script, style attribute or event handler (a test scans them), and
 # json_script's <script type="application/json"> is data, never run, so 'self' is enough.
 # img-src: data:/blob: for images drawn by the pages; connect-src: the status WebSockets.
-DEEPMED_CSP = env.str("DEEPMED_CSP", default=(
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; "
-    "object-src 'none'"
-))
+DEEPMED_CSP = env.str(
+    "DEEPMED_CSP",
+    default=(
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; "
+        "object-src 'none'"
+    ),
+)
 # Only /api/docs/ and /api/redoc/ (drf-spectacular, assets from the sidecar package): Swagger
 # UI's page has a <style> block and Redoc's styled-components inject <style> elements, so these
 # two pages allow inline *styles* (never inline scripts); Redoc's search runs in a blob: worker.
@@ -206,8 +209,10 @@ else:
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             # redis-py 8 defaults socket_timeout to 5 s = channels-redis' blocking-pop timeout: an idle
             # WebSocket then dies with "Timeout reading from Redis". Keep the socket timeout above it.
-            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
-                       "prefix": env.str("CHANNELS_PREFIX", default="deepmed")},
+            "CONFIG": {
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+                "prefix": env.str("CHANNELS_PREFIX", default="deepmed"),
+            },
         }
     }
 
@@ -281,8 +286,9 @@ DEEPMED_DICOM_SECONDARY_CAPTURE = env.str("DEEPMED_DICOM_SECONDARY_CAPTURE", def
 if DEEPMED_DICOM_BURNED_IN not in ("refuse", "flag"):
     raise ImproperlyConfigured(f"DEEPMED_DICOM_BURNED_IN must be refuse or flag, not {DEEPMED_DICOM_BURNED_IN!r}")
 if DEEPMED_DICOM_SECONDARY_CAPTURE not in ("refuse", "flag", "accept"):
-    raise ImproperlyConfigured("DEEPMED_DICOM_SECONDARY_CAPTURE must be refuse, flag or accept, "
-                               f"not {DEEPMED_DICOM_SECONDARY_CAPTURE!r}")
+    raise ImproperlyConfigured(
+        f"DEEPMED_DICOM_SECONDARY_CAPTURE must be refuse, flag or accept, not {DEEPMED_DICOM_SECONDARY_CAPTURE!r}"
+    )
 DATA_UPLOAD_MAX_MEMORY_SIZE = DEEPMED_MAX_UPLOAD_BYTES + 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # Below this top-class probability a result page says plainly that the model is unsure.
@@ -301,7 +307,9 @@ DEEPMED_INFERENCE_THREADS = env.int("DEEPMED_INFERENCE_THREADS", default=1)
 
 # --- Model operations (apps/modelops): training data, quality gates, shadow, retraining ---
 # Base dataset: <dir>/{train,val,test}/<CLASS>/*; its test split is the shared held-out set.
-DEEPMED_BASE_DATASET_DIR = Path(env.str("DEEPMED_BASE_DATASET_DIR", default=str(BASE_DIR.parent / "shared" / "data" / "cxr")))
+DEEPMED_BASE_DATASET_DIR = Path(
+    env.str("DEEPMED_BASE_DATASET_DIR", default=str(BASE_DIR.parent / "shared" / "data" / "cxr"))
+)
 DEEPMED_REGISTERED_MODEL = env.str("DEEPMED_REGISTERED_MODEL", default="deepmed-cxr")
 MLFLOW_UI_URL = env.str("MLFLOW_UI_URL", default="")  # e.g. http://127.0.0.1:5000 (console links to runs)
 DEEPMED_GATE_F1_TOLERANCE = env.float("DEEPMED_GATE_F1_TOLERANCE", default=0.02)
@@ -395,7 +403,7 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "DeepMed API",
     "DESCRIPTION": (
         "Chest X-ray portal API. Results are preliminary, automated previews, not a diagnosis; "
-        "a physician reviews every study. Errors: {\"error\": {\"code\", \"message\", \"details\"}}."
+        'a physician reviews every study. Errors: {"error": {"code", "message", "details"}}.'
     ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,

@@ -27,8 +27,11 @@ urlpatterns = [
     path("api/v1/", include("deepmed_web.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", docs_policy(SpectacularSwaggerSplitView.as_view(url_name="api-schema")), name="api-docs"),
-    path("api/redoc/", docs_policy(SpectacularRedocView.as_view(url_name="api-schema", template_name="api/redoc.html")),
-         name="api-redoc"),
+    path(
+        "api/redoc/",
+        docs_policy(SpectacularRedocView.as_view(url_name="api-schema", template_name="api/redoc.html")),
+        name="api-redoc",
+    ),
     path("admin/", admin.site.urls),
     path("metrics", metrics, name="prometheus-django-metrics"),  # guarded: deepmed_web/metrics.py
 ]

@@ -7,6 +7,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/bootstrap.sh test || exit 1
+# Lint and format first: a style slip fails in seconds, not after the suite (config: pyproject.toml).
+.venv/bin/ruff check . || exit 1
+.venv/bin/ruff format --check . || exit 1
 # Headless Chromium (Debian package) for the browser tests; Azurite (npm) for the Azure Blob tests.
 command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
   || echo "warning: chromium could not be installed: browser tests will be skipped"

@@ -11,9 +11,10 @@ numpy + Pillow only; one RNG passed in, so runs are reproducible from a seed.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 import numpy as np
 from PIL import Image, ImageFilter

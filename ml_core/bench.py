@@ -96,7 +96,9 @@ def run_bench(
     model, _ = load_package_torch_model(package_dir)
     one = preprocess(images[0], pre)
     batch = preprocess_batch([images[i % len(images)] for i in range(cfg.batch_size)], pre)
-    calib_idx = stratified_subset(labels, cfg.calibration_images) if labels is not None else range(cfg.calibration_images)
+    calib_idx = (
+        stratified_subset(labels, cfg.calibration_images) if labels is not None else range(cfg.calibration_images)
+    )
     calibration = [preprocess(images[i % len(images)], pre) for i in calib_idx]
 
     out: dict[str, Any] = {"package": meta.name, "version": meta.version, "architecture": meta.architecture}
@@ -176,7 +178,9 @@ def bench_training(cfg: TrainBenchConfig | None = None) -> dict[str, Any]:
     kind = cfg.device if cfg.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(kind)
     out: dict[str, Any] = {
-        "architecture": cfg.architecture, "image_size": cfg.image_size, "batch_size": cfg.batch_size,
+        "architecture": cfg.architecture,
+        "image_size": cfg.image_size,
+        "batch_size": cfg.batch_size,
         "device": torch.cuda.get_device_name(device) if kind == "cuda" else "cpu",
     }
     gen = torch.Generator().manual_seed(0)
@@ -255,8 +259,7 @@ def nested_train_subsets(dataset: Dataset, fractions: Sequence[float], seed: int
     rng = np.random.default_rng(seed)
     ranked = [[members[i] for i in rng.permutation(len(members))] for _, members in sorted(cells.items())]
     return {
-        f: [s for members in ranked for s in members[: max(1, round(f * len(members)))]]
-        for f in sorted(set(fractions))
+        f: [s for members in ranked for s in members[: max(1, round(f * len(members)))]] for f in sorted(set(fractions))
     }
 
 
@@ -322,8 +325,10 @@ def learning_curve(
 
     result: dict[str, Any] = {
         "config": asdict(cfg),
-        "training": {k: getattr(base, k) for k in ("augment", "weight_decay", "label_smoothing", "warmup_epochs",
-                                                    "imbalance", "drop_rate", "hflip")},
+        "training": {
+            k: getattr(base, k)
+            for k in ("augment", "weight_decay", "label_smoothing", "warmup_epochs", "imbalance", "drop_rate", "hflip")
+        },
         "rule": (
             "steps_per_epoch = n_train_images // batch_size (at least 1); "
             "epochs = max(config.epochs, ceil(min_steps / steps_per_epoch)); no early stopping; "
@@ -331,8 +336,11 @@ def learning_curve(
             "every init trains on the same subset for the same epochs"
         ),
         "data": {
-            "root": str(ds.root), "classes": ds.classes, "n_train": len(ds.split("train")),
-            "n_val": len(ds.split("val")), "n_test_scored": len(test),
+            "root": str(ds.root),
+            "classes": ds.classes,
+            "n_train": len(ds.split("train")),
+            "n_val": len(ds.split("val")),
+            "n_test_scored": len(test),
             "strata": "source x class" if find_provenance(ds.root) else "class",
         },
         "rows": [],
@@ -372,8 +380,10 @@ def learning_curve(
             }
             result["rows"].append(row)
             if log is not None:
-                log(f"fraction {fraction:g} ({len(subset)} images) {init}: test macro-F1 {row['test_macro_f1']:.4f} "
-                    f"(val {row['best_val_macro_f1']:.4f}, {epochs} epochs, {row['seconds']:.0f}s)")
+                log(
+                    f"fraction {fraction:g} ({len(subset)} images) {init}: test macro-F1 {row['test_macro_f1']:.4f} "
+                    f"(val {row['best_val_macro_f1']:.4f}, {epochs} epochs, {row['seconds']:.0f}s)"
+                )
             json_path.write_text(json.dumps(result, indent=2, default=str), encoding="utf-8")
     result["gains"] = _pretrained_gains(result["rows"])
     result["seconds"] = round(time.perf_counter() - started, 1)
@@ -391,12 +401,14 @@ def _pretrained_gains(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for fraction in sorted({r["fraction"] for r in rows}):
         pre, rnd = by_key.get((fraction, "pretrained")), by_key.get((fraction, "random"))
         if pre and rnd:
-            gains.append({
-                "fraction": fraction,
-                "n_train_images": pre["n_train_images"],
-                "macro_f1_gain": pre["test_macro_f1"] - rnd["test_macro_f1"],
-                "accuracy_gain": pre["test_accuracy"] - rnd["test_accuracy"],
-            })
+            gains.append(
+                {
+                    "fraction": fraction,
+                    "n_train_images": pre["n_train_images"],
+                    "macro_f1_gain": pre["test_macro_f1"] - rnd["test_macro_f1"],
+                    "accuracy_gain": pre["test_accuracy"] - rnd["test_accuracy"],
+                }
+            )
     return gains
 
 
@@ -431,8 +443,10 @@ def plot_learning_curve(result: dict[str, Any], path: str | Path) -> Path:
 
 def format_learning_curve_table(result: dict[str, Any]) -> str:
     """The rows as a fixed-width table, with the pretrained gain per fraction when both inits ran."""
-    header = (f"{'fraction':>8} {'images':>6} {'init':<10} {'epochs':>6} {'val_f1':>7} {'test_f1':>7} "
-              f"{'test_acc':>8} {'test_auc':>8} {'seconds':>7}")
+    header = (
+        f"{'fraction':>8} {'images':>6} {'init':<10} {'epochs':>6} {'val_f1':>7} {'test_f1':>7} "
+        f"{'test_acc':>8} {'test_auc':>8} {'seconds':>7}"
+    )
     lines = [header]
     for r in result["rows"]:
         auc = "-" if r["test_roc_auc_macro"] is None else f"{r['test_roc_auc_macro']:.4f}"
@@ -442,6 +456,8 @@ def format_learning_curve_table(result: dict[str, Any]) -> str:
             f"{r['seconds']:>7.0f}"
         )
     for g in result.get("gains", []):
-        lines.append(f"pretrained - random at {g['fraction']:g} ({g['n_train_images']} images): "
-                     f"macro-F1 {g['macro_f1_gain']:+.4f}, accuracy {g['accuracy_gain']:+.4f}")
+        lines.append(
+            f"pretrained - random at {g['fraction']:g} ({g['n_train_images']} images): "
+            f"macro-F1 {g['macro_f1_gain']:+.4f}, accuracy {g['accuracy_gain']:+.4f}"
+        )
     return "\n".join(lines)

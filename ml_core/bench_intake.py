@@ -29,7 +29,7 @@ from pathlib import Path
 TARGET_PEAK_MB = 300
 TARGET_SECONDS = 1.0
 CHILD_ADDRESS_SPACE = 4 * 1024**3  # a runaway decode fails in its child instead of exhausting the machine
-SINGLE_THREAD_ENV = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+SINGLE_THREAD_ENV = dict.fromkeys(("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"), "1")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -55,8 +55,12 @@ def run_all(only: list[str]) -> int:
             result = _measure_in_child(path)
             path.unlink()
             expected = case.expected or "accepted"
-            result.update(name=case.name, expected=expected, size_kb=result.pop("input_bytes") / 1024,
-                          as_expected=result["outcome"] == expected)
+            result.update(
+                name=case.name,
+                expected=expected,
+                size_kb=result.pop("input_bytes") / 1024,
+                as_expected=result["outcome"] == expected,
+            )
             rows.append(result)
             _print_row(rows[-1], header=len(rows) == 1)
     if not all(row.get("peak_was_reset", True) for row in rows):
@@ -68,12 +72,21 @@ def _measure_in_child(path: Path) -> dict:
     env = {**os.environ, **SINGLE_THREAD_ENV}
     proc = subprocess.run(
         [sys.executable, "-m", "ml_core.bench_intake", "--measure", str(path)],
-        capture_output=True, text=True, env=env, timeout=300, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        check=False,
     )
     if proc.returncode != 0 or not proc.stdout.strip():
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        return {"outcome": f"CRASH ({last[:60]})", "seconds": float("nan"), "rss_mb": float("nan"),
-                "traced_mb": float("nan"), "input_bytes": path.stat().st_size}
+        return {
+            "outcome": f"CRASH ({last[:60]})",
+            "seconds": float("nan"),
+            "rss_mb": float("nan"),
+            "traced_mb": float("nan"),
+            "input_bytes": path.stat().st_size,
+        }
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -100,8 +113,14 @@ def measure_file(path: Path) -> dict:
     _decode(data)
     traced = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
-    return {"outcome": outcome, "seconds": seconds, "rss_mb": max(0.0, rss_peak - rss_before),
-            "traced_mb": traced / 1024**2, "input_bytes": len(data), "peak_was_reset": peak_was_reset}
+    return {
+        "outcome": outcome,
+        "seconds": seconds,
+        "rss_mb": max(0.0, rss_peak - rss_before),
+        "traced_mb": traced / 1024**2,
+        "input_bytes": len(data),
+        "peak_was_reset": peak_was_reset,
+    }
 
 
 def _decode(data: bytes) -> str:
@@ -146,23 +165,30 @@ def _print_row(row: dict, *, header: bool) -> None:
     if header:
         print(f"{'case':28s} {'input':>9s} {'expected':>22s} {'outcome':>22s} {'traced':>8s} {'RSS+':>8s} {'time':>7s}")
     mark = "" if row["as_expected"] else "  << UNEXPECTED"
-    print(f"{row['name']:28s} {row['size_kb']:7.0f}KB {row['expected']:>22s} {row['outcome']:>22s} "
-          f"{row['traced_mb']:6.1f}MB {row['rss_mb']:6.1f}MB {row['seconds']:6.3f}s{mark}", flush=True)
+    print(
+        f"{row['name']:28s} {row['size_kb']:7.0f}KB {row['expected']:>22s} {row['outcome']:>22s} "
+        f"{row['traced_mb']:6.1f}MB {row['rss_mb']:6.1f}MB {row['seconds']:6.3f}s{mark}",
+        flush=True,
+    )
 
 
 def _print_verdict(rows: list[dict]) -> int:
     accepted = [row for row in rows if row["outcome"] == "accepted"]
     all_expected = all(row["as_expected"] for row in rows)
-    print(f"outcomes as expected: {'yes' if all_expected else 'NO'} ({sum(r['as_expected'] for r in rows)}/{len(rows)})")
+    print(
+        f"outcomes as expected: {'yes' if all_expected else 'NO'} ({sum(r['as_expected'] for r in rows)}/{len(rows)})"
+    )
     if not accepted:
         print("target: no accepted input to check")
         return 0 if all_expected else 1
     worst_peak = max(accepted, key=_peak_mb)
     worst_time = max(accepted, key=lambda row: row["seconds"])
     ok = _peak_mb(worst_peak) <= TARGET_PEAK_MB and worst_time["seconds"] <= TARGET_SECONDS
-    print(f"target (worst accepted input <= {TARGET_PEAK_MB} MB peak and <= {TARGET_SECONDS:g} s on one core): "
-          f"{'PASS' if ok else 'FAIL'} - worst peak {_peak_mb(worst_peak):.0f} MB ({worst_peak['name']}), "
-          f"worst time {worst_time['seconds']:.2f} s ({worst_time['name']}); load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"target (worst accepted input <= {TARGET_PEAK_MB} MB peak and <= {TARGET_SECONDS:g} s on one core): "
+        f"{'PASS' if ok else 'FAIL'} - worst peak {_peak_mb(worst_peak):.0f} MB ({worst_peak['name']}), "
+        f"worst time {worst_time['seconds']:.2f} s ({worst_time['name']}); load average {os.getloadavg()[0]:.1f}"
+    )
     return 0 if ok and all_expected else 1
 
 

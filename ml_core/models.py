@@ -49,7 +49,7 @@ class ModelConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ModelConfig":
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
         return cls(**data)
 
 
@@ -89,7 +89,7 @@ def build_model(cfg: ModelConfig) -> nn.Module:
     return build_initialised_model(cfg)[0]
 
 
-def build_initialised_model(cfg: ModelConfig) -> tuple[nn.Module, "Initialisation"]:
+def build_initialised_model(cfg: ModelConfig) -> tuple[nn.Module, Initialisation]:
     """The network and a record of its starting weights (ml_core.pretrained.Initialisation)."""
     from ml_core.pretrained import Initialisation, load_initial_weights
 
@@ -100,7 +100,10 @@ def build_initialised_model(cfg: ModelConfig) -> tuple[nn.Module, "Initialisatio
 
         # pretrained=False always: timm would fetch from the hub, which is unreachable here.
         model = timm.create_model(
-            cfg.architecture, pretrained=False, num_classes=cfg.num_classes, in_chans=cfg.in_chans,
+            cfg.architecture,
+            pretrained=False,
+            num_classes=cfg.num_classes,
+            in_chans=cfg.in_chans,
             drop_rate=cfg.drop_rate,
         )
     if not cfg.pretrained:

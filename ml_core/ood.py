@@ -93,7 +93,10 @@ def ae_input(images, size: int) -> np.ndarray:
     from PIL import Image
 
     return np.stack(
-        [np.asarray(Image.fromarray(p).resize((size, size), Image.Resampling.NEAREST), dtype=np.float32) / 255.0 for p in images]
+        [
+            np.asarray(Image.fromarray(p).resize((size, size), Image.Resampling.NEAREST), dtype=np.float32) / 255.0
+            for p in images
+        ]
     )[:, None]
 
 
@@ -127,7 +130,7 @@ class AutoencoderOOD:
         return ((recon - x) ** 2).mean(axis=(1, 2, 3)).astype(np.float64)
 
 
-def save_ood(model: "OODModel | AutoencoderOOD", directory: str | Path) -> dict[str, Any]:
+def save_ood(model: OODModel | AutoencoderOOD, directory: str | Path) -> dict[str, Any]:
     """Write the gate's files next to package.json; return the JSON stub that references them."""
     directory = Path(directory)
     if isinstance(model, AutoencoderOOD):
@@ -154,7 +157,7 @@ def save_ood(model: "OODModel | AutoencoderOOD", directory: str | Path) -> dict[
     }
 
 
-def load_ood(directory: str | Path, stub: dict[str, Any] | None) -> "OODModel | AutoencoderOOD | None":
+def load_ood(directory: str | Path, stub: dict[str, Any] | None) -> OODModel | AutoencoderOOD | None:
     """Inverse of save_ood; None when the package has no OOD gate."""
     if not stub:
         return None
@@ -192,7 +195,7 @@ def synthetic_outliers(n_per_kind: int = 20, seed: int = 0, size: int = 256) -> 
         from sklearn.datasets import load_sample_images
 
         photos = [np.asarray(Image.fromarray(im).convert("L")) for im in load_sample_images().images]
-    except Exception:  # noqa: BLE001 — sklearn missing: no natural photos
+    except Exception:
         photos = []
     for i in range(n_per_kind):
         if photos:
@@ -204,11 +207,15 @@ def synthetic_outliers(n_per_kind: int = 20, seed: int = 0, size: int = 256) -> 
         if i % 2:
             out["noise"].append(rng.integers(0, 256, size=(size, size), dtype=np.uint8))
         else:
-            out["noise"].append(np.clip(rng.normal(128, rng.uniform(20, 70), size=(size, size)), 0, 255).astype(np.uint8))
+            out["noise"].append(
+                np.clip(rng.normal(128, rng.uniform(20, 70), size=(size, size)), 0, 255).astype(np.uint8)
+            )
         page = Image.new("L", (size, size), int(rng.integers(215, 256)))
         draw = ImageDraw.Draw(page)
         for line in range(int(rng.integers(6, 16))):
-            words = " ".join("".join(chr(int(c)) for c in rng.integers(97, 123, size=int(rng.integers(2, 9)))) for _ in range(6))
+            words = " ".join(
+                "".join(chr(int(c)) for c in rng.integers(97, 123, size=int(rng.integers(2, 9)))) for _ in range(6)
+            )
             draw.text((int(rng.integers(4, 20)), 8 + line * 16), words, fill=int(rng.integers(0, 60)))
         out["document"].append(np.asarray(page))
         yy, xx = np.mgrid[0:size, 0:size] / size
@@ -217,6 +224,9 @@ def synthetic_outliers(n_per_kind: int = 20, seed: int = 0, size: int = 256) -> 
         d = ImageDraw.Draw(shapes)
         for _ in range(int(rng.integers(2, 6))):
             x0, y0 = rng.integers(0, size - 40, size=2)
-            d.ellipse([int(x0), int(y0), int(x0 + rng.integers(20, 120)), int(y0 + rng.integers(20, 120))], fill=int(rng.integers(0, 256)))
+            d.ellipse(
+                [int(x0), int(y0), int(x0 + rng.integers(20, 120)), int(y0 + rng.integers(20, 120))],
+                fill=int(rng.integers(0, 256)),
+            )
         out["synthetic_shapes"].append(np.asarray(shapes))
     return {k: v for k, v in out.items() if v}

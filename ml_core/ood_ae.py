@@ -8,8 +8,8 @@ reconstruction errors of held-out (validation) X-rays.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -19,7 +19,7 @@ import json
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +67,7 @@ class PackageMeta:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "PackageMeta":
+    def from_dict(cls, data: dict[str, Any]) -> PackageMeta:
         data = dict(data)
         if data.get("schema_version", SCHEMA_VERSION) > SCHEMA_VERSION:
             raise PackageError(f"package schema {data['schema_version']} is newer than this code ({SCHEMA_VERSION})")
@@ -136,7 +136,7 @@ def save_package(
         ood=ood_stub,
         metrics=dict(metrics or {}),
         dataset_manifest_sha256=dataset_manifest_sha256,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         onnx_parity_max_abs_diff=onnx_parity_max_abs_diff,
         model_file=MODEL_FILE,
         model_sha256=file_sha256(model_dst),

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -185,7 +186,11 @@ def build_package(
         if len(test_y):
             test_logits, _ = onnx_outputs(session, test_px, pre_cfg)
             metrics["test"] = evaluate_logits(
-                test_logits, test_y, classes, temperature=temperature, sources=sample_sources(dataset.root, test_samples)
+                test_logits,
+                test_y,
+                classes,
+                temperature=temperature,
+                sources=sample_sources(dataset.root, test_samples),
             )
         metrics["calibration"] = {
             "temperature": temperature,
@@ -203,7 +208,9 @@ def build_package(
         torch_weights = None
         if cfg.include_torch_weights:
             torch_weights = tmp / "torch_weights.pt"
-            torch.save({k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, torch_weights)
+            torch.save(
+                {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, torch_weights
+            )
         model_cfg = {**ckpt["model_config"], "pretrained": False, "pretrained_path": None}
         package_dir = save_package(
             out_dir,
@@ -235,18 +242,24 @@ def build_package(
     return PackageBuild(package_dir=Path(package_dir), report=report)
 
 
-def write_drift_reference(package_dir: str | Path, images: Sequence[np.ndarray], *, source: str = "validation") -> DriftReference:
+def write_drift_reference(
+    package_dir: str | Path, images: Sequence[np.ndarray], *, source: str = "validation"
+) -> DriftReference:
     """Store in the package what the served model outputs on held-out images (label mix,
     confidence, OOD score): the reference the drift monitor compares production windows with.
     Predicted through the serving path itself, so it is exactly what production will record."""
     from ml_core.package import update_package_extra
 
     predictor = load_predictor(package_dir)
-    results = [r for start in range(0, len(images), 32)
-               for r in predictor.predict_batch(list(images[start:start + 32]), with_heatmap=False)]
+    results = [
+        r
+        for start in range(0, len(images), 32)
+        for r in predictor.predict_batch(list(images[start : start + 32]), with_heatmap=False)
+    ]
     scores = [r.ood_score for r in results if r.ood_score is not None]
-    reference = build_reference([r.label for r in results], [r.confidence for r in results], predictor.classes,
-                                scores or None, source=source)
+    reference = build_reference(
+        [r.label for r in results], [r.confidence for r in results], predictor.classes, scores or None, source=source
+    )
     update_package_extra(package_dir, drift_reference=reference.to_dict())
     return reference
 
@@ -263,7 +276,10 @@ def compare_ood_gates(gates: dict[str, Any], session, pre_cfg, inliers, outliers
         return gate.score(onnx_outputs(session, images, pre_cfg)[1])
 
     for name, gate in gates.items():
-        entry = {"threshold": float(gate.threshold), "xray_pass_rate": float((scores(gate, inliers) <= gate.threshold).mean())}
+        entry = {
+            "threshold": float(gate.threshold),
+            "xray_pass_rate": float((scores(gate, inliers) <= gate.threshold).mean()),
+        }
         entry["rejection_rate"] = {k: float((scores(gate, v) > gate.threshold).mean()) for k, v in outliers.items()}
         entry["overall_rejection_rate"] = float((scores(gate, every_outlier) > gate.threshold).mean())
         report[name] = entry

@@ -72,7 +72,7 @@ class Initialisation:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "Initialisation":
+    def from_dict(cls, data: dict[str, Any] | None) -> Initialisation:
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in (data or {}).items() if k in known})
 
@@ -191,8 +191,9 @@ def load_initial_weights(model: nn.Module, init: str | Path, *, architecture: st
         known = ", ".join(sorted(PRETRAINED_SOURCES))
         raise PretrainedError(f"no weights named {init!r}: use one of {known}, a package directory or a file")
     _load_matching(model, path)
-    return Initialisation(kind="state_dict", name=path.name, sha256=file_sha256(path), source=str(path),
-                          architecture=architecture)
+    return Initialisation(
+        kind="state_dict", name=path.name, sha256=file_sha256(path), source=str(path), architecture=architecture
+    )
 
 
 def _load_package(model: nn.Module, directory: Path, *, architecture: str) -> Initialisation:

@@ -11,8 +11,8 @@ not assumed. Both keep the model's two outputs (logits, features) in float32.
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 

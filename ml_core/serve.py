@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -52,7 +53,14 @@ class PredictionResult:
 class Predictor:
     """One loaded package: an ONNX Runtime session + its metadata. Thread-safe for predict."""
 
-    def __init__(self, package_dir: Path, meta: PackageMeta, session, cam_weights: np.ndarray, ood: OODModel | AutoencoderOOD | None):
+    def __init__(
+        self,
+        package_dir: Path,
+        meta: PackageMeta,
+        session,
+        cam_weights: np.ndarray,
+        ood: OODModel | AutoencoderOOD | None,
+    ):
         self.package_dir = package_dir
         self.meta = meta
         self.classes: list[str] = list(meta.classes)

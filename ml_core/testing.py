@@ -102,8 +102,15 @@ def make_dicom_bytes(
     if transfer_syntax == JPEG_BASELINE:
         bits_allocated = bits_stored = 8  # baseline JPEG is 8-bit only
     ds = _xray_dataset(
-        rows=rows, columns=columns, seed=seed, monochrome1=monochrome1, with_patient_tags=with_patient_tags,
-        bits_allocated=bits_allocated, bits_stored=bits_stored, transfer_syntax=transfer_syntax, frames=frames,
+        rows=rows,
+        columns=columns,
+        seed=seed,
+        monochrome1=monochrome1,
+        with_patient_tags=with_patient_tags,
+        bits_allocated=bits_allocated,
+        bits_stored=bits_stored,
+        transfer_syntax=transfer_syntax,
+        frames=frames,
     )
     if rescale_slope is not None or rescale_intercept is not None:
         ds.RescaleSlope = rescale_slope if rescale_slope is not None else 1.0
@@ -145,8 +152,16 @@ def make_dicom_bytes(
 
 
 def _xray_dataset(
-    *, rows: int, columns: int, seed: int, monochrome1: bool, with_patient_tags: bool, bits_allocated: int,
-    bits_stored: int, transfer_syntax: str, frames: int,
+    *,
+    rows: int,
+    columns: int,
+    seed: int,
+    monochrome1: bool,
+    with_patient_tags: bool,
+    bits_allocated: int,
+    bits_stored: int,
+    transfer_syntax: str,
+    frames: int,
 ):
     """The header of a synthetic DX image (no pixel data)."""
     from pydicom.dataset import Dataset, FileMetaDataset
@@ -269,8 +284,15 @@ def make_deflated_dicom_bomb(
     from pydicom.filewriter import write_dataset, write_file_meta_info
 
     ds = _xray_dataset(
-        rows=rows, columns=columns, seed=0, monochrome1=False, with_patient_tags=True, bits_allocated=16,
-        bits_stored=12, transfer_syntax=DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN, frames=1,
+        rows=rows,
+        columns=columns,
+        seed=0,
+        monochrome1=False,
+        with_patient_tags=True,
+        bits_allocated=16,
+        bits_stored=12,
+        transfer_syntax=DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+        frames=1,
     )
     meta, header = DicomBytesIO(), DicomBytesIO()
     for fp in (meta, header):
@@ -314,53 +336,124 @@ def intake_cases(*, full_scale: bool = False) -> list[IntakeCase]:
     tiny = np.zeros((2, 2))
     pixels = 256 * 256
     return [
-        IntakeCase("dicom_deflated_bomb", lambda: make_deflated_dicom_bomb(inflated_mb=bomb_mb), "decompression_bomb",
-                   f"deflated, declares 256x256, PixelData {bomb_mb} MB of zeros"),
-        IntakeCase("dicom_deflated_bomb_trailer",
-                   lambda: make_deflated_dicom_bomb(inflated_mb=bomb_mb, hidden_after_pixels=True),
-                   "decompression_bomb", f"deflated, right PixelData, then {bomb_mb} MB of padding"),
-        IntakeCase("dicom_pixels_too_long", lambda: make_dicom_bytes(stored_values=np.zeros(pixels + 4096)),
-                   "corrupt_image", "native, PixelData 8 KB longer than 256x256x16 bit"),
-        IntakeCase("dicom_pixels_far_too_long", lambda: make_dicom_bytes(stored_values=np.zeros(pixels * 8)),
-                   "decompression_bomb", "native, PixelData 8x longer than declared"),
-        IntakeCase("dicom_pixels_too_short", lambda: make_dicom_bytes(stored_values=np.zeros(pixels // 2)),
-                   "corrupt_image", "native, PixelData half as long as declared"),
-        IntakeCase("dicom_huge_rows_columns", lambda: make_dicom_bytes(rows=60_000, columns=60_000, stored_values=tiny),
-                   "decompression_bomb", "declares 60000x60000"),
-        IntakeCase("dicom_many_frames", lambda: make_dicom_bytes(frames=2_000, pixel_data=bytes(2 * pixels)),
-                   "decompression_bomb", "declares 2000 frames of 256x256 (carries one)"),
-        IntakeCase("dicom_rle", lambda: make_dicom_bytes(transfer_syntax=RLE_LOSSLESS), "unsupported_file_type",
-                   "RLE Lossless (unbounded decoder)"),
-        IntakeCase("dicom_jpeg_lossless", lambda: make_dicom_bytes(transfer_syntax=JPEG_LOSSLESS_SV1),
-                   "unsupported_file_type", "JPEG Lossless SV1 (no decoder)"),
-        IntakeCase("dicom_jpeg_frame_bomb", lambda: _dicom_with_frame(make_jpeg_claiming(30_000, 30_000)),
-                   "decompression_bomb", "JPEG baseline, 256x256 declared, frame claims 30000x30000"),
-        IntakeCase("dicom_truncated", lambda: make_dicom_bytes(rows=128, columns=128)[:-5000], "corrupt_image",
-                   "native, cut short"),
-        IntakeCase("dicom_garbage", lambda: b"\0" * 128 + b"DICM" + b"\xff" * 300, "corrupt_image",
-                   "garbage after DICM"),
-        IntakeCase("png_16bit_7000", lambda: make_png_stream(7000, 7000, flat=True), "decompression_bomb",
-                   "7000x7000 16-bit flat PNG (~95 KB)"),
-        IntakeCase("png_bomb_header", lambda: make_png_claiming(60_000, 60_000), "decompression_bomb",
-                   "PNG header claims 60000x60000"),
-        IntakeCase("jpeg_bomb_header", lambda: make_jpeg_claiming(40_000, 40_000), "decompression_bomb",
-                   "JPEG header claims 40000x40000"),
+        IntakeCase(
+            "dicom_deflated_bomb",
+            lambda: make_deflated_dicom_bomb(inflated_mb=bomb_mb),
+            "decompression_bomb",
+            f"deflated, declares 256x256, PixelData {bomb_mb} MB of zeros",
+        ),
+        IntakeCase(
+            "dicom_deflated_bomb_trailer",
+            lambda: make_deflated_dicom_bomb(inflated_mb=bomb_mb, hidden_after_pixels=True),
+            "decompression_bomb",
+            f"deflated, right PixelData, then {bomb_mb} MB of padding",
+        ),
+        IntakeCase(
+            "dicom_pixels_too_long",
+            lambda: make_dicom_bytes(stored_values=np.zeros(pixels + 4096)),
+            "corrupt_image",
+            "native, PixelData 8 KB longer than 256x256x16 bit",
+        ),
+        IntakeCase(
+            "dicom_pixels_far_too_long",
+            lambda: make_dicom_bytes(stored_values=np.zeros(pixels * 8)),
+            "decompression_bomb",
+            "native, PixelData 8x longer than declared",
+        ),
+        IntakeCase(
+            "dicom_pixels_too_short",
+            lambda: make_dicom_bytes(stored_values=np.zeros(pixels // 2)),
+            "corrupt_image",
+            "native, PixelData half as long as declared",
+        ),
+        IntakeCase(
+            "dicom_huge_rows_columns",
+            lambda: make_dicom_bytes(rows=60_000, columns=60_000, stored_values=tiny),
+            "decompression_bomb",
+            "declares 60000x60000",
+        ),
+        IntakeCase(
+            "dicom_many_frames",
+            lambda: make_dicom_bytes(frames=2_000, pixel_data=bytes(2 * pixels)),
+            "decompression_bomb",
+            "declares 2000 frames of 256x256 (carries one)",
+        ),
+        IntakeCase(
+            "dicom_rle",
+            lambda: make_dicom_bytes(transfer_syntax=RLE_LOSSLESS),
+            "unsupported_file_type",
+            "RLE Lossless (unbounded decoder)",
+        ),
+        IntakeCase(
+            "dicom_jpeg_lossless",
+            lambda: make_dicom_bytes(transfer_syntax=JPEG_LOSSLESS_SV1),
+            "unsupported_file_type",
+            "JPEG Lossless SV1 (no decoder)",
+        ),
+        IntakeCase(
+            "dicom_jpeg_frame_bomb",
+            lambda: _dicom_with_frame(make_jpeg_claiming(30_000, 30_000)),
+            "decompression_bomb",
+            "JPEG baseline, 256x256 declared, frame claims 30000x30000",
+        ),
+        IntakeCase(
+            "dicom_truncated",
+            lambda: make_dicom_bytes(rows=128, columns=128)[:-5000],
+            "corrupt_image",
+            "native, cut short",
+        ),
+        IntakeCase(
+            "dicom_garbage", lambda: b"\0" * 128 + b"DICM" + b"\xff" * 300, "corrupt_image", "garbage after DICM"
+        ),
+        IntakeCase(
+            "png_16bit_7000",
+            lambda: make_png_stream(7000, 7000, flat=True),
+            "decompression_bomb",
+            "7000x7000 16-bit flat PNG (~95 KB)",
+        ),
+        IntakeCase(
+            "png_bomb_header",
+            lambda: make_png_claiming(60_000, 60_000),
+            "decompression_bomb",
+            "PNG header claims 60000x60000",
+        ),
+        IntakeCase(
+            "jpeg_bomb_header",
+            lambda: make_jpeg_claiming(40_000, 40_000),
+            "decompression_bomb",
+            "JPEG header claims 40000x40000",
+        ),
         IntakeCase("png_truncated", lambda: make_xray_like_png(256, seed=3)[:3000], "corrupt_image", "PNG cut short"),
         IntakeCase("jpeg_truncated", lambda: make_jpeg_bytes(512, 512)[:2000], "corrupt_image", "JPEG cut short"),
-        IntakeCase("dicom_4096_16bit", lambda: make_dicom_bytes(rows=4096, columns=4096,
-                                                                stored_values=make_large_xray_values(4096)),
-                   None, "legit: native 4096x4096, 12 of 16 bits"),
-        IntakeCase("dicom_4096_16bit_deflated",
-                   lambda: make_dicom_bytes(rows=4096, columns=4096, stored_values=make_large_xray_values(4096),
-                                            transfer_syntax=DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN),
-                   None, "legit: deflated 4096x4096, 16-bit"),
-        IntakeCase("dicom_j2k_2048", lambda: make_dicom_bytes(rows=2048, columns=2048,
-                                                              stored_values=make_large_xray_values(2048),
-                                                              transfer_syntax=JPEG_2000_LOSSLESS),
-                   None, "legit: JPEG 2000 lossless 2048x2048, 16-bit"),
+        IntakeCase(
+            "dicom_4096_16bit",
+            lambda: make_dicom_bytes(rows=4096, columns=4096, stored_values=make_large_xray_values(4096)),
+            None,
+            "legit: native 4096x4096, 12 of 16 bits",
+        ),
+        IntakeCase(
+            "dicom_4096_16bit_deflated",
+            lambda: make_dicom_bytes(
+                rows=4096,
+                columns=4096,
+                stored_values=make_large_xray_values(4096),
+                transfer_syntax=DEFLATED_EXPLICIT_VR_LITTLE_ENDIAN,
+            ),
+            None,
+            "legit: deflated 4096x4096, 16-bit",
+        ),
+        IntakeCase(
+            "dicom_j2k_2048",
+            lambda: make_dicom_bytes(
+                rows=2048, columns=2048, stored_values=make_large_xray_values(2048), transfer_syntax=JPEG_2000_LOSSLESS
+            ),
+            None,
+            "legit: JPEG 2000 lossless 2048x2048, 16-bit",
+        ),
         IntakeCase("png_16bit_4000", lambda: make_png_stream(4000, 4000), None, "legit: 4000x4000 16-bit PNG"),
-        IntakeCase("png_8bit_3000", lambda: make_png_stream(3000, 3000, bit_depth=8), None,
-                   "legit: 3000x3000 8-bit PNG"),
+        IntakeCase(
+            "png_8bit_3000", lambda: make_png_stream(3000, 3000, bit_depth=8), None, "legit: 3000x3000 8-bit PNG"
+        ),
         IntakeCase("jpeg_5000", lambda: make_jpeg_bytes(5000, 5000), None, "legit: 5000x5000 JPEG (largest side)"),
     ]
 
@@ -453,7 +546,9 @@ def make_tiny_imagefolder(
             folder = root / split / label
             folder.mkdir(parents=True, exist_ok=True)
             for i in range(n):
-                pixels = make_xray_like_pixels(size, seed=seed + offsets.get(split, 300_000) + 1000 * k + i).astype(np.int16)
+                pixels = make_xray_like_pixels(size, seed=seed + offsets.get(split, 300_000) + 1000 * k + i).astype(
+                    np.int16
+                )
                 cy, cx = size // 4 + (k * size) // (2 * max(1, len(classes) - 1)), size // 2
                 r = max(2, size // 10)
                 pixels[max(0, cy - r) : cy + r, cx - r : cx + r] += 80
@@ -462,7 +557,13 @@ def make_tiny_imagefolder(
 
 
 # PackageConfig settings that keep a test package build to a few seconds.
-FAST_PACKAGE_SETTINGS = {"latency_runs": 3, "ood_fit_images": 48, "calibration_images": 12, "ae_epochs": 2, "ood_outliers_per_kind": 4}
+FAST_PACKAGE_SETTINGS = {
+    "latency_runs": 3,
+    "ood_fit_images": 48,
+    "calibration_images": 12,
+    "ae_epochs": 2,
+    "ood_outliers_per_kind": 4,
+}
 
 
 def tiny_train_config(data: Path | str, out: Path | str, **overrides):

@@ -16,15 +16,16 @@ Typical use (what the modelops training task does)::
 
 from __future__ import annotations
 
-import re
-
+import contextlib
 import os
+import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
 DEFAULT_EXPERIMENT = "deepmed-cxr"
 PACKAGE_ARTIFACT = "package"
@@ -242,10 +243,8 @@ def _register(client, run_id: str, package_dir, name: str, alias: str | None, *,
 
     log(Path(package_dir), PACKAGE_ARTIFACT)
     source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{PACKAGE_ARTIFACT}"
-    try:
+    with contextlib.suppress(MlflowException):  # already registered
         client.create_registered_model(name)
-    except MlflowException:
-        pass  # already registered
     mv = client.create_model_version(name, source=source, run_id=run_id)
     if alias:
         client.set_registered_model_alias(name, alias, mv.version)
@@ -285,7 +284,11 @@ def list_versions(tracking_uri: str | None, name: str) -> list[ModelVersionInfo]
             alias_map.setdefault(str(v), []).append(alias)
     infos = [
         ModelVersionInfo(
-            name=name, version=str(v.version), run_id=v.run_id or "", aliases=sorted(alias_map.get(str(v.version), [])), source=v.source
+            name=name,
+            version=str(v.version),
+            run_id=v.run_id or "",
+            aliases=sorted(alias_map.get(str(v.version), [])),
+            source=v.source,
         )
         for v in versions
     ]

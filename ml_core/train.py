@@ -14,9 +14,10 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -25,8 +26,8 @@ from torch import nn
 from ml_core.augment import AugmentConfig, augment
 from ml_core.data import Dataset, cell_weights, ensure_splits, load_all_pixels, load_dataset, sample_sources
 from ml_core.models import ModelConfig, build_initialised_model, build_model
-from ml_core.pretrained import Initialisation
 from ml_core.preprocessing import PreprocessConfig, preprocess_batch
+from ml_core.pretrained import Initialisation
 
 if TYPE_CHECKING:
     from ml_core.pipeline import PackageConfig
@@ -95,7 +96,7 @@ class TrainConfig:
     max_val_images: int | None = None
     time_budget_s: float | None = None  # stop after the epoch that would overrun this wall-clock budget
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         """A copy with the tier's defaults filled in for every field left as None."""
         if self.tier not in TIERS:
             raise ValueError(f"tier must be one of {sorted(TIERS)}, got {self.tier!r}")
@@ -112,7 +113,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
 
@@ -181,7 +182,11 @@ def class_weights(labels: np.ndarray, num_classes: int) -> np.ndarray:
 
 
 def epoch_order(
-    labels: np.ndarray, rng: np.random.Generator, imbalance: str, *, weights: np.ndarray | None = None,
+    labels: np.ndarray,
+    rng: np.random.Generator,
+    imbalance: str,
+    *,
+    weights: np.ndarray | None = None,
     size: int | None = None,
 ) -> np.ndarray:
     """Sample indices for one epoch: a permutation, class-balanced draws, or ``size`` draws
@@ -209,8 +214,17 @@ class EpochBatches(torch.utils.data.Dataset):
     resumed run picked up.
     """
 
-    def __init__(self, pixels, labels: np.ndarray, order: np.ndarray, batch_size: int, steps: int,
-                 aug_cfg: AugmentConfig, pre_cfg: PreprocessConfig, seed: tuple[int, int]) -> None:
+    def __init__(
+        self,
+        pixels,
+        labels: np.ndarray,
+        order: np.ndarray,
+        batch_size: int,
+        steps: int,
+        aug_cfg: AugmentConfig,
+        pre_cfg: PreprocessConfig,
+        seed: tuple[int, int],
+    ) -> None:
         self.pixels, self.labels, self.order = pixels, labels, order
         self.batch_size, self.steps, self.seed = batch_size, steps, seed
         self.aug_cfg, self.pre_cfg = aug_cfg, pre_cfg
@@ -247,7 +261,7 @@ class MixedPrecision:
     scaler: torch.amp.GradScaler
 
     @classmethod
-    def for_device(cls, device: torch.device, *, enabled: bool) -> "MixedPrecision":
+    def for_device(cls, device: torch.device, *, enabled: bool) -> MixedPrecision:
         on_cuda = device.type == "cuda"
         dtype = torch.bfloat16 if on_cuda and torch.cuda.is_bf16_supported() else torch.float16
         use_amp = on_cuda and enabled
@@ -256,7 +270,11 @@ class MixedPrecision:
 
 
 def training_step(
-    net: nn.Module, optimizer: torch.optim.Optimizer, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor,
+    net: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
     precision: MixedPrecision,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One optimiser step: autocast forward, loss in fp32, (scaled) backward; returns (logits, loss)."""
@@ -333,7 +351,7 @@ def train(
     *,
     progress: ProgressFn | None = None,
     should_stop: Callable[[], bool] | None = None,
-    package: "PackageConfig | None" = None,
+    package: PackageConfig | None = None,
 ) -> TrainResult:
     """Train ``cfg.architecture`` on ``dataset`` (default: ``load_dataset(cfg.data)``) into
     ``out_dir`` (default ``cfg.out_dir``); returns where the best checkpoint is. With

@@ -16,7 +16,9 @@ DATASET_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cxr"
 
 
 def pytest_collection_modifyitems(config, items):
-    skip_services = pytest.mark.skip(reason="needs real PostgreSQL + Redis: run via deploy/test.sh (DEEPMED_TEST_SERVICES=1)")
+    skip_services = pytest.mark.skip(
+        reason="needs real PostgreSQL + Redis: run via deploy/test.sh (DEEPMED_TEST_SERVICES=1)"
+    )
     skip_dataset = pytest.mark.skip(reason=f"needs the chest X-ray set at {DATASET_DIR}, which is absent")
     for item in items:
         if "services" in item.keywords and not SERVICES:
@@ -210,6 +212,7 @@ def queued_study(consenting_patient, xray_png, django_capture_on_commit_callback
 # --- studies at each point of their life, through the real services ------------------------
 # The model result is chosen by the test, so probabilities and confidence are known.
 
+
 def make_result(probabilities: dict[str, float], *, heatmap: bool = True, ood: bool = False) -> PredictionResult:
     import numpy as np
 
@@ -267,19 +270,26 @@ def explained_study(predicted_study):
     from apps.studies.services import transition_study
 
     transition_study(predicted_study, StudyStatus.EXPLAINING)
-    Explanation.objects.create(study=predicted_study, text="The model saw patchy shadows in the lower right lung.",
-                               engine="template")
+    Explanation.objects.create(
+        study=predicted_study, text="The model saw patchy shadows in the lower right lung.", engine="template"
+    )
     return transition_study(predicted_study, StudyStatus.EXPLAINED)
 
 
 @pytest.fixture
 def reviewed_study(explained_study, physician):
+    from apps.review.models import Review
     from apps.studies.models import StudyStatus
     from apps.studies.services import transition_study
-    from apps.review.models import Review
 
-    Review.objects.create(study=explained_study, physician=physician, decision="correct", final_label="NORMAL",
-                          note="No consolidation on my reading.", version=1)
+    Review.objects.create(
+        study=explained_study,
+        physician=physician,
+        decision="correct",
+        final_label="NORMAL",
+        note="No consolidation on my reading.",
+        version=1,
+    )
     return transition_study(explained_study, StudyStatus.REVIEWED)
 
 
@@ -363,8 +373,10 @@ class ManagedProcess:
         import subprocess
 
         self.log_path = log_path
-        self._log = open(log_path, "w")
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._log = open(log_path, "w")  # noqa: SIM115 - the child process writes it until stop()
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
     def log(self) -> str:
         return self.log_path.read_text()
@@ -388,8 +400,14 @@ def process_tools():
     import this module under --import-mode=importlib)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(ManagedProcess=ManagedProcess, wait_until=wait_until, free_port=free_port, root=ROOT,
-                           start_embedded_server=start_embedded_server, embedded_env=embedded_env)
+    return SimpleNamespace(
+        ManagedProcess=ManagedProcess,
+        wait_until=wait_until,
+        free_port=free_port,
+        root=ROOT,
+        start_embedded_server=start_embedded_server,
+        embedded_env=embedded_env,
+    )
 
 
 @pytest.fixture
@@ -413,18 +431,39 @@ def celery_worker_process(start_process, process_env):
 
     workers: list[ManagedProcess] = []
 
-    def start(queues: str = "default,inference,llm,training,augmentation", include: str = "",
-              extra_env: dict | None = None) -> ManagedProcess:
+    def start(
+        queues: str = "default,inference,llm,training,augmentation", include: str = "", extra_env: dict | None = None
+    ) -> ManagedProcess:
         """`include`: extra modules the worker imports (test hooks under tests/workers/hooks)."""
         env = {**process_env, **(extra_env or {})}
-        args = [sys.executable, "-m", "celery", "-A", "deepmed_web", "worker", "-Q", queues, "-P", "solo",
-                "-c", "1", "--without-heartbeat", "--without-mingle", "--without-gossip", "-l", "INFO",
-                "-n", f"test-{os.getpid()}-{len(workers)}@localhost"]
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "deepmed_web",
+            "worker",
+            "-Q",
+            queues,
+            "-P",
+            "solo",
+            "-c",
+            "1",
+            "--without-heartbeat",
+            "--without-mingle",
+            "--without-gossip",
+            "-l",
+            "INFO",
+            "-n",
+            f"test-{os.getpid()}-{len(workers)}@localhost",
+        ]
         if include:
             args += ["--include", include]
         worker = start_process(f"celery-worker-{len(workers)}", args, env)
         workers.append(worker)
-        wait_until(lambda: "ready." in worker.log() or worker.proc.poll() is not None, timeout=90, what="celery worker ready")
+        wait_until(
+            lambda: "ready." in worker.log() or worker.proc.poll() is not None, timeout=90, what="celery worker ready"
+        )
         assert worker.proc.poll() is None, worker.log()
         return worker
 
@@ -448,11 +487,23 @@ def wait_for_server(server: ManagedProcess, base: str, *, timeout: float = 120) 
 
 def embedded_env(data_dir: Path, **extra: str) -> dict:
     """Environment for a subprocess in embedded mode (SQLite, in-process worker) in `data_dir`."""
-    drop = ("REDIS_URL", "DATABASE_URL", "MEDIA_ROOT", "AZURE_STORAGE_CONNECTION_STRING", "MLFLOW_TRACKING_URI",
-            "MLFLOW_ARTIFACT_ROOT")
+    drop = (
+        "REDIS_URL",
+        "DATABASE_URL",
+        "MEDIA_ROOT",
+        "AZURE_STORAGE_CONNECTION_STRING",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_ARTIFACT_ROOT",
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST") and k not in drop}
-    env.update(DEEPMED_DATA_DIR=str(data_dir), DJANGO_SETTINGS_MODULE="deepmed_web.settings", PYTHONUNBUFFERED="1",
-               MLFLOW_DISABLE_TELEMETRY="true", DEEPMED_LLM_ENABLED="false", **extra)
+    env.update(
+        DEEPMED_DATA_DIR=str(data_dir),
+        DJANGO_SETTINGS_MODULE="deepmed_web.settings",
+        PYTHONUNBUFFERED="1",
+        MLFLOW_DISABLE_TELEMETRY="true",
+        DEEPMED_LLM_ENABLED="false",
+        **extra,
+    )
     return env
 
 
@@ -465,8 +516,9 @@ def start_embedded_server(data_dir: Path, *, setup: list[list[str]] = (), **extr
 
     env = embedded_env(data_dir, **extra_env)
     for args in [["migrate", "--noinput"], *setup]:
-        done = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                              timeout=300)
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        )
         assert done.returncode == 0, done.stdout + done.stderr
     port = free_port()
     server = ManagedProcess([sys.executable, "manage.py", "serve", "--port", str(port)], env, data_dir / "server.log")
@@ -481,7 +533,9 @@ def live_server_process(start_process, process_env):
     import sys
 
     port = free_port()
-    server = start_process("daphne", [sys.executable, "manage.py", "serve", "--no-worker", "--port", str(port)], process_env)
+    server = start_process(
+        "daphne", [sys.executable, "manage.py", "serve", "--no-worker", "--port", str(port)], process_env
+    )
     base = f"http://127.0.0.1:{port}"
     wait_for_server(server, base, timeout=90)
     return base
@@ -501,12 +555,13 @@ class PrivateRedis:
 
         return subprocess.run(["redis-cli", "-p", str(self.port), "ping"], capture_output=True).returncode == 0
 
-    def start(self) -> "PrivateRedis":
+    def start(self) -> PrivateRedis:
         import subprocess
 
         self.proc = subprocess.Popen(
             ["redis-server", "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_until(self._ping, timeout=10, interval=0.1, what="private redis")
         return self

@@ -6,9 +6,8 @@ import logging
 
 from celery import shared_task
 
-from workers import STUDY_TASK_OPTIONS
-
 from ml_core.imaging import ImageIntakeError
+from workers import STUDY_TASK_OPTIONS
 
 logger = logging.getLogger(__name__)
 

@@ -29,8 +29,10 @@ def fail_stalled_runs() -> dict[str, list[int]]:
     from apps.explanations.services import fail_stalled_finetunes
     from apps.modelops.services import fail_stalled_runs as fail_training
 
-    return {"training": [run.pk for run in fail_training()],
-            "explainer_finetune": [run.pk for run in fail_stalled_finetunes()]}
+    return {
+        "training": [run.pk for run in fail_training()],
+        "explainer_finetune": [run.pk for run in fail_stalled_finetunes()],
+    }
 
 
 @shared_task(name="workers.training.finetune_explainer", acks_late=True)

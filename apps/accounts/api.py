@@ -26,7 +26,8 @@ from deepmed_web.throttles import AUTH_THROTTLES
 class RegisterSerializer(serializers.Serializer):
     username = serializers.CharField(
         max_length=150,
-        help_text="Letters, digits and . _ - @ + (stored NFKC-normalised); not a look-alike of a staff username.")
+        help_text="Letters, digits and . _ - @ + (stored NFKC-normalised); not a look-alike of a staff username.",
+    )
     password = serializers.CharField(write_only=True, style={"input_type": "password"})
     email = serializers.EmailField(required=False, allow_blank=True)
 
@@ -143,8 +144,11 @@ class TokenApi(TokenObtainPairView):
 
     throttle_classes = AUTH_THROTTLES
 
-    @extend_schema(request=TokenObtainPairSerializer, responses={200: TokenPairSerializer},
-                   summary="Log in: an access/refresh token pair")
+    @extend_schema(
+        request=TokenObtainPairSerializer,
+        responses={200: TokenPairSerializer},
+        summary="Log in: an access/refresh token pair",
+    )
     def post(self, request, *args, **kwargs):
         try:
             response = super().post(request, *args, **kwargs)
@@ -168,8 +172,11 @@ class TokenRefreshApi(TokenRefreshView):
 
     throttle_classes = AUTH_THROTTLES
 
-    @extend_schema(request=TokenRefreshSerializer, responses={200: TokenPairSerializer},
-                   summary="Refresh: a new token pair for a valid refresh token")
+    @extend_schema(
+        request=TokenRefreshSerializer,
+        responses={200: TokenPairSerializer},
+        summary="Refresh: a new token pair for a valid refresh token",
+    )
     def post(self, request, *args, **kwargs):
         try:
             return super().post(request, *args, **kwargs)
@@ -199,8 +206,11 @@ class LogoutApi(APIView):
 class PasswordChangeApi(APIView):
     throttle_classes = AUTH_THROTTLES
 
-    @extend_schema(request=PasswordChangeSerializer, responses={200: TokenPairSerializer},
-                   summary="Change my password: every token is revoked; a new pair for this device")
+    @extend_schema(
+        request=PasswordChangeSerializer,
+        responses={200: TokenPairSerializer},
+        summary="Change my password: every token is revoked; a new pair for this device",
+    )
     def post(self, request):
         body = PasswordChangeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -217,11 +227,18 @@ class MeApi(APIView):
     @extend_schema(responses=MeSerializer, summary="Who I am, my role, and the consents still to give")
     def get(self, request):
         user = request.user
-        return Response(MeSerializer({
-            "id": user.pk, "username": user.username, "email": user.email, "role": user.role,
-            "consent": _consent_state(user),
-            "research_consent": _research_state(user),
-        }).data)
+        return Response(
+            MeSerializer(
+                {
+                    "id": user.pk,
+                    "username": user.username,
+                    "email": user.email,
+                    "role": user.role,
+                    "consent": _consent_state(user),
+                    "research_consent": _research_state(user),
+                }
+            ).data
+        )
 
 
 class ConsentApi(APIView):
@@ -229,12 +246,16 @@ class ConsentApi(APIView):
     def get(self, request):
         return Response(ConsentSerializer(_consent_state(request.user)).data)
 
-    @extend_schema(request=ConsentSerializer, responses={201: ConsentSerializer}, summary="Accept the disclaimer version shown")
+    @extend_schema(
+        request=ConsentSerializer, responses={201: ConsentSerializer}, summary="Accept the disclaimer version shown"
+    )
     def post(self, request):
         body = ConsentSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            services.accept_disclaimer(request.user, version=body.validated_data["version"], ip_address=client_ip(request))
+            services.accept_disclaimer(
+                request.user, version=body.validated_data["version"], ip_address=client_ip(request)
+            )
         except services.ConsentVersionError as exc:
             raise _version_mismatch(exc) from exc
         return Response(ConsentSerializer(_consent_state(request.user)).data, status=status.HTTP_201_CREATED)
@@ -245,8 +266,11 @@ class ResearchConsentApi(APIView):
     def get(self, request):
         return Response(ResearchConsentSerializer(_research_state(request.user)).data)
 
-    @extend_schema(request=ResearchConsentSerializer, responses={201: ResearchConsentSerializer},
-                   summary="Explicitly grant or withdraw research use (separate from the disclaimer)")
+    @extend_schema(
+        request=ResearchConsentSerializer,
+        responses={201: ResearchConsentSerializer},
+        summary="Explicitly grant or withdraw research use (separate from the disclaimer)",
+    )
     def post(self, request):
         if not request.user.is_patient:
             raise PermissionDenied("Research consent concerns patients' images.")
@@ -254,7 +278,9 @@ class ResearchConsentApi(APIView):
         body.is_valid(raise_exception=True)
         try:
             services.decide_research_use(
-                request.user, granted=body.validated_data["granted"], version=body.validated_data["version"],
+                request.user,
+                granted=body.validated_data["granted"],
+                version=body.validated_data["version"],
                 ip_address=client_ip(request),
             )
         except services.ConsentVersionError as exc:

@@ -26,5 +26,6 @@ def role_required(allowed: Callable[[object], bool], message: str):
 
 
 admin_required = role_required(lambda user: user.role == Role.ADMIN, "Model operations are for administrators.")
-clinical_staff_required = role_required(lambda user: user.is_clinical_staff,
-                                        "Only physicians and administrators review studies.")
+clinical_staff_required = role_required(
+    lambda user: user.is_clinical_staff, "Only physicians and administrators review studies."
+)

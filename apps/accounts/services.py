@@ -123,7 +123,9 @@ def accept_disclaimer(user: User, *, ip_address: str | None = None, version: str
     the client showed; accepting an outdated text is refused."""
     version = texts.CURRENT_VERSION if version is None else version
     if version != texts.CURRENT_VERSION:
-        raise ConsentVersionError(f"disclaimer version {version!r} is not the current version {texts.CURRENT_VERSION!r}")
+        raise ConsentVersionError(
+            f"disclaimer version {version!r} is not the current version {texts.CURRENT_VERSION!r}"
+        )
     existing = current_consent(user)
     if existing is not None:
         return existing
@@ -153,7 +155,7 @@ def decide_research_use(
 
 
 def delete_account(user: User, *, ip_address: str | None = None) -> None:
-    """"Delete my account and data": every study goes through the study deletion rules
+    """ "Delete my account and data": every study goes through the study deletion rules
     (files removed, training exclusion unless research consent), then the user row goes.
     The audit trail keeps the username; the events' actor link becomes empty."""
     from apps.studies.services import delete_study

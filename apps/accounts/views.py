@@ -159,8 +159,12 @@ def password_change(request):
     app tokens) is the same service the API uses."""
     form = PasswordChangeForm(request.user, request.POST or None)
     if request.method == "POST" and form.is_valid():
-        change_password(request.user, old_password=form.cleaned_data["old_password"],
-                        new_password=form.cleaned_data["new_password1"], ip_address=client_ip(request))
+        change_password(
+            request.user,
+            old_password=form.cleaned_data["old_password"],
+            new_password=form.cleaned_data["new_password1"],
+            ip_address=client_ip(request),
+        )
         update_session_auth_hash(request, request.user)  # this browser stays signed in
         messages.success(request, "Your password was changed. Apps signed in with the old one must sign in again.")
         return redirect("account")

@@ -22,21 +22,33 @@ class AuditedAdminMixin:
     so is the admin's redirect away from an object that does not exist)."""
 
     def changelist_view(self, request, extra_context=None):
-        return self._audited(request, "admin.list", "", lambda: super(AuditedAdminMixin, self).changelist_view(
-            request, extra_context))
+        return self._audited(
+            request, "admin.list", "", lambda: super(AuditedAdminMixin, self).changelist_view(request, extra_context)
+        )
 
     def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
-        return self._audited(request, "admin.view" if object_id else "admin.add", object_id or "",
-                             lambda: super(AuditedAdminMixin, self).changeform_view(
-                                 request, object_id, form_url, extra_context))
+        return self._audited(
+            request,
+            "admin.view" if object_id else "admin.add",
+            object_id or "",
+            lambda: super(AuditedAdminMixin, self).changeform_view(request, object_id, form_url, extra_context),
+        )
 
     def history_view(self, request, object_id, extra_context=None):
-        return self._audited(request, "admin.history", object_id,
-                             lambda: super(AuditedAdminMixin, self).history_view(request, object_id, extra_context))
+        return self._audited(
+            request,
+            "admin.history",
+            object_id,
+            lambda: super(AuditedAdminMixin, self).history_view(request, object_id, extra_context),
+        )
 
     def delete_view(self, request, object_id, extra_context=None):
-        return self._audited(request, "admin.delete", object_id,
-                             lambda: super(AuditedAdminMixin, self).delete_view(request, object_id, extra_context))
+        return self._audited(
+            request,
+            "admin.delete",
+            object_id,
+            lambda: super(AuditedAdminMixin, self).delete_view(request, object_id, extra_context),
+        )
 
     def _audited(self, request, action: str, object_id: str, view: Callable[[], HttpResponseBase]) -> HttpResponseBase:
         object_id = unquote(str(object_id)) if object_id else ""
@@ -61,9 +73,15 @@ class AuditedAdminMixin:
         return response
 
     def _record(self, request, action: str, object_id: str, outcome: str, detail: dict) -> None:
-        record_event(actor=request.user, action=action, object_type=self.model._meta.label_lower,
-                     object_id=object_id, ip_address=client_ip(request), outcome=outcome,
-                     detail={"method": request.method, "path": request.path, **detail})
+        record_event(
+            actor=request.user,
+            action=action,
+            object_type=self.model._meta.label_lower,
+            object_id=object_id,
+            ip_address=client_ip(request),
+            outcome=outcome,
+            detail={"method": request.method, "path": request.path, **detail},
+        )
 
 
 def _shown_ids(response) -> list[str]:
@@ -93,7 +111,15 @@ class PatientDataAdmin(AuditedAdminMixin, admin.ModelAdmin):
 class AuditEventAdmin(PatientDataAdmin):
     """Read-only: the trail can be searched, never edited; reading it is on record too."""
 
-    list_display = ("at", "actor_username", "action", "object_type", "object_id", "patient_username", "outcome",
-                    "ip_address")
+    list_display = (
+        "at",
+        "actor_username",
+        "action",
+        "object_type",
+        "object_id",
+        "patient_username",
+        "outcome",
+        "ip_address",
+    )
     list_filter = ("action", "outcome", "object_type")
     search_fields = ("actor_username", "patient_username", "object_id", "action")

@@ -15,6 +15,7 @@ A view that shows the data with another status (the review page re-rendered with
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from urllib.parse import urlparse
 
@@ -51,10 +52,8 @@ def add_audit_detail(request, **detail) -> None:
 
 def _login_paths() -> set[str]:
     paths = {resolve_url(settings.LOGIN_URL)}
-    try:
+    with contextlib.suppress(NoReverseMatch):
         paths.add(reverse("admin:login"))
-    except NoReverseMatch:
-        pass
     return paths
 
 
@@ -90,8 +89,12 @@ class PatientDataAuditMiddleware:
         if audit is not None:
             object_type, action, object_id = audit
             outcome, reason = outcome_for_response(request, response)
-            detail = {"method": request.method, "path": request.path, "status": response.status_code,
-                      **getattr(request, _DETAIL_ATTR, {})}
+            detail = {
+                "method": request.method,
+                "path": request.path,
+                "status": response.status_code,
+                **getattr(request, _DETAIL_ATTR, {}),
+            }
             record_event(
                 actor=getattr(request, "user", None),
                 action=action,

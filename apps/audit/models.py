@@ -45,16 +45,23 @@ class AuditEvent(models.Model):
     detail = models.JSONField(default=dict, blank=True)
     # The patient whose data this is about (a study's owner), copied like the actor's username so
     # the trail can be searched by patient and survives the account; empty when none.
-    patient = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                related_name="+")
+    patient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     patient_username = models.CharField(max_length=150, blank=True, db_index=True)
 
     objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["object_type", "object_id"]), models.Index(fields=["action"]),
-                   models.Index(fields=["actor_username", "at"], name="audit_actor_at_idx")]
+        indexes = [
+            models.Index(fields=["object_type", "object_id"]),
+            models.Index(fields=["action"]),
+            models.Index(fields=["actor_username", "at"], name="audit_actor_at_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_username or '-'} {self.action} {self.object_type}:{self.object_id} {self.outcome}"
 
     def save(self, *args, **kwargs):
         if self.pk is not None:
@@ -63,6 +70,3 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionError("audit events are append-only")
-
-    def __str__(self) -> str:
-        return f"{self.at:%Y-%m-%d %H:%M:%S} {self.actor_username or '-'} {self.action} {self.object_type}:{self.object_id} {self.outcome}"

@@ -99,6 +99,11 @@ def purge_expired_events(*, now=None) -> int:
     deleted = AuditEvent.objects.expire_before(cutoff)
     if deleted:
         logger.info("audit retention: deleted %d events older than %s", deleted, cutoff.isoformat())
-    record_event(actor=None, action="audit.retention", object_type="audit.auditevent", patient=None,
-                 detail={"deleted": deleted, "before": cutoff.isoformat(), "retention_days": days})
+    record_event(
+        actor=None,
+        action="audit.retention",
+        object_type="audit.auditevent",
+        patient=None,
+        detail={"deleted": deleted, "before": cutoff.isoformat(), "retention_days": days},
+    )
     return deleted

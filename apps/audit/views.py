@@ -87,9 +87,22 @@ def _csv_lines(events) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_COLUMNS)
     for e in events.iterator(chunk_size=2000):
-        yield writer.writerow([_cell(v) for v in (
-            e.at.isoformat(), e.actor_username, e.action, e.object_type, e.object_id, e.patient_username,
-            e.outcome, e.ip_address or "", json.dumps(e.detail, sort_keys=True))])
+        yield writer.writerow(
+            [
+                _cell(v)
+                for v in (
+                    e.at.isoformat(),
+                    e.actor_username,
+                    e.action,
+                    e.object_type,
+                    e.object_id,
+                    e.patient_username,
+                    e.outcome,
+                    e.ip_address or "",
+                    json.dumps(e.detail, sort_keys=True),
+                )
+            ]
+        )
 
 
 def _cell(value: str) -> str:

@@ -44,12 +44,19 @@ class StudyExplanationApi(APIView):
     def get(self, request, study_id):
         study, explanation = selectors.get_explanation_for_user(request.user, study_id)
         if explanation is None:
-            raise ApiError("explanation_not_ready", "The explanation is not ready yet.", http_status=status.HTTP_404_NOT_FOUND,
-                           details={"status": study.status})
+            raise ApiError(
+                "explanation_not_ready",
+                "The explanation is not ready yet.",
+                http_status=status.HTTP_404_NOT_FOUND,
+                details={"status": study.status},
+            )
         return Response(selectors.explanation_payload(explanation, request.user))
 
-    @extend_schema(request=ExplanationEditSerializer, responses=ExplanationPayloadSerializer,
-                   summary="Edit the explanation (physicians); collected for the LoRA fine-tune")
+    @extend_schema(
+        request=ExplanationEditSerializer,
+        responses=ExplanationPayloadSerializer,
+        summary="Edit the explanation (physicians); collected for the LoRA fine-tune",
+    )
     def put(self, request, study_id):
         if not request.user.is_clinical_staff:
             raise PermissionDenied
@@ -57,8 +64,9 @@ class StudyExplanationApi(APIView):
         body = ExplanationEditSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            edit = services.edit_explanation(study=study, editor=request.user, text=body.validated_data["text"],
-                                             ip_address=client_ip(request))
+            edit = services.edit_explanation(
+                study=study, editor=request.user, text=body.validated_data["text"], ip_address=client_ip(request)
+            )
         except services.ExplanationError as exc:
             http = status.HTTP_404_NOT_FOUND if exc.code == "no_explanation" else status.HTTP_400_BAD_REQUEST
             raise ApiError(exc.code, exc.message, http_status=http) from exc
@@ -72,13 +80,26 @@ class FinetuneRunCreateSerializer(serializers.Serializer):
 class FinetuneRunSerializer(serializers.ModelSerializer):
     class Meta:
         model = ExplainerFinetuneRun
-        fields = ["id", "status", "steps", "examples", "checkpoint_dir", "mlflow_run_id", "seconds", "error",
-                  "created_at", "finished_at"]
+        fields = [
+            "id",
+            "status",
+            "steps",
+            "examples",
+            "checkpoint_dir",
+            "mlflow_run_id",
+            "seconds",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
 
 
 class FinetuneRunCreateApi(AdminApi):
-    @extend_schema(request=FinetuneRunCreateSerializer, responses={202: FinetuneRunSerializer},
-                   summary="Start a LoRA fine-tune of the explanation model on physicians' edits (training queue)")
+    @extend_schema(
+        request=FinetuneRunCreateSerializer,
+        responses={202: FinetuneRunSerializer},
+        summary="Start a LoRA fine-tune of the explanation model on physicians' edits (training queue)",
+    )
     def post(self, request):
         body = FinetuneRunCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -15,7 +15,9 @@ VALIDATION_FAILURES = Counter(
     "Generated explanations rejected by the validator, by first failed rule.",
     ["rule"],
 )
-EXPLANATIONS = Counter("deepmed_explanations_total", "Explanations stored, by engine and outcome.", ["engine", "outcome"])
+EXPLANATIONS = Counter(
+    "deepmed_explanations_total", "Explanations stored, by engine and outcome.", ["engine", "outcome"]
+)
 
 
 def observe_explanation(outcome) -> None:

@@ -18,7 +18,9 @@ class ExplanationEdit(models.Model):
     original_engine = models.CharField(max_length=32)
     edited_text = models.TextField()
     prompt = models.TextField(help_text="the structured-facts prompt (no names or identifiers)")
-    validation = models.JSONField(default=dict, blank=True, help_text="validator verdict on the edited text (informational)")
+    validation = models.JSONField(
+        default=dict, blank=True, help_text="validator verdict on the edited text (informational)"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -46,6 +46,7 @@ class ExplanationError(Exception):
 
 # --- configuration ------------------------------------------------------------------------
 
+
 def generation_settings() -> GenerationSettings:
     return GenerationSettings(
         max_new_tokens=settings.DEEPMED_LLM_MAX_NEW_TOKENS,
@@ -86,6 +87,7 @@ def load_configured_engine() -> tuple[object | None, str | None]:
 
 # --- the pipeline -------------------------------------------------------------------------
 
+
 def request_explanation(study: Study) -> None:
     """Queue the explanation once the current transaction (the prediction) commits."""
     study_id = study.pk
@@ -99,14 +101,18 @@ def enqueue_explanation(study_id) -> None:
 
     try:
         generate_explanation.apply_async(args=[str(study_id)], retry=False)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("could not enqueue the explanation of study %s", study_id, exc_info=True)
 
 
 def start_explanation(study_id) -> Study | None:
     """Claim a predicted study for explaining (see studies.services.claim_study_step)."""
-    return claim_study_step(study_id, ready=S.PREDICTED, working=S.EXPLAINING,
-                            done=lambda study: Explanation.objects.filter(study=study).exists())
+    return claim_study_step(
+        study_id,
+        ready=S.PREDICTED,
+        working=S.EXPLAINING,
+        done=lambda study: Explanation.objects.filter(study=study).exists(),
+    )
 
 
 def facts_for_study(study: Study) -> ExplanationFacts | None:
@@ -137,9 +143,15 @@ def generate_explanation(study_id) -> Explanation | None:
     model_label = f"{prediction.model_name} v{prediction.model_version_label}"
     engine, engine_error = load_configured_engine()
     try:
-        outcome = explain(facts, engine, settings=generation_settings(), limits=validation_limits(),
-                          model_label=model_label, engine_error=engine_error or "")
-    except Exception as exc:  # noqa: BLE001 — a bug in generation must not leave the study without text
+        outcome = explain(
+            facts,
+            engine,
+            settings=generation_settings(),
+            limits=validation_limits(),
+            model_label=model_label,
+            engine_error=engine_error or "",
+        )
+    except Exception as exc:
         logger.exception("explanation of study %s failed; using the template", study.pk)
         outcome = explain(facts, None, model_label=model_label, engine_error=f"{type(exc).__name__}: {exc}")
     return store_explanation(study, outcome, facts)
@@ -174,8 +186,9 @@ def requeue_unexplained_studies(*, older_than_seconds: int = 600) -> int:
     """Re-enqueue studies left `predicted`/`explaining` without an explanation (lost task)."""
     cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
     stalled = list(
-        Study.objects.filter(status__in=[S.PREDICTED, S.EXPLAINING], updated_at__lt=cutoff, explanation__isnull=True)
-        .values_list("pk", flat=True)
+        Study.objects.filter(
+            status__in=[S.PREDICTED, S.EXPLAINING], updated_at__lt=cutoff, explanation__isnull=True
+        ).values_list("pk", flat=True)
     )
     for study_id in stalled:
         Study.objects.filter(pk=study_id).update(updated_at=timezone.now())
@@ -184,6 +197,7 @@ def requeue_unexplained_studies(*, older_than_seconds: int = 600) -> int:
 
 
 # --- physician edits ----------------------------------------------------------------------
+
 
 def edit_explanation(*, study: Study, editor, text: str, ip_address: str | None = None) -> ExplanationEdit:
     """A physician rewrites the patient explanation. The edit is shown to the patient, kept
@@ -215,12 +229,18 @@ def edit_explanation(*, study: Study, editor, text: str, ip_address: str | None 
         explanation.text = text
         explanation.engine = PHYSICIAN_ENGINE
         explanation.save(update_fields=["text", "engine"])
-        record_event(actor=editor, action="explanation.edit", obj=study, ip_address=ip_address,
-                     detail={"edit_id": edit.pk, "original_engine": edit.original_engine})
+        record_event(
+            actor=editor,
+            action="explanation.edit",
+            obj=study,
+            ip_address=ip_address,
+            detail={"edit_id": edit.pk, "original_engine": edit.original_engine},
+        )
     return edit
 
 
 # --- LoRA fine-tune on the edits ------------------------------------------------------------
+
 
 def export_edit_dataset(path: str | Path) -> int:
     """Write the latest edit per explanation as an instruction dataset; returns the row count."""
@@ -231,7 +251,9 @@ def export_edit_dataset(path: str | Path) -> int:
     return len(examples)
 
 
-def run_explainer_finetune(*, steps: int = 20, out_dir: str | Path | None = None, base_checkpoint: str | Path | None = None):
+def run_explainer_finetune(
+    *, steps: int = 20, out_dir: str | Path | None = None, base_checkpoint: str | Path | None = None
+):
     """The training job: export edits → LoRA fine-tune (litgpt) → merged checkpoint, tracked in MLflow.
     Deploy the result by pointing DEEPMED_LLM_CHECKPOINT at it."""
     from ml_core.llm.finetune import LoraConfig, finetune_lora
@@ -243,8 +265,12 @@ def run_explainer_finetune(*, steps: int = 20, out_dir: str | Path | None = None
     if export_edit_dataset(data_path) == 0:
         raise ExplanationError("no_edits", "No physician edits to fine-tune on yet.")
     return finetune_lora(
-        Path(base_checkpoint or explainer_checkpoint()).resolve(), data_path, out_dir / "checkpoint",
-        LoraConfig(steps=steps), tracking_uri=settings.MLFLOW_TRACKING_URI, artifact_root=settings.MLFLOW_ARTIFACT_ROOT,
+        Path(base_checkpoint or explainer_checkpoint()).resolve(),
+        data_path,
+        out_dir / "checkpoint",
+        LoraConfig(steps=steps),
+        tracking_uri=settings.MLFLOW_TRACKING_URI,
+        artifact_root=settings.MLFLOW_ARTIFACT_ROOT,
     )
 
 
@@ -255,7 +281,8 @@ def start_explainer_finetune(*, actor=None, steps: int = 20) -> ExplainerFinetun
         raise ExplanationError("no_edits", "No physician edits to fine-tune on yet.")
     with transaction.atomic():
         run = ExplainerFinetuneRun.objects.create(
-            steps=steps, started_by=actor if getattr(actor, "is_authenticated", False) else None)
+            steps=steps, started_by=actor if getattr(actor, "is_authenticated", False) else None
+        )
         record_event(actor=actor, action="explainer.finetune.start", obj=run, detail={"steps": steps})
         transaction.on_commit(lambda: _enqueue_finetune(run.pk))
     return run
@@ -274,23 +301,35 @@ def execute_explainer_finetune(run_id: int) -> ExplainerFinetuneRun | None:
     from apps.modelops.services import heartbeat
 
     if not ExplainerFinetuneRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-            status=RunStatus.RUNNING, started_at=timezone.now()):
+        status=RunStatus.RUNNING, started_at=timezone.now()
+    ):
         return None
     run = ExplainerFinetuneRun.objects.get(pk=run_id)
     try:
         with heartbeat(ExplainerFinetuneRun, run.pk):
             result = run_explainer_finetune(steps=run.steps, out_dir=settings.DATA_DIR / "llm" / f"lora-run-{run.pk}")
-    except Exception as exc:  # noqa: BLE001 — the job's failure is its result
+    except Exception as exc:
         logger.exception("explainer fine-tune %s failed", run.pk)
-        run.status, run.error = RunStatus.FAILED, (exc.message if isinstance(exc, ExplanationError) else str(exc))[:2000]
+        run.status, run.error = (
+            RunStatus.FAILED,
+            (exc.message if isinstance(exc, ExplanationError) else str(exc))[:2000],
+        )
     else:
         run.status = RunStatus.SUCCEEDED
         run.examples, run.checkpoint_dir, run.mlflow_run_id, run.seconds = (
-            result.examples, result.checkpoint_dir, result.mlflow_run_id, result.seconds)
+            result.examples,
+            result.checkpoint_dir,
+            result.mlflow_run_id,
+            result.seconds,
+        )
     run.finished_at = timezone.now()
     run.save()
-    record_event(actor=None, action="explainer.finetune.finish", obj=run,
-                 detail={"status": run.status, "mlflow_run_id": run.mlflow_run_id, "error": run.error[:200]})
+    record_event(
+        actor=None,
+        action="explainer.finetune.finish",
+        obj=run,
+        detail={"status": run.status, "mlflow_run_id": run.mlflow_run_id, "error": run.error[:200]},
+    )
     return run
 
 

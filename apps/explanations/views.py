@@ -18,8 +18,9 @@ from apps.studies.selectors import get_study_for_user
 def edit_explanation(request, study_id):
     study = get_study_for_user(request.user, study_id)
     try:
-        edit = services.edit_explanation(study=study, editor=request.user, text=request.POST.get("text", ""),
-                                         ip_address=client_ip(request))
+        edit = services.edit_explanation(
+            study=study, editor=request.user, text=request.POST.get("text", ""), ip_address=client_ip(request)
+        )
     except services.ExplanationError as exc:
         messages.error(request, exc.message)
     else:

@@ -20,4 +20,6 @@ def ready(request):
     checks = run_checks(exclude=exclude)
     failed = sorted(name for name, result in checks.items() if result != "ok")
     status = 200 if not failed else 503
-    return JsonResponse({"status": "ok" if not failed else "unavailable", "failed": failed, "checks": checks}, status=status)
+    return JsonResponse(
+        {"status": "ok" if not failed else "unavailable", "failed": failed, "checks": checks}, status=status
+    )

@@ -34,9 +34,13 @@ class AdminApi(APIView):
 
 
 def _promotion_body(promotion: Promotion) -> dict:
-    return {"action": promotion.action, "champion": str(promotion.version),
-            "previous": str(promotion.previous) if promotion.previous else None,
-            "gates": promotion.gates, "override_reason": promotion.override_reason}
+    return {
+        "action": promotion.action,
+        "champion": str(promotion.version),
+        "previous": str(promotion.previous) if promotion.previous else None,
+        "gates": promotion.gates,
+        "override_reason": promotion.override_reason,
+    }
 
 
 class ModelListApi(AdminApi):
@@ -46,26 +50,40 @@ class ModelListApi(AdminApi):
 
 
 class PromoteApi(AdminApi):
-    @extend_schema(request=PromoteSerializer, responses={200: PromotionSerializer, 409: OpenApiResponse(
-        description="failed quality gates: error.details.failed_gates")}, summary="Move the champion alias here")
+    @extend_schema(
+        request=PromoteSerializer,
+        responses={
+            200: PromotionSerializer,
+            409: OpenApiResponse(description="failed quality gates: error.details.failed_gates"),
+        },
+        summary="Move the champion alias here",
+    )
     def post(self, request, name: str, version: str):
         target = get_object_or_404(ModelVersion, registered_name=name, version=version)
         body = PromoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            promotion = services.promote_version(target, actor=request.user,
-                                                 override_reason=body.validated_data["override_reason"])
+            promotion = services.promote_version(
+                target, actor=request.user, override_reason=body.validated_data["override_reason"]
+            )
         except services.GatesFailed as exc:
-            raise ApiError("gates_failed", str(exc), http_status=status.HTTP_409_CONFLICT,
-                           details={"failed_gates": [g.to_dict() for g in exc.failed]}) from exc
+            raise ApiError(
+                "gates_failed",
+                str(exc),
+                http_status=status.HTTP_409_CONFLICT,
+                details={"failed_gates": [g.to_dict() for g in exc.failed]},
+            ) from exc
         except FileNotFoundError as exc:
             raise ApiError("no_holdout", str(exc), http_status=status.HTTP_409_CONFLICT) from exc
         return Response(_promotion_body(promotion))
 
 
 class RollbackApi(AdminApi):
-    @extend_schema(request=None, responses={200: PromotionSerializer, 409: OpenApiResponse(
-        description="no previous champion")}, summary="Give the champion alias back to the previous champion")
+    @extend_schema(
+        request=None,
+        responses={200: PromotionSerializer, 409: OpenApiResponse(description="no previous champion")},
+        summary="Give the champion alias back to the previous champion",
+    )
     def post(self, request, name: str):
         try:
             promotion = services.rollback_champion(registered_name=name, actor=request.user)
@@ -75,8 +93,11 @@ class RollbackApi(AdminApi):
 
 
 class TrainingRunCreateApi(AdminApi):
-    @extend_schema(request=TrainingRunCreateSerializer, responses={202: TrainingRunSerializer},
-                   summary="Start a training run on the training queue")
+    @extend_schema(
+        request=TrainingRunCreateSerializer,
+        responses={202: TrainingRunSerializer},
+        summary="Start a training run on the training queue",
+    )
     def post(self, request):
         body = TrainingRunCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -9,7 +9,10 @@ from apps.modelops import events
 from apps.modelops.models import AugmentationJob, TrainingRun
 
 CLOSE_FORBIDDEN = 4403
-_KINDS = {"training": (TrainingRun, events.training_payload), "augmentation": (AugmentationJob, events.augmentation_payload)}
+_KINDS = {
+    "training": (TrainingRun, events.training_payload),
+    "augmentation": (AugmentationJob, events.augmentation_payload),
+}
 
 
 @database_sync_to_async

@@ -30,8 +30,13 @@ def training_payload(run) -> dict:
 
 
 def augmentation_payload(job) -> dict:
-    return {"id": job.pk, "status": job.status, "progress": job.progress, "error": job.error,
-            "finished": job.finished_at is not None}
+    return {
+        "id": job.pk,
+        "status": job.status,
+        "progress": job.progress,
+        "error": job.error,
+        "finished": job.finished_at is not None,
+    }
 
 
 def publish(kind: str, job_id, payload: dict) -> None:
@@ -40,5 +45,5 @@ def publish(kind: str, job_id, payload: dict) -> None:
         return
     try:
         async_to_sync(layer.group_send)(job_group(kind, job_id), {"type": "job.update", "job": payload})
-    except Exception:  # noqa: BLE001 — a live update must never fail the job
+    except Exception:
         logger.warning("could not publish %s %s progress", kind, job_id, exc_info=True)

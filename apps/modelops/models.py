@@ -35,9 +35,7 @@ class ModelVersion(models.Model):
         ordering = ["-created_at"]
         constraints = [
             models.UniqueConstraint(fields=["registered_name", "version"], name="unique_registered_version"),
-            models.UniqueConstraint(
-                fields=["alias"], condition=models.Q(alias="champion"), name="single_champion"
-            ),
+            models.UniqueConstraint(fields=["alias"], condition=models.Q(alias="champion"), name="single_champion"),
         ]
 
     def __str__(self) -> str:
@@ -82,6 +80,9 @@ class TrainingRun(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"training run {self.pk} ({self.status})"
+
 
 class AugmentationJob(models.Model):
     """Materialise augmented copies of one under-represented class (augmentation queue)."""
@@ -99,6 +100,9 @@ class AugmentationJob(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"augmentation job {self.pk}: {self.label} ({self.status})"
 
 
 class PromotionAction(models.TextChoices):
@@ -119,3 +123,6 @@ class Promotion(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.version_id} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -53,7 +53,8 @@ def _base_class_counts(split: str = "train") -> dict[str, int]:
         return {}
     return {
         d.name: sum(1 for f in d.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
-        for d in sorted(folder.iterdir()) if d.is_dir()
+        for d in sorted(folder.iterdir())
+        if d.is_dir()
     }
 
 
@@ -94,8 +95,16 @@ def dataset_preview() -> dict[str, Any]:
         "physician_counts": physician,
         "augmented_counts": augmented,
         "class_counts": total,
-        "rows": [{"label": c, "base": base.get(c, 0), "physician": physician.get(c, 0), "augmented": augmented.get(c, 0),
-                  "total": n} for c, n in total.items()],
+        "rows": [
+            {
+                "label": c,
+                "base": base.get(c, 0),
+                "physician": physician.get(c, 0),
+                "augmented": augmented.get(c, 0),
+                "total": n,
+            }
+            for c, n in total.items()
+        ],
         "physician_labels": sum(physician.values()),
         "new_physician_labels": new_samples().count(),
     }
@@ -109,7 +118,9 @@ def physician_agreement(version: ModelVersion | None, *, since: datetime | None 
     if version is None:
         return {"reviews": 0, "agreed": 0, "rate": None}
     latest = Review.objects.filter(study=OuterRef("study")).exclude(final_label="").order_by("-version", "-created_at")
-    predictions = Prediction.objects.filter(model_version=version).annotate(final=Subquery(latest.values("final_label")[:1]))
+    predictions = Prediction.objects.filter(model_version=version).annotate(
+        final=Subquery(latest.values("final_label")[:1])
+    )
     predictions = predictions.exclude(final=None)
     if since is not None:
         predictions = predictions.filter(created_at__gte=since)
@@ -126,7 +137,9 @@ def shadow_agreement(challenger: ModelVersion | None) -> dict[str, Any]:
         return {"studies": 0, "agreed": 0, "rate": None}
     mine = Prediction.objects.filter(model_version=challenger)
     other = Prediction.objects.filter(study=OuterRef("study")).exclude(role=OuterRef("role"))
-    pairs = list(mine.annotate(other=Subquery(other.values("label")[:1])).exclude(other=None).values_list("label", "other"))
+    pairs = list(
+        mine.annotate(other=Subquery(other.values("label")[:1])).exclude(other=None).values_list("label", "other")
+    )
     agreed = sum(1 for a, b in pairs if a == b)
     return {"studies": len(pairs), "agreed": agreed, "rate": agreed / len(pairs) if pairs else None}
 
@@ -142,13 +155,21 @@ def retraining_queue() -> dict[str, Any]:
         "new_labels": sum(counts.values()),
         "counts_by_label": counts,
         "threshold": settings.DEEPMED_RETRAIN_LABEL_THRESHOLD,
-        "champion_agreement": {**physician_agreement(get_champion(), since=since), "since": since,
-                               "floor": settings.DEEPMED_RETRAIN_AGREEMENT_FLOOR,
-                               "min_reviews": settings.DEEPMED_RETRAIN_AGREEMENT_MIN_REVIEWS},
+        "champion_agreement": {
+            **physician_agreement(get_champion(), since=since),
+            "since": since,
+            "floor": settings.DEEPMED_RETRAIN_AGREEMENT_FLOOR,
+            "min_reviews": settings.DEEPMED_RETRAIN_AGREEMENT_MIN_REVIEWS,
+        },
         "last_training_at": last_training.created_at if last_training else None,
-        "last_trigger": None if last_auto is None else {
-            "run_id": last_auto.pk, "trigger": last_auto.trigger, "reason": last_auto.trigger_reason,
-            "at": last_auto.created_at, "status": last_auto.status,
+        "last_trigger": None
+        if last_auto is None
+        else {
+            "run_id": last_auto.pk,
+            "trigger": last_auto.trigger,
+            "reason": last_auto.trigger_reason,
+            "at": last_auto.created_at,
+            "status": last_auto.status,
         },
     }
 

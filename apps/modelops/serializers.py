@@ -13,15 +13,35 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "name", "version", "alias", "classes", "metrics", "evaluation_metrics", "mlflow_run_id",
-                  "dataset_manifest_sha256", "status", "created_by", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "version",
+            "alias",
+            "classes",
+            "metrics",
+            "evaluation_metrics",
+            "mlflow_run_id",
+            "dataset_manifest_sha256",
+            "status",
+            "created_by",
+            "created_at",
+        ]
 
     def get_created_by(self, obj) -> str | None:
         return obj.created_by.get_username() if obj.created_by_id else None
 
     def get_evaluation_metrics(self, obj) -> dict:
         """Held-out metrics (without the curves)."""
-        keep = ("macro_f1", "accuracy", "per_class_recall", "latency_ms", "n", "dataset_manifest_sha256", "holdout_fingerprint")
+        keep = (
+            "macro_f1",
+            "accuracy",
+            "per_class_recall",
+            "latency_ms",
+            "n",
+            "dataset_manifest_sha256",
+            "holdout_fingerprint",
+        )
         return {k: obj.evaluation[k] for k in keep if k in obj.evaluation}
 
 
@@ -30,8 +50,22 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = TrainingRun
-        fields = ["id", "status", "params", "trigger", "trigger_reason", "progress", "error", "mlflow_run_id",
-                  "dataset_summary", "result_version", "cancel_requested", "created_at", "started_at", "finished_at"]
+        fields = [
+            "id",
+            "status",
+            "params",
+            "trigger",
+            "trigger_reason",
+            "progress",
+            "error",
+            "mlflow_run_id",
+            "dataset_summary",
+            "result_version",
+            "cancel_requested",
+            "created_at",
+            "started_at",
+            "finished_at",
+        ]
 
     def get_result_version(self, obj) -> str | None:
         v = obj.result_version
@@ -43,14 +77,20 @@ class TrainingRunCreateSerializer(serializers.Serializer):
     tier = serializers.ChoiceField(choices=TIERS)
     augmentation = serializers.ChoiceField(choices=AUGMENTATION_LEVELS, default="light")
     initialisation = serializers.ChoiceField(
-        choices=INITIALISATIONS, required=False, default="",
+        choices=INITIALISATIONS,
+        required=False,
+        default="",
         help_text="champion (warm start, the default), imagenet, or random; see DEEPMED_TRAINING_INIT",
     )
 
 
 class PromoteSerializer(serializers.Serializer):
-    override_reason = serializers.CharField(required=False, allow_blank=True, default="",
-                                            help_text="a written reason: promotes despite failed gates (audited)")
+    override_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="a written reason: promotes despite failed gates (audited)",
+    )
 
 
 class PromotionSerializer(serializers.Serializer):

@@ -61,7 +61,7 @@ class ModelOpsError(Exception):
 class GatesFailed(ModelOpsError):
     code = "gates_failed"
 
-    def __init__(self, failed: list["GateResult"]):
+    def __init__(self, failed: list[GateResult]):
         super().__init__("the version fails quality gates: " + ", ".join(g.name for g in failed))
         self.failed = failed
 
@@ -78,8 +78,15 @@ class TrainingCancelled(Exception):
 
 
 @transaction.atomic
-def register_model_version(package_dir: str | Path, *, alias: str = "", actor=None, registered_name: str = "",
-                           version: str = "", mlflow_run_id: str = "") -> ModelVersion:
+def register_model_version(
+    package_dir: str | Path,
+    *,
+    alias: str = "",
+    actor=None,
+    registered_name: str = "",
+    version: str = "",
+    mlflow_run_id: str = "",
+) -> ModelVersion:
     """Mirror a model package as a ModelVersion; alias 'champion' deploys it.
 
     `registered_name`/`version` override the package's own (an MLflow registry version)."""
@@ -110,7 +117,9 @@ def set_alias(version: ModelVersion, alias: str, *, actor=None) -> ModelVersion:
     there); the version that held it is archived (champion) or cleared."""
     if alias not in Alias.values:
         raise ValueError(f"unknown alias {alias!r}")
-    previous = list(ModelVersion.objects.select_for_update().filter(alias=alias).exclude(pk=version.pk)) if alias else []
+    previous = (
+        list(ModelVersion.objects.select_for_update().filter(alias=alias).exclude(pk=version.pk)) if alias else []
+    )
     for old in previous:
         old.alias = Alias.ARCHIVED if alias == Alias.CHAMPION else Alias.NONE
         old.save(update_fields=["alias"])
@@ -118,8 +127,12 @@ def set_alias(version: ModelVersion, alias: str, *, actor=None) -> ModelVersion:
     version.save(update_fields=["alias"])
     if alias in (Alias.CHAMPION, Alias.CHALLENGER):
         _mirror_alias_to_mlflow(version, alias, previous)
-    record_event(actor=actor, action=f"model.alias.{alias or 'clear'}", obj=version,
-                 detail={"previous": [str(v) for v in previous]})
+    record_event(
+        actor=actor,
+        action=f"model.alias.{alias or 'clear'}",
+        obj=version,
+        detail={"previous": [str(v) for v in previous]},
+    )
     return version
 
 
@@ -148,22 +161,32 @@ def sync_registry(*, registered_name: str = "") -> list[ModelVersion]:
         package_dir = Path(existing.package_uri) if existing else None
         if package_dir is None or not (package_dir / "package.json").exists():
             package_dir = tracking.download_package(
-                settings.MLFLOW_TRACKING_URI, name, str(entry.version), settings.DEEPMED_MODEL_DIR / name / str(entry.version)
+                settings.MLFLOW_TRACKING_URI,
+                name,
+                str(entry.version),
+                settings.DEEPMED_MODEL_DIR / name / str(entry.version),
             )
-        mirrored = register_model_version(package_dir, registered_name=name, version=str(entry.version),
-                                          mlflow_run_id=entry.run_id)
+        mirrored = register_model_version(
+            package_dir, registered_name=name, version=str(entry.version), mlflow_run_id=entry.run_id
+        )
         synced.append(mirrored)
         wanted = next((a for a in (Alias.CHAMPION, Alias.CHALLENGER) if a in entry.aliases), None)
         if wanted and mirrored.alias != wanted:
             with transaction.atomic():
                 ModelVersion.objects.filter(alias=wanted).exclude(pk=mirrored.pk).update(
-                    alias=Alias.ARCHIVED if wanted == Alias.CHAMPION else Alias.NONE)
+                    alias=Alias.ARCHIVED if wanted == Alias.CHAMPION else Alias.NONE
+                )
                 ModelVersion.objects.filter(pk=mirrored.pk).update(alias=wanted)
         elif not wanted and mirrored.alias in (Alias.CHAMPION, Alias.CHALLENGER):
             ModelVersion.objects.filter(pk=mirrored.pk).update(alias=Alias.ARCHIVED)
         mirrored.refresh_from_db()
-    record_event(actor=None, action="model.registry.sync", object_type="modelops.registry", object_id=name,
-                 detail={"versions": [v.version for v in synced]})
+    record_event(
+        actor=None,
+        action="model.registry.sync",
+        object_type="modelops.registry",
+        object_id=name,
+        detail={"versions": [v.version for v in synced]},
+    )
     return synced
 
 
@@ -192,7 +215,9 @@ def choose_serving_versions(study_id) -> tuple[ModelVersion | None, ModelVersion
     """(version whose result is shown, version run in shadow). The champion is shown unless the
     canary share routes this study to the challenger (deterministic per study)."""
     champion = selectors.get_champion()
-    challenger = selectors.get_challenger() if settings.DEEPMED_SHADOW_ENABLED or settings.DEEPMED_CANARY_SHARE else None
+    challenger = (
+        selectors.get_challenger() if settings.DEEPMED_SHADOW_ENABLED or settings.DEEPMED_CANARY_SHARE else None
+    )
     if champion is None or challenger is None:
         return champion, None
     share = settings.DEEPMED_CANARY_SHARE
@@ -223,7 +248,7 @@ def record_shadow_prediction(study, version: ModelVersion, pixels) -> Any:
             },
         )
         return prediction
-    except Exception:  # noqa: BLE001 — the shadow must never fail the patient's study
+    except Exception:
         logger.warning("shadow prediction of study %s by %s failed", study.pk, version, exc_info=True)
         return None
 
@@ -231,8 +256,9 @@ def record_shadow_prediction(study, version: ModelVersion, pixels) -> Any:
 # --- training runs ------------------------------------------------------------------------
 
 
-def validate_training_params(*, architecture: str, tier: str, augmentation: str,
-                             initialisation: str = "champion") -> dict[str, str]:
+def validate_training_params(
+    *, architecture: str, tier: str, augmentation: str, initialisation: str = "champion"
+) -> dict[str, str]:
     from ml_core.models import CAM_ARCHITECTURES
 
     errors = {}
@@ -270,44 +296,74 @@ def resolve_initialisation(requested: str, architecture: str) -> dict[str, str]:
         if champion is not None:
             try:
                 meta = load_package_meta(champion.package_uri)
-            except Exception as exc:  # noqa: BLE001 — an unreadable champion package means: fall back
+            except Exception as exc:
                 notes.append(f"champion package unreadable ({exc})")
         if meta is not None and meta.architecture == architecture and meta.torch_weights:
-            return {"requested": requested, "kind": "champion", "pretrained": str(champion.package_uri),
-                    "label": f"{champion.registered_name} v{champion.version}", "note": ""}
+            return {
+                "requested": requested,
+                "kind": "champion",
+                "pretrained": str(champion.package_uri),
+                "label": f"{champion.registered_name} v{champion.version}",
+                "note": "",
+            }
         if champion is None:
             notes.append("no champion")
         elif meta is not None:
-            notes.append(f"champion {champion.registered_name} v{champion.version} is a {meta.architecture}"
-                         if meta.architecture != architecture else "champion package carries no torch weights")
+            notes.append(
+                f"champion {champion.registered_name} v{champion.version} is a {meta.architecture}"
+                if meta.architecture != architecture
+                else "champion package carries no torch weights"
+            )
     if requested in ("champion", "imagenet") and imagenet:
-        return {"requested": requested, "kind": "imagenet", "pretrained": imagenet,
-                "label": f"ImageNet {imagenet}", "note": "; ".join(notes)}
+        return {
+            "requested": requested,
+            "kind": "imagenet",
+            "pretrained": imagenet,
+            "label": f"ImageNet {imagenet}",
+            "note": "; ".join(notes),
+        }
     if requested != "random":
         notes.append(f"no ImageNet weights ship for {architecture}")
-    return {"requested": requested, "kind": "random", "pretrained": "", "label": "random initialisation",
-            "note": "; ".join(notes)}
+    return {
+        "requested": requested,
+        "kind": "random",
+        "pretrained": "",
+        "label": "random initialisation",
+        "note": "; ".join(notes),
+    }
 
 
-def start_training_run(*, architecture: str, tier: str, augmentation: str = "light", initialisation: str = "",
-                       actor=None, trigger: str = Trigger.MANUAL, reason: str = "",
-                       overrides: dict | None = None) -> TrainingRun:
+def start_training_run(
+    *,
+    architecture: str,
+    tier: str,
+    augmentation: str = "light",
+    initialisation: str = "",
+    actor=None,
+    trigger: str = Trigger.MANUAL,
+    reason: str = "",
+    overrides: dict | None = None,
+) -> TrainingRun:
     """Create a queued run and enqueue it on the `training` queue once committed. The
     initialisation defaults to DEEPMED_TRAINING_INIT (a warm start from the champion)."""
     initialisation = initialisation or settings.DEEPMED_TRAINING_INIT
-    params = validate_training_params(architecture=architecture, tier=tier, augmentation=augmentation,
-                                      initialisation=initialisation)
+    params = validate_training_params(
+        architecture=architecture, tier=tier, augmentation=augmentation, initialisation=initialisation
+    )
     params["init"] = resolve_initialisation(initialisation, architecture)
     if overrides:
         params["overrides"] = {k: int(v) for k, v in overrides.items() if k in OVERRIDABLE}
     with transaction.atomic():
         run = TrainingRun.objects.create(
-            params=params, trigger=trigger, trigger_reason=reason,
+            params=params,
+            trigger=trigger,
+            trigger_reason=reason,
             started_by=actor if getattr(actor, "is_authenticated", False) else None,
             dataset_summary=selectors.dataset_preview(),
         )
-        record_event(actor=actor, action="training.start", obj=run,
-                     detail={**params, "trigger": trigger, "reason": reason})
+        record_event(
+            actor=actor, action="training.start", obj=run, detail={**params, "trigger": trigger, "reason": reason}
+        )
         transaction.on_commit(lambda: _enqueue_training(run.pk))
     return run
 
@@ -362,11 +418,15 @@ def _progress_reporter(run: TrainingRun):
         update = {k: v for k, v in update.items() if isinstance(v, (int, float, str, bool, type(None)))}
         if update.get("phase") == "epoch":
             entry = {k: v for k, v in update.items() if k not in ("phase", "step", "steps_per_epoch")}
-            progress["history"] = [h for h in progress.get("history", []) if h.get("epoch") != entry.get("epoch")] + [entry]
+            progress["history"] = [h for h in progress.get("history", []) if h.get("epoch") != entry.get("epoch")] + [
+                entry
+            ]
         if update.get("phase") != "step":
             line = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in update.items())
             run.logs = (run.logs + f"{timezone.now():%H:%M:%S} {line}\n")[-200_000:]
-        progress.update({k: v for k, v in update.items() if k in ("phase", "epoch", "epochs", "step", "steps_per_epoch", "loss")})
+        progress.update(
+            {k: v for k, v in update.items() if k in ("phase", "epoch", "epochs", "step", "steps_per_epoch", "loss")}
+        )
         run.progress, run.heartbeat_at = progress, timezone.now()
         TrainingRun.objects.filter(pk=run.pk).update(progress=progress, logs=run.logs, heartbeat_at=run.heartbeat_at)
         events.publish("training", run.pk, events.training_payload(run))
@@ -390,7 +450,7 @@ def heartbeat(model, pk, *, every_s: float = HEARTBEAT_SECONDS):
         try:
             while not stop.wait(every_s):
                 model.objects.filter(pk=pk).update(heartbeat_at=timezone.now())
-        except Exception:  # noqa: BLE001 — a missed beat only makes the run look stalled sooner
+        except Exception:
             logger.warning("heartbeat of %s %s stopped", model.__name__, pk, exc_info=True)
         finally:
             connection.close()  # this thread's own connection
@@ -414,15 +474,19 @@ def fail_stalled_jobs(model, *, audit_action: str, on_failed=None) -> list:
     this verdict. `on_failed(job)` runs for each failed job (logs, live events)."""
     minutes = settings.DEEPMED_TRAINING_STALL_MINUTES
     cutoff = timezone.now() - timedelta(minutes=minutes)
-    error = (f"no progress for {minutes} minutes: the training worker stopped (killed, out of memory or "
-             "restarted). Start a new run.")
+    error = (
+        f"no progress for {minutes} minutes: the training worker stopped (killed, out of memory or "
+        "restarted). Start a new run."
+    )
     stalled = model.objects.filter(status=RunStatus.RUNNING).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff))
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
     failed = []
     for job in stalled:
         with transaction.atomic():
             if not model.objects.filter(pk=job.pk, status=RunStatus.RUNNING).update(
-                    status=RunStatus.FAILED, error=error, finished_at=timezone.now()):
+                status=RunStatus.FAILED, error=error, finished_at=timezone.now()
+            ):
                 continue  # finished meanwhile
             job.refresh_from_db()
             if on_failed is not None:
@@ -434,9 +498,16 @@ def fail_stalled_jobs(model, *, audit_action: str, on_failed=None) -> list:
 
 def fail_stalled_runs() -> list[TrainingRun]:
     """Training runs whose worker died: failed, with a line in their log and a live update."""
-    return fail_stalled_jobs(TrainingRun, audit_action="training.stalled", on_failed=lambda run: _finish_run(
-        run, RunStatus.FAILED, error=run.error,
-        log=f"{timezone.now():%H:%M:%S} failed by the stalled-run check: no word from the worker\n"))
+    return fail_stalled_jobs(
+        TrainingRun,
+        audit_action="training.stalled",
+        on_failed=lambda run: _finish_run(
+            run,
+            RunStatus.FAILED,
+            error=run.error,
+            log=f"{timezone.now():%H:%M:%S} failed by the stalled-run check: no word from the worker\n",
+        ),
+    )
 
 
 def _stop_requested(run: TrainingRun):
@@ -458,8 +529,11 @@ def execute_training_run(run_id: int) -> TrainingRun | None:
             outcome = _train_and_track(run, dataset, workdir, _progress_reporter(run), _stop_requested(run))
         run.mlflow_run_id = outcome["run_id"]
         version = register_model_version(
-            outcome["package_dir"], registered_name=outcome["registered_name"], version=outcome["version"],
-            mlflow_run_id=outcome["run_id"], actor=run.started_by,
+            outcome["package_dir"],
+            registered_name=outcome["registered_name"],
+            version=outcome["version"],
+            mlflow_run_id=outcome["run_id"],
+            actor=run.started_by,
         )
         run.result_version = version
         run.samples.add(*samples)  # these labels now count as used by a training
@@ -470,7 +544,7 @@ def execute_training_run(run_id: int) -> TrainingRun | None:
     except TrainingCancelled:
         _finish_run(run, RunStatus.CANCELLED, log="cancelled by an admin\n")
         return run
-    except Exception as exc:  # noqa: BLE001 — any failure is shown on the run's page
+    except Exception as exc:
         logger.exception("training run %s failed", run.pk)
         _finish_run(run, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}", log=traceback.format_exc())
         return run
@@ -493,9 +567,16 @@ def _export_dataset(folder: Path, samples) -> list[dict[str, str]]:
         target.parent.mkdir(parents=True, exist_ok=True)
         with sample.image.open("rb") as src, open(target, "wb") as dst:
             shutil.copyfileobj(src, dst)
-        records.append({"path": str(target), "label": sample.label, "source": sample.source,
-                        "sample_id": str(sample.pk), "sha256": sample.sha256,
-                        "review_id": str(sample.review_id or "")})
+        records.append(
+            {
+                "path": str(target),
+                "label": sample.label,
+                "source": sample.source,
+                "sample_id": str(sample.pk),
+                "sha256": sample.sha256,
+                "review_id": str(sample.review_id or ""),
+            }
+        )
     return records
 
 
@@ -511,7 +592,9 @@ def evaluate_version(version: ModelVersion, *, force: bool = False) -> dict[str,
     report = _evaluate_package(version.package_uri, holdout)
     report["holdout_fingerprint"] = fingerprint
     classes = report.get("classes") or version.classes
-    report["confusion_rows"] = [{"label": c, "counts": row} for c, row in zip(classes, report.get("confusion_matrix", []))]
+    report["confusion_rows"] = [
+        {"label": c, "counts": row} for c, row in zip(classes, report.get("confusion_matrix", []))
+    ]
     version.evaluation = report
     version.save(update_fields=["evaluation"])
     return report
@@ -535,27 +618,69 @@ def check_gates(version: ModelVersion) -> list[GateResult]:
     meta = load_package_meta(version.package_uri)
     champion = selectors.get_champion()
     f1 = float(report.get("macro_f1", 0.0))
-    gates = [GateResult("macro_f1_floor", f1 >= settings.DEEPMED_GATE_F1_FLOOR, round(f1, 4),
-                        settings.DEEPMED_GATE_F1_FLOOR, "macro-F1 on the held-out set")]
+    gates = [
+        GateResult(
+            "macro_f1_floor",
+            f1 >= settings.DEEPMED_GATE_F1_FLOOR,
+            round(f1, 4),
+            settings.DEEPMED_GATE_F1_FLOOR,
+            "macro-F1 on the held-out set",
+        )
+    ]
     if champion is not None and champion.pk != version.pk:
         champion_f1 = float(evaluate_version(champion).get("macro_f1", 0.0))
         floor = champion_f1 - settings.DEEPMED_GATE_F1_TOLERANCE
-        gates.append(GateResult("macro_f1_vs_champion", f1 >= floor, round(f1, 4), round(floor, 4),
-                                f"champion {champion} has {champion_f1:.4f}"))
+        gates.append(
+            GateResult(
+                "macro_f1_vs_champion",
+                f1 >= floor,
+                round(f1, 4),
+                round(floor, 4),
+                f"champion {champion} has {champion_f1:.4f}",
+            )
+        )
     recalls = report.get("per_class_recall", {})
     low = {c: round(r, 4) for c, r in recalls.items() if r < settings.DEEPMED_GATE_RECALL_FLOOR}
-    gates.append(GateResult("class_recall_floor", bool(recalls) and not low, low or recalls,
-                            settings.DEEPMED_GATE_RECALL_FLOOR, "every class's recall"))
+    gates.append(
+        GateResult(
+            "class_recall_floor",
+            bool(recalls) and not low,
+            low or recalls,
+            settings.DEEPMED_GATE_RECALL_FLOOR,
+            "every class's recall",
+        )
+    )
     parity = meta.onnx_parity_max_abs_diff
-    gates.append(GateResult("onnx_parity", parity is not None and parity <= settings.DEEPMED_GATE_ONNX_PARITY,
-                            parity, settings.DEEPMED_GATE_ONNX_PARITY, "max |torch − ONNX| logits"))
+    gates.append(
+        GateResult(
+            "onnx_parity",
+            parity is not None and parity <= settings.DEEPMED_GATE_ONNX_PARITY,
+            parity,
+            settings.DEEPMED_GATE_ONNX_PARITY,
+            "max |torch − ONNX| logits",
+        )
+    )
     p95 = report.get("latency_ms", {}).get("p95")
     p95 = None if p95 is None else round(p95, 2)
-    gates.append(GateResult("p95_latency_ms", p95 is not None and p95 <= settings.DEEPMED_GATE_P95_LATENCY_MS,
-                            p95, settings.DEEPMED_GATE_P95_LATENCY_MS, "single image, this machine"))
+    gates.append(
+        GateResult(
+            "p95_latency_ms",
+            p95 is not None and p95 <= settings.DEEPMED_GATE_P95_LATENCY_MS,
+            p95,
+            settings.DEEPMED_GATE_P95_LATENCY_MS,
+            "single image, this machine",
+        )
+    )
     ood_ok = bool(meta.ood and meta.ood.get("threshold") is not None)
-    gates.append(GateResult("ood_calibrated", ood_ok or not settings.DEEPMED_GATE_REQUIRE_OOD, ood_ok, True,
-                            "package carries a calibrated out-of-distribution gate"))
+    gates.append(
+        GateResult(
+            "ood_calibrated",
+            ood_ok or not settings.DEEPMED_GATE_REQUIRE_OOD,
+            ood_ok,
+            True,
+            "package carries a calibrated out-of-distribution gate",
+        )
+    )
     return gates
 
 
@@ -566,20 +691,35 @@ def promote_version(version: ModelVersion, *, actor=None, override_reason: str =
     failed = [g for g in gates if not g.passed]
     override_reason = (override_reason or "").strip()
     if failed and not override_reason:
-        record_event(actor=actor, action="model.promote", obj=version, outcome="denied",
-                     detail={"failed_gates": [g.to_dict() for g in failed]})
+        record_event(
+            actor=actor,
+            action="model.promote",
+            obj=version,
+            outcome="denied",
+            detail={"failed_gates": [g.to_dict() for g in failed]},
+        )
         raise GatesFailed(failed)
     with transaction.atomic():
         previous = selectors.get_champion()
         set_alias(version, Alias.CHAMPION, actor=actor)
         promotion = Promotion.objects.create(
-            action=PromotionAction.PROMOTE, version=version, previous=previous,
-            gates=[g.to_dict() for g in gates], override_reason=override_reason if failed else "",
+            action=PromotionAction.PROMOTE,
+            version=version,
+            previous=previous,
+            gates=[g.to_dict() for g in gates],
+            override_reason=override_reason if failed else "",
             actor=actor if getattr(actor, "is_authenticated", False) else None,
         )
-        record_event(actor=actor, action="model.promote.override" if failed else "model.promote", obj=version,
-                     detail={"previous": str(previous) if previous else None, "override_reason": promotion.override_reason,
-                             "failed_gates": [g.name for g in failed]})
+        record_event(
+            actor=actor,
+            action="model.promote.override" if failed else "model.promote",
+            obj=version,
+            detail={
+                "previous": str(previous) if previous else None,
+                "override_reason": promotion.override_reason,
+                "failed_gates": [g.name for g in failed],
+            },
+        )
     return promotion
 
 
@@ -593,7 +733,9 @@ def rollback_champion(*, registered_name: str = "", actor=None) -> Promotion:
         target = last.previous
         set_alias(target, Alias.CHAMPION, actor=actor)
         promotion = Promotion.objects.create(
-            action=PromotionAction.ROLLBACK, version=target, previous=current,
+            action=PromotionAction.ROLLBACK,
+            version=target,
+            previous=current,
             actor=actor if getattr(actor, "is_authenticated", False) else None,
         )
         record_event(actor=actor, action="model.rollback", obj=target, detail={"from": str(current)})
@@ -609,18 +751,26 @@ def check_retraining_queue() -> TrainingRun | None:
     if TrainingRun.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
         return None
     queue = selectors.retraining_queue()
-    params = {"architecture": settings.DEEPMED_RETRAIN_ARCHITECTURE, "tier": settings.DEEPMED_RETRAIN_TIER,
-              "augmentation": "light"}  # initialisation: start_training_run's default, DEEPMED_TRAINING_INIT
+    params = {
+        "architecture": settings.DEEPMED_RETRAIN_ARCHITECTURE,
+        "tier": settings.DEEPMED_RETRAIN_TIER,
+        "augmentation": "light",
+    }  # initialisation: start_training_run's default, DEEPMED_TRAINING_INIT
     if queue["new_labels"] >= queue["threshold"]:
         reason = f"{queue['new_labels']} confirmed labels since the last training (threshold {queue['threshold']})"
         return start_training_run(**params, trigger=Trigger.NEW_LABELS, reason=reason)
     agreement = queue["champion_agreement"]
-    if (agreement["reviews"] >= settings.DEEPMED_RETRAIN_AGREEMENT_MIN_REVIEWS
-            and agreement["rate"] is not None and agreement["rate"] < settings.DEEPMED_RETRAIN_AGREEMENT_FLOOR
-            and not TrainingRun.objects.filter(created_at__gte=agreement["since"]).exists()):
-        reason = (f"champion agreed with physicians on {agreement['rate']:.0%} of {agreement['reviews']} reviews "
-                  f"in {settings.DEEPMED_RETRAIN_AGREEMENT_WINDOW_DAYS} days (floor "
-                  f"{settings.DEEPMED_RETRAIN_AGREEMENT_FLOOR:.0%})")
+    if (
+        agreement["reviews"] >= settings.DEEPMED_RETRAIN_AGREEMENT_MIN_REVIEWS
+        and agreement["rate"] is not None
+        and agreement["rate"] < settings.DEEPMED_RETRAIN_AGREEMENT_FLOOR
+        and not TrainingRun.objects.filter(created_at__gte=agreement["since"]).exists()
+    ):
+        reason = (
+            f"champion agreed with physicians on {agreement['rate']:.0%} of {agreement['reviews']} reviews "
+            f"in {settings.DEEPMED_RETRAIN_AGREEMENT_WINDOW_DAYS} days (floor "
+            f"{settings.DEEPMED_RETRAIN_AGREEMENT_FLOOR:.0%})"
+        )
         return start_training_run(**params, trigger=Trigger.LOW_AGREEMENT, reason=reason)
     return None
 
@@ -634,10 +784,18 @@ def start_augmentation_job(*, label: str, target_count: int, intensity: str = "m
     if label not in selectors.dataset_preview()["class_counts"]:
         raise ValueError({"label": "not a class of the training data"})
     with transaction.atomic():
-        job = AugmentationJob.objects.create(label=label, target_count=max(1, int(target_count)), intensity=intensity,
-                                             started_by=actor if getattr(actor, "is_authenticated", False) else None)
-        record_event(actor=actor, action="augmentation.start", obj=job,
-                     detail={"label": label, "target_count": job.target_count, "intensity": intensity})
+        job = AugmentationJob.objects.create(
+            label=label,
+            target_count=max(1, int(target_count)),
+            intensity=intensity,
+            started_by=actor if getattr(actor, "is_authenticated", False) else None,
+        )
+        record_event(
+            actor=actor,
+            action="augmentation.start",
+            obj=job,
+            detail={"label": label, "target_count": job.target_count, "intensity": intensity},
+        )
         transaction.on_commit(lambda: _enqueue_augmentation(job.pk))
     return job
 
@@ -666,7 +824,7 @@ def execute_augmentation_job(job_id: int) -> AugmentationJob | None:
         sources = selectors.class_image_paths(job.label)
         _augment_class(sources, output, job.target_count, job.intensity, report)
         job.status, job.output_dir = RunStatus.SUCCEEDED, str(output)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         logger.exception("augmentation job %s failed", job.pk)
         job.status, job.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
     job.finished_at = timezone.now()
@@ -686,14 +844,36 @@ def training_dataset(physician_records: list[dict[str, str]]):
 
     base = data.load_dataset(settings.DEEPMED_BASE_DATASET_DIR)
     physician_records = physician_records + _augmented_records()
-    extra = [data.Sample(path=Path(r["path"]), label=r["label"], split="train", sha256=data.file_sha256(r["path"]))
-             for r in physician_records]
+    extra = [
+        data.Sample(path=Path(r["path"]), label=r["label"], split="train", sha256=data.file_sha256(r["path"]))
+        for r in physician_records
+    ]
     samples = [s for s in base.samples if s.split != "test"] + extra  # the test split stays held out
     dataset = data.Dataset(root=base.root, classes=sorted({s.label for s in samples}), samples=samples)
-    rows = [{"path": str(s.path), "label": s.label, "split": s.split or "", "sha256": s.sha256, "source": "base",
-             "sample_id": "", "review_id": ""} for s in samples[: len(samples) - len(extra)]]
-    rows += [{"path": r["path"], "label": r["label"], "split": "train", "sha256": s.sha256, "source": r["source"],
-              "sample_id": r["sample_id"], "review_id": r["review_id"]} for r, s in zip(physician_records, extra)]
+    rows = [
+        {
+            "path": str(s.path),
+            "label": s.label,
+            "split": s.split or "",
+            "sha256": s.sha256,
+            "source": "base",
+            "sample_id": "",
+            "review_id": "",
+        }
+        for s in samples[: len(samples) - len(extra)]
+    ]
+    rows += [
+        {
+            "path": r["path"],
+            "label": r["label"],
+            "split": "train",
+            "sha256": s.sha256,
+            "source": r["source"],
+            "sample_id": r["sample_id"],
+            "review_id": r["review_id"],
+        }
+        for r, s in zip(physician_records, extra)
+    ]
     return dataset, rows
 
 
@@ -702,13 +882,21 @@ def _augmented_records() -> list[dict[str, str]]:
     records = []
     for job in AugmentationJob.objects.filter(status=RunStatus.SUCCEEDED).order_by("pk"):
         for path in sorted(Path(job.output_dir).glob("*.png")):
-            records.append({"path": str(path), "label": job.label, "source": f"augmentation_job:{job.pk}",
-                            "sample_id": "", "review_id": ""})
+            records.append(
+                {
+                    "path": str(path),
+                    "label": job.label,
+                    "source": f"augmentation_job:{job.pk}",
+                    "sample_id": "",
+                    "review_id": "",
+                }
+            )
     return records
 
 
-def _train_and_track(run: TrainingRun, physician_records: list[dict[str, str]], workdir: Path, report,
-                     should_stop) -> dict[str, Any]:
+def _train_and_track(
+    run: TrainingRun, physician_records: list[dict[str, str]], workdir: Path, report, should_stop
+) -> dict[str, Any]:
     """Train on base data + physician labels inside an MLflow run (params, per-epoch metrics,
     artefacts, dataset manifest), package it and register the package; returns run id, name,
     version and local package dir."""
@@ -719,21 +907,38 @@ def _train_and_track(run: TrainingRun, physician_records: list[dict[str, str]], 
     dataset, manifest_rows = training_dataset(physician_records)
     init = run.params.get("init") or {}
     warm = {"lr": WARM_START_LR} if init.get("kind") == "champion" else {}
-    cfg = train.TrainConfig(data=str(dataset.root), out_dir=str(workdir / "train"), tier=run.params["tier"],
-                            architecture=run.params["architecture"], augment=run.params["augmentation"],
-                            pretrained=init.get("pretrained") or None, resume=False,
-                            **{**warm, **run.params.get("overrides", {})})
+    cfg = train.TrainConfig(
+        data=str(dataset.root),
+        out_dir=str(workdir / "train"),
+        tier=run.params["tier"],
+        architecture=run.params["architecture"],
+        augment=run.params["augmentation"],
+        pretrained=init.get("pretrained") or None,
+        resume=False,
+        **{**warm, **run.params.get("overrides", {})},
+    )
     epochs = cfg.resolved().epochs
     name = settings.DEEPMED_REGISTERED_MODEL
-    tags = {"deepmed.training_run": str(run.pk), "deepmed.trigger": run.trigger,
-            "deepmed.physician_labels": str(len(physician_records))}
-    with tracking.start_run(settings.MLFLOW_TRACKING_URI, experiment="deepmed-training",
-                            artifact_root=settings.MLFLOW_ARTIFACT_ROOT, run_name=f"training-run-{run.pk}",
-                            tags=tags) as tracked:
+    tags = {
+        "deepmed.training_run": str(run.pk),
+        "deepmed.trigger": run.trigger,
+        "deepmed.physician_labels": str(len(physician_records)),
+    }
+    with tracking.start_run(
+        settings.MLFLOW_TRACKING_URI,
+        experiment="deepmed-training",
+        artifact_root=settings.MLFLOW_ARTIFACT_ROOT,
+        run_name=f"training-run-{run.pk}",
+        tags=tags,
+    ) as tracked:
         run.mlflow_run_id = tracked.run_id
         TrainingRun.objects.filter(pk=run.pk).update(mlflow_run_id=tracked.run_id)
-        tracked.log_params({**{k: v for k, v in run.params.items() if k not in ("overrides", "init")},
-                            **{f"override.{k}": v for k, v in run.params.get("overrides", {}).items()}})
+        tracked.log_params(
+            {
+                **{k: v for k, v in run.params.items() if k not in ("overrides", "init")},
+                **{f"override.{k}": v for k, v in run.params.get("overrides", {}).items()},
+            }
+        )
         manifest_csv = workdir / "dataset_manifest.csv"
         manifest_csv.parent.mkdir(parents=True, exist_ok=True)
         with open(manifest_csv, "w", newline="") as fh:
@@ -743,23 +948,36 @@ def _train_and_track(run: TrainingRun, physician_records: list[dict[str, str]], 
         tracked.log_artifact(manifest_csv, "dataset")
 
         try:
-            result = train.train(cfg, dataset=dataset, should_stop=should_stop,
-                                 progress=lambda epoch, step, m: report({"epoch": epoch, "epochs": epochs, "step": step, **m}))
+            result = train.train(
+                cfg,
+                dataset=dataset,
+                should_stop=should_stop,
+                progress=lambda epoch, step, m: report({"epoch": epoch, "epochs": epochs, "step": step, **m}),
+            )
         except train.TrainingCancelled as exc:
             raise TrainingCancelled() from exc
         # What the weights really started from (sha256 of the file), next to what was asked for.
-        run.params = {**run.params, "init": {**init, **{f"started_{k}": v for k, v in result.initialisation.to_dict().items()}}}
+        run.params = {
+            **run.params,
+            "init": {**init, **{f"started_{k}": v for k, v in result.initialisation.to_dict().items()}},
+        }
         TrainingRun.objects.filter(pk=run.pk).update(params=run.params)
         report({"phase": "packaging", "epoch": result.best_epoch})
         # The registry numbers versions on registration; the package states the same number.
-        expected = str(1 + max((int(v.version) for v in tracking.list_versions(settings.MLFLOW_TRACKING_URI, name)), default=0))
+        expected = str(
+            1 + max((int(v.version) for v in tracking.list_versions(settings.MLFLOW_TRACKING_URI, name)), default=0)
+        )
         package_dir = _build_package(result, dataset, workdir / "package", expected)
         held_out = evaluate.evaluate_package(package_dir, selectors.holdout_dir())
         plots = evaluate.save_plots(held_out.metrics, held_out.probabilities, held_out.labels, workdir / "plots")
         tracked.log_result(result, test_metrics=held_out.to_dict(), plots=plots)  # params, per-epoch metrics
         registered = tracked.register_package(package_dir, name)
-    return {"run_id": run.mlflow_run_id, "registered_name": registered.name, "version": registered.version,
-            "package_dir": _keep_package(package_dir, registered.name, registered.version)}
+    return {
+        "run_id": run.mlflow_run_id,
+        "registered_name": registered.name,
+        "version": registered.version,
+        "package_dir": _keep_package(package_dir, registered.name, registered.version),
+    }
 
 
 def _keep_package(package_dir: Path, name: str, version: str) -> Path:
@@ -779,8 +997,12 @@ def _build_package(result, dataset, out_dir: Path, version: str) -> Path:
 
     held_out = [s for s in data.load_dataset(settings.DEEPMED_BASE_DATASET_DIR).samples if s.split == "test"]
     full = data.Dataset(root=dataset.root, classes=dataset.classes, samples=dataset.samples + held_out)
-    cfg = pipeline.PackageConfig(name=settings.DEEPMED_REGISTERED_MODEL, version=version,
-                                 format=settings.DEEPMED_PACKAGE_FORMAT, ood_method=settings.DEEPMED_OOD_METHOD)
+    cfg = pipeline.PackageConfig(
+        name=settings.DEEPMED_REGISTERED_MODEL,
+        version=version,
+        format=settings.DEEPMED_PACKAGE_FORMAT,
+        ood_method=settings.DEEPMED_OOD_METHOD,
+    )
     return pipeline.build_package(result.best_checkpoint, out_dir, full, cfg, train_history=result.history).package_dir
 
 
@@ -811,8 +1033,11 @@ def _evaluate_package(package_dir: str, holdout: Path) -> dict[str, Any]:
     conf, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
     bins = np.clip((conf * 10).astype(int), 0, 9)
     filled = [b for b in range(10) if (bins == b).any()]
-    metrics["calibration"] = {"ece": metrics["ece"], "confidence": [float(conf[bins == b].mean()) for b in filled],
-                              "accuracy": [float(correct[bins == b].mean()) for b in filled]}
+    metrics["calibration"] = {
+        "ece": metrics["ece"],
+        "confidence": [float(conf[bins == b].mean()) for b in filled],
+        "accuracy": [float(correct[bins == b].mean()) for b in filled],
+    }
     predictor = load_onnx_predictor(package_dir, intra_op_threads=settings.DEEPMED_INFERENCE_THREADS)
     timings = []
     for sample in dataset.samples[:LATENCY_SAMPLE]:
@@ -820,8 +1045,11 @@ def _evaluate_package(package_dir: str, holdout: Path) -> dict[str, Any]:
         start = time.perf_counter()
         predictor.predict(pixels)
         timings.append((time.perf_counter() - start) * 1000.0)
-    metrics["latency_ms"] = {"p50": float(np.percentile(timings, 50)), "p95": float(np.percentile(timings, 95)),
-                             "n": len(timings)}
+    metrics["latency_ms"] = {
+        "p50": float(np.percentile(timings, 50)),
+        "p95": float(np.percentile(timings, 95)),
+        "n": len(timings),
+    }
     return metrics
 
 
@@ -839,6 +1067,7 @@ def _augment_class(sources: list[Path], output: Path, target_count: int, intensi
         link = staging / label / path.name
         if not link.exists():
             link.symlink_to(path)
-    augment.materialise(staging, output.parent, copies=copies, cfg=augment.AugmentConfig(level=intensity),
-                        progress=report)
+    augment.materialise(
+        staging, output.parent, copies=copies, cfg=augment.AugmentConfig(level=intensity), progress=report
+    )
     shutil.rmtree(staging, ignore_errors=True)

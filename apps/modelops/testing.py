@@ -24,6 +24,6 @@ def write_tiny_dataset(root: Path, per_split: dict[str, int] | None = None, size
             for i in range(n):
                 seed = zlib.crc32(f"{split}/{cls}/{i}".encode()) % 100_000
                 pixels = make_xray_like_pixels(size, seed=seed).astype(np.int16)
-                pixels[:, k * size // 3:(k + 1) * size // 3] += 60
+                pixels[:, k * size // 3 : (k + 1) * size // 3] += 60
                 (folder / f"{split}-{k}-{i}.png").write_bytes(encode_png(np.clip(pixels, 0, 255).astype(np.uint8)))
     return root

@@ -27,8 +27,11 @@ class TrainingForm(forms.Form):
     tier = forms.ChoiceField(choices=[(t, t) for t in services.TIERS], initial="quick")
     augmentation = forms.ChoiceField(choices=[(a, a) for a in services.AUGMENTATION_LEVELS], initial="light")
     initialisation = forms.ChoiceField(
-        choices=[("champion", "fine-tune the champion (warm start)"), ("imagenet", "ImageNet weights"),
-                 ("random", "random (from scratch)")],
+        choices=[
+            ("champion", "fine-tune the champion (warm start)"),
+            ("imagenet", "ImageNet weights"),
+            ("random", "random (from scratch)"),
+        ],
         required=False,  # empty: DEEPMED_TRAINING_INIT
         help_text="Falls back to ImageNet weights when the champion has another architecture.",
     )
@@ -54,25 +57,30 @@ def mlflow_run_url(run_id: str) -> str:
 @require_GET
 def console(request):
     champion, challenger = selectors.get_champion(), selectors.get_challenger()
-    return render(request, "modelops/console.html", {
-        "versions": selectors.list_versions(),
-        "champion": champion,
-        "challenger": challenger,
-        "runs": TrainingRun.objects.select_related("result_version", "started_by")[:20],
-        "augmentations": AugmentationJob.objects.all()[:10],
-        "preview": selectors.dataset_preview(),
-        "queue": selectors.retraining_queue(),
-        "shadow": selectors.shadow_agreement(challenger),
-        "challenger_physicians": selectors.physician_agreement(challenger),
-        "champion_physicians": selectors.physician_agreement(champion),
-        "promotions": Promotion.objects.select_related("version", "previous", "actor")[:10],
-        "can_roll_back": champion is not None and Promotion.objects.filter(version=champion).exclude(previous=None).exists(),
-        "training_form": TrainingForm(),
-        "augmentation_form": AugmentationForm(),
-        "mlflow_ui": settings.MLFLOW_UI_URL,
-        "explainer_edits": edits_for_training().count(),
-        "explainer_runs": ExplainerFinetuneRun.objects.select_related("started_by")[:10],
-    })
+    return render(
+        request,
+        "modelops/console.html",
+        {
+            "versions": selectors.list_versions(),
+            "champion": champion,
+            "challenger": challenger,
+            "runs": TrainingRun.objects.select_related("result_version", "started_by")[:20],
+            "augmentations": AugmentationJob.objects.all()[:10],
+            "preview": selectors.dataset_preview(),
+            "queue": selectors.retraining_queue(),
+            "shadow": selectors.shadow_agreement(challenger),
+            "challenger_physicians": selectors.physician_agreement(challenger),
+            "champion_physicians": selectors.physician_agreement(champion),
+            "promotions": Promotion.objects.select_related("version", "previous", "actor")[:10],
+            "can_roll_back": champion is not None
+            and Promotion.objects.filter(version=champion).exclude(previous=None).exists(),
+            "training_form": TrainingForm(),
+            "augmentation_form": AugmentationForm(),
+            "mlflow_ui": settings.MLFLOW_UI_URL,
+            "explainer_edits": edits_for_training().count(),
+            "explainer_runs": ExplainerFinetuneRun.objects.select_related("started_by")[:10],
+        },
+    )
 
 
 @admin_required
@@ -90,10 +98,16 @@ def start_training(request):
 @require_GET
 def run_detail(request, run_id: int):
     run = get_object_or_404(TrainingRun.objects.select_related("result_version", "started_by"), pk=run_id)
-    return render(request, "modelops/run.html", {
-        "run": run, "payload": events.training_payload(run), "mlflow_url": mlflow_run_url(run.mlflow_run_id),
-        "champion": selectors.get_champion(),
-    })
+    return render(
+        request,
+        "modelops/run.html",
+        {
+            "run": run,
+            "payload": events.training_payload(run),
+            "mlflow_url": mlflow_run_url(run.mlflow_run_id),
+            "champion": selectors.get_champion(),
+        },
+    )
 
 
 @admin_required
@@ -122,10 +136,19 @@ def compare(request):
     except FileNotFoundError as exc:
         messages.error(request, str(exc))
         return redirect("modelops-console")
-    return render(request, "modelops/compare.html", {
-        "a": a, "b": b, "reports": reports, "gates": gates, "gates_passed": all(g.passed for g in gates),
-        "rows": _metric_rows(reports), "classes": reports[1].get("classes", b.classes),
-    })
+    return render(
+        request,
+        "modelops/compare.html",
+        {
+            "a": a,
+            "b": b,
+            "reports": reports,
+            "gates": gates,
+            "gates_passed": all(g.passed for g in gates),
+            "rows": _metric_rows(reports),
+            "classes": reports[1].get("classes", b.classes),
+        },
+    )
 
 
 def _metric_rows(reports: list[dict]) -> list[tuple[str, list]]:
@@ -176,7 +199,7 @@ def sync_registry(request):
     try:
         synced = services.sync_registry()
         messages.success(request, f"Re-synced {len(synced)} version(s) from MLflow.")
-    except Exception as exc:  # noqa: BLE001 — shown to the admin, e.g. MLflow unreachable
+    except Exception as exc:
         messages.error(request, f"Sync failed: {exc}")
     return redirect("modelops-console")
 

@@ -16,10 +16,14 @@ class DriftScoreSerializer(serializers.Serializer):
     window_start = serializers.DateTimeField()
     window_end = serializers.DateTimeField()
     n = serializers.IntegerField()
-    score = serializers.FloatField(allow_null=True, help_text="largest normalised signal; null when the window was too small")
+    score = serializers.FloatField(
+        allow_null=True, help_text="largest normalised signal; null when the window was too small"
+    )
     threshold = serializers.FloatField()
     drifted = serializers.BooleanField()
-    components = serializers.DictField(child=serializers.FloatField(), help_text="normalised signals: 1.0 = significant")
+    components = serializers.DictField(
+        child=serializers.FloatField(), help_text="normalised signals: 1.0 = significant"
+    )
     reference_source = serializers.CharField()
 
 

@@ -10,8 +10,13 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 
 logger = logging.getLogger(__name__)
 _registered = False
-METRIC_NAMES = ("deepmed_drift_score", "deepmed_drift_threshold", "deepmed_retraining_review_open",
-                "deepmed_physician_agreement", "deepmed_celery_queue_length")
+METRIC_NAMES = (
+    "deepmed_drift_score",
+    "deepmed_drift_threshold",
+    "deepmed_retraining_review_open",
+    "deepmed_physician_agreement",
+    "deepmed_celery_queue_length",
+)
 
 
 def queue_lengths() -> dict[str, int]:
@@ -41,22 +46,31 @@ class MonitoringCollector:
         try:
             yield from self._drift()
             yield from self._agreement()
-        except Exception:  # noqa: BLE001 — a scrape must not fail because the database is down
+        except Exception:
             logger.warning("monitoring metrics unavailable", exc_info=True)
         try:
             yield from self._queues()
-        except Exception:  # noqa: BLE001
+        except Exception:
             logger.warning("queue depth unavailable", exc_info=True)
 
     def _drift(self):
         from apps.monitoring import selectors
 
-        score = GaugeMetricFamily("deepmed_drift_score", "Latest drift score per model version and signal (1.0 = significant).",
-                                  labels=["model_version", "signal"])
-        threshold = GaugeMetricFamily("deepmed_drift_threshold", "Drift score above which a model is marked for retraining review.",
-                                      labels=["model_version"])
-        review = GaugeMetricFamily("deepmed_retraining_review_open", "1 when the version is marked for retraining review.",
-                                   labels=["model_version"])
+        score = GaugeMetricFamily(
+            "deepmed_drift_score",
+            "Latest drift score per model version and signal (1.0 = significant).",
+            labels=["model_version", "signal"],
+        )
+        threshold = GaugeMetricFamily(
+            "deepmed_drift_threshold",
+            "Drift score above which a model is marked for retraining review.",
+            labels=["model_version"],
+        )
+        review = GaugeMetricFamily(
+            "deepmed_retraining_review_open",
+            "1 when the version is marked for retraining review.",
+            labels=["model_version"],
+        )
         open_versions = {r.model_version_id for r in selectors.open_retraining_reviews()}
         for latest in selectors.latest_drift_scores():
             version = latest.model_version.version
@@ -74,9 +88,11 @@ class MonitoringCollector:
 
         from apps.modelops.selectors import get_champion, physician_agreement
 
-        gauge = GaugeMetricFamily("deepmed_physician_agreement",
-                                  "Share of the champion's reviewed predictions the physician confirmed (agreement window).",
-                                  labels=["model_version"])
+        gauge = GaugeMetricFamily(
+            "deepmed_physician_agreement",
+            "Share of the champion's reviewed predictions the physician confirmed (agreement window).",
+            labels=["model_version"],
+        )
         champion = get_champion()
         if champion is not None:
             since = timezone.now() - timezone.timedelta(days=settings.DEEPMED_RETRAIN_AGREEMENT_WINDOW_DAYS)
@@ -86,7 +102,9 @@ class MonitoringCollector:
         yield gauge
 
     def _queues(self):
-        gauge = GaugeMetricFamily("deepmed_celery_queue_length", "Tasks waiting in each Celery queue.", labels=["queue"])
+        gauge = GaugeMetricFamily(
+            "deepmed_celery_queue_length", "Tasks waiting in each Celery queue.", labels=["queue"]
+        )
         for queue, length in queue_lengths().items():
             gauge.add_metric([queue], length)
         yield gauge

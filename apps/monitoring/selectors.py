@@ -55,7 +55,7 @@ def drift_reference(version: ModelVersion) -> VersionReference | None:
 
     try:
         stored = load_package_meta(version.package_uri).extra.get("drift_reference")
-    except Exception:  # noqa: BLE001 — package not on this host: fall back to the first window
+    except Exception:
         logger.debug("no package metadata for %s", version, exc_info=True)
         stored = None
     if stored:
@@ -65,11 +65,15 @@ def drift_reference(version: ModelVersion) -> VersionReference | None:
     if len(rows) < size:
         return None
     first = _window(rows)
-    reference = build_reference(first.labels, first.confidences, version.classes, first.embedding_scores, source="first_window")
+    reference = build_reference(
+        first.labels, first.confidences, version.classes, first.embedding_scores, source="first_window"
+    )
     return VersionReference(reference, baseline_end=first.end)
 
 
-def prediction_window(version: ModelVersion, *, start: datetime, end: datetime, after: datetime | None = None) -> PredictionWindow:
+def prediction_window(
+    version: ModelVersion, *, start: datetime, end: datetime, after: datetime | None = None
+) -> PredictionWindow:
     """The version's predictions made in [start, end) (and after `after`, when given)."""
     predictions = _predictions(version).filter(created_at__gte=start, created_at__lt=end)
     if after is not None:

@@ -57,7 +57,9 @@ def compute_drift_score(version: ModelVersion, *, window_end: datetime | None = 
 def mark_for_retraining_review(score: DriftScore) -> RetrainingReview:
     """Open a review for the score's version (one open review per version: later drifted
     windows update its reason instead of piling up)."""
-    signals = ", ".join(f"{name} {value:.2f}" for name, value in sorted(score.components.items()) if value > score.threshold)
+    signals = ", ".join(
+        f"{name} {value:.2f}" for name, value in sorted(score.components.items()) if value > score.threshold
+    )
     reason = f"drift score {score.score:.2f} > {score.threshold:.2f} over {score.n} predictions ({signals})"
     review, created = RetrainingReview.objects.get_or_create(
         model_version=score.model_version, resolved_at=None, defaults={"drift_score": score, "reason": reason}

@@ -16,8 +16,8 @@ from apps.review.serializers import (
     ReviewClaimSerializer,
     ReviewCreateSerializer,
     ReviewVersionSerializer,
-    WorklistQuerySerializer,
     ReviewWorklistSerializer,
+    WorklistQuerySerializer,
 )
 from apps.studies import services as study_services
 from deepmed_web.api import ApiError
@@ -39,8 +39,11 @@ def _api_error(exc: services.ReviewError) -> ApiError:
 
 
 class WorklistApi(ReviewApi):
-    @extend_schema(parameters=[WorklistQuerySerializer], responses=ReviewWorklistSerializer,
-                   summary="Studies awaiting review, most urgent first (severity, uncertainty, age)")
+    @extend_schema(
+        parameters=[WorklistQuerySerializer],
+        responses=ReviewWorklistSerializer,
+        summary="Studies awaiting review, most urgent first (severity, uncertainty, age)",
+    )
     def get(self, request):
         query = WorklistQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -49,8 +52,11 @@ class WorklistApi(ReviewApi):
 
 
 class ClaimApi(ReviewApi):
-    @extend_schema(request=None, responses={200: ReviewClaimSerializer, 409: OpenApiResponse(description="claimed by another")},
-                   summary="Claim a study for review (locks it for DEEPMED_REVIEW_CLAIM_MINUTES)")
+    @extend_schema(
+        request=None,
+        responses={200: ReviewClaimSerializer, 409: OpenApiResponse(description="claimed by another")},
+        summary="Claim a study for review (locks it for DEEPMED_REVIEW_CLAIM_MINUTES)",
+    )
     def post(self, request, study_id):
         try:
             claim = services.claim_study(study_id, physician=request.user, ip_address=client_ip(request))
@@ -70,27 +76,42 @@ class ReleaseApi(ReviewApi):
 
 
 class ReviewCreateApi(ReviewApi):
-    @extend_schema(request=ReviewCreateSerializer, responses={201: ReviewVersionSerializer},
-                   summary="Save a review: confirm, correct or not assessable (a new version if already reviewed)")
+    @extend_schema(
+        request=ReviewCreateSerializer,
+        responses={201: ReviewVersionSerializer},
+        summary="Save a review: confirm, correct or not assessable (a new version if already reviewed)",
+    )
     def post(self, request, study_id):
         body = ReviewCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            review = services.save_review(study_id, physician=request.user, ip_address=client_ip(request),
-                                          **body.validated_data)
+            review = services.save_review(
+                study_id, physician=request.user, ip_address=client_ip(request), **body.validated_data
+            )
         except services.ReviewError as exc:
             raise _api_error(exc) from exc
         return Response(ReviewVersionSerializer(review).data, status=status.HTTP_201_CREATED)
 
 
 class IdentifyingTextApi(ReviewApi):
-    @extend_schema(request=IdentifyingTextSerializer, responses={200: IdentifyingTextStateSerializer},
-                   summary="Flag (or clear) identifying text visible in a study's image: a flagged image never trains")
+    @extend_schema(
+        request=IdentifyingTextSerializer,
+        responses={200: IdentifyingTextStateSerializer},
+        summary="Flag (or clear) identifying text visible in a study's image: a flagged image never trains",
+    )
     def post(self, request, study_id):
         body = IdentifyingTextSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         study, excluded = study_services.set_identifying_text(
-            study_id, flagged=body.validated_data["flagged"], actor=request.user, ip_address=client_ip(request))
-        return Response(IdentifyingTextStateSerializer({
-            "study_id": study.pk, "flagged": study.has_identifying_text,
-            "identifying_text": study.identifying_text, "samples_excluded": excluded}).data)
+            study_id, flagged=body.validated_data["flagged"], actor=request.user, ip_address=client_ip(request)
+        )
+        return Response(
+            IdentifyingTextStateSerializer(
+                {
+                    "study_id": study.pk,
+                    "flagged": study.has_identifying_text,
+                    "identifying_text": study.identifying_text,
+                    "samples_excluded": excluded,
+                }
+            ).data
+        )

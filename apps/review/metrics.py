@@ -10,8 +10,13 @@ from prometheus_client.core import REGISTRY, GaugeMetricFamily
 
 logger = logging.getLogger(__name__)
 _registered = False
-METRIC_NAMES = ("deepmed_review_agreement_rate", "deepmed_review_reviews", "deepmed_review_confusion",
-                "deepmed_review_samples_waiting", "deepmed_review_worklist_size")
+METRIC_NAMES = (
+    "deepmed_review_agreement_rate",
+    "deepmed_review_reviews",
+    "deepmed_review_confusion",
+    "deepmed_review_samples_waiting",
+    "deepmed_review_worklist_size",
+)
 
 
 class ReviewFeedbackCollector:
@@ -22,7 +27,7 @@ class ReviewFeedbackCollector:
     def collect(self):
         try:
             yield from self._families()
-        except Exception:  # noqa: BLE001 — a scrape must not fail because the database is down
+        except Exception:
             logger.warning("review metrics unavailable", exc_info=True)
 
     def _families(self):
@@ -30,17 +35,24 @@ class ReviewFeedbackCollector:
         from apps.studies.models import Study
 
         labels = ["model_version", "alias"]
-        rate = GaugeMetricFamily("deepmed_review_agreement_rate",
-                                 "Share of a model version's reviewed predictions the physician confirmed (live accuracy).",
-                                 labels=labels)
-        reviews = GaugeMetricFamily("deepmed_review_reviews",
-                                    "Predictions of a model version with a physician's class label.", labels=labels)
-        confusion = GaugeMetricFamily("deepmed_review_confusion",
-                                      "Reviewed predictions by model label and physician label.",
-                                      labels=[*labels, "model_label", "physician_label"])
-        waiting = GaugeMetricFamily("deepmed_review_samples_waiting",
-                                    "Physician-labelled samples not yet used by a successful training run.",
-                                    labels=labels)
+        rate = GaugeMetricFamily(
+            "deepmed_review_agreement_rate",
+            "Share of a model version's reviewed predictions the physician confirmed (live accuracy).",
+            labels=labels,
+        )
+        reviews = GaugeMetricFamily(
+            "deepmed_review_reviews", "Predictions of a model version with a physician's class label.", labels=labels
+        )
+        confusion = GaugeMetricFamily(
+            "deepmed_review_confusion",
+            "Reviewed predictions by model label and physician label.",
+            labels=[*labels, "model_label", "physician_label"],
+        )
+        waiting = GaugeMetricFamily(
+            "deepmed_review_samples_waiting",
+            "Physician-labelled samples not yet used by a successful training run.",
+            labels=labels,
+        )
         for entry in model_feedback():
             key = [entry.name, entry.alias or "none"]
             if entry.agreement_rate is not None:

@@ -22,13 +22,20 @@ class Review(models.Model):
     version = models.PositiveIntegerField(default=1)
     supersedes = models.OneToOneField(
         # Versions go only with their study (which deletes them all at once).
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="superseded_by"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="superseded_by",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["study", "version"], name="one_review_per_study_version")]
+
+    def __str__(self) -> str:
+        return f"review {self.pk} of study {self.study_id}: {self.decision}"
 
 
 class SampleSource(models.TextChoices):
@@ -49,18 +56,25 @@ class LabeledSample(models.Model):
         "modelops.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     model_agreed = models.BooleanField(null=True, help_text="did the physician agree with the model?")
-    excluded = models.BooleanField(default=False, help_text="withdrawn, e.g. patient deleted data without research consent")
+    excluded = models.BooleanField(
+        default=False, help_text="withdrawn, e.g. patient deleted data without research consent"
+    )
     used_in_runs = models.ManyToManyField("modelops.TrainingRun", blank=True, related_name="samples")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"sample {self.pk}: {self.label} ({self.source})"
+
 
 class ReviewClaim(models.Model):
     """A physician's lock on one study while reviewing it (one per study; it lapses at `expires_at`)."""
 
-    study = models.OneToOneField("studies.Study", on_delete=models.CASCADE, primary_key=True, related_name="review_claim")
+    study = models.OneToOneField(
+        "studies.Study", on_delete=models.CASCADE, primary_key=True, related_name="review_claim"
+    )
     physician = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="review_claims")
     claimed_at = models.DateTimeField(auto_now_add=True)
     expires_at = models.DateTimeField(db_index=True)

@@ -107,8 +107,10 @@ def worklist(filters: WorklistFilters = WorklistFilters()) -> Worklist:
         "shown": len(items),
         "claimed": sum(1 for i in items if i.claim is not None),
         "by_label": dict(sorted(Counter(label for label, _ in everything).items())),
-        "by_confidence": {band: sum(1 for _, c in everything if priority.confidence_band(c) == band)
-                          for band in priority.CONFIDENCE_BANDS},
+        "by_confidence": {
+            band: sum(1 for _, c in everything if priority.confidence_band(c) == band)
+            for band in priority.CONFIDENCE_BANDS
+        },
     }
     return Worklist(items=items, counts=counts)
 
@@ -124,8 +126,7 @@ def reviewable_classes(study: Study) -> list[str]:
 
 
 def champion_prediction(study: Study) -> Prediction | None:
-    return (Prediction.objects.filter(study=study, role=PredictionRole.CHAMPION)
-            .select_related("model_version").first())
+    return Prediction.objects.filter(study=study, role=PredictionRole.CHAMPION).select_related("model_version").first()
 
 
 def reviews_by(physician, *, limit: int = 20) -> list[Review]:
@@ -185,8 +186,9 @@ def model_feedback() -> list[ModelFeedback]:
     feedback: dict[int, ModelFeedback] = {}
     versions = {v.pk: v for v in ModelVersion.objects.filter(pk__in={r[0] for r in rows} | set(waiting))}
     for pk, version in versions.items():
-        feedback[pk] = ModelFeedback(model_version_id=pk, name=str(version), alias=version.alias,
-                                     samples_waiting=waiting.get(pk, 0))
+        feedback[pk] = ModelFeedback(
+            model_version_id=pk, name=str(version), alias=version.alias, samples_waiting=waiting.get(pk, 0)
+        )
     confusion: dict[int, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
     for pk, label, final in rows:
         entry = feedback[pk]

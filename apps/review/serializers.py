@@ -63,8 +63,9 @@ class IdentifyingTextSerializer(serializers.Serializer):
 class IdentifyingTextStateSerializer(serializers.Serializer):
     study_id = serializers.UUIDField()
     flagged = serializers.BooleanField()
-    identifying_text = serializers.CharField(help_text="why: burned_in_annotation, secondary_capture, physician; "
-                                                       "empty when not flagged")
+    identifying_text = serializers.CharField(
+        help_text="why: burned_in_annotation, secondary_capture, physician; empty when not flagged"
+    )
     samples_excluded = serializers.IntegerField(help_text="training samples withdrawn by this request")
 
 

@@ -58,15 +58,21 @@ def claim_study(study_id, *, physician: User, ip_address: str | None = None) -> 
     with transaction.atomic():
         study = _locked_study(study_id)
         if study.status not in selectors.AWAITING_REVIEW:
-            raise ReviewError("not_awaiting_review", f"The study is {study.get_status_display().lower()}, "
-                              "not awaiting review.", 409)
+            raise ReviewError(
+                "not_awaiting_review", f"The study is {study.get_status_display().lower()}, not awaiting review.", 409
+            )
         _ensure_free_for(study, physician)
         expires = timezone.now() + timezone.timedelta(minutes=settings.DEEPMED_REVIEW_CLAIM_MINUTES)
         claim, _ = ReviewClaim.objects.update_or_create(
             study=study, defaults={"physician": physician, "expires_at": expires, "claimed_at": timezone.now()}
         )
-        record_event(actor=physician, action="review.claim", obj=study, ip_address=ip_address,
-                     detail={"expires_at": expires.isoformat()})
+        record_event(
+            actor=physician,
+            action="review.claim",
+            obj=study,
+            ip_address=ip_address,
+            detail={"expires_at": expires.isoformat()},
+        )
         transaction.on_commit(lambda: events.publish_study_status(study))  # worklists show the lock
     return claim
 
@@ -132,8 +138,11 @@ def save_review(
         _ensure_free_for(study, physician)
         previous = selectors.get_current_review(study)
         if previous is not None and previous.physician_id != physician.pk:
-            raise ReviewError("review_owned_by_other", "Another physician reviewed this study; "
-                              "only they can correct their review.", 403)
+            raise ReviewError(
+                "review_owned_by_other",
+                "Another physician reviewed this study; only they can correct their review.",
+                403,
+            )
         label = _final_label(decision, final_label, prediction.label, selectors.reviewable_classes(study))
         review = Review.objects.create(
             study=study,
@@ -154,10 +163,15 @@ def save_review(
             action="review.correct" if previous else "review.create",
             obj=review,
             ip_address=ip_address,
-            detail={"study_id": str(study.pk), "decision": decision, "final_label": label,
-                    "model_label": prediction.label, "version": review.version,
-                    "supersedes": previous.pk if previous else None,
-                    "labeled_sample": sample.pk if sample else None},
+            detail={
+                "study_id": str(study.pk),
+                "decision": decision,
+                "final_label": label,
+                "model_label": prediction.label,
+                "version": review.version,
+                "supersedes": previous.pk if previous else None,
+                "labeled_sample": sample.pk if sample else None,
+            },
         )
         if study.status == StudyStatus.REVIEWED:
             transaction.on_commit(lambda: events.publish_study_status(study))  # the patient sees the correction

@@ -46,9 +46,13 @@ def _filters(request) -> tuple[WorklistFilterForm, selectors.WorklistFilters]:
 @require_GET
 def worklist(request):
     form, filters = _filters(request)
-    context = {"form": form, "worklist": selectors.worklist(filters), "claim_minutes": settings.DEEPMED_REVIEW_CLAIM_MINUTES,
-               "severe_labels": [label for label, level in priority.SEVERITY.items() if level >= priority.SEVERE_AT],
-               "query": request.GET.urlencode()}
+    context = {
+        "form": form,
+        "worklist": selectors.worklist(filters),
+        "claim_minutes": settings.DEEPMED_REVIEW_CLAIM_MINUTES,
+        "severe_labels": [label for label, level in priority.SEVERITY.items() if level >= priority.SEVERE_AT],
+        "query": request.GET.urlencode(),
+    }
     return render(request, "review/worklist.html", context)
 
 
@@ -91,8 +95,9 @@ def review_study(request, study_id):
     status = 200
     if request.method == "POST" and form.is_valid():
         try:
-            review = services.save_review(study.pk, physician=request.user, ip_address=client_ip(request),
-                                          **form.cleaned_data)
+            review = services.save_review(
+                study.pk, physician=request.user, ip_address=client_ip(request), **form.cleaned_data
+            )
         except services.ReviewError as exc:
             form.add_error(None, exc.message)
             status = exc.http_status
@@ -116,7 +121,8 @@ def review_study(request, study_id):
         "history": selectors.review_history(study),
         "claim": claim_,
         "claimed_by_me": claim_ is not None and claim_.physician_id == request.user.pk,
-        "can_review": prediction is not None and (claim_ is None or claim_.physician_id == request.user.pk)
+        "can_review": prediction is not None
+        and (claim_ is None or claim_.physician_id == request.user.pk)
         and (current is None or current.physician_id == request.user.pk),
         "awaiting": study.status in selectors.AWAITING_REVIEW,
     }
@@ -130,10 +136,13 @@ def identifying_text(request, study_id):
     form = IdentifyingTextForm(request.POST)
     form.is_valid()  # a BooleanField is always valid
     study, excluded = study_services.set_identifying_text(
-        study_id, flagged=form.cleaned_data["flagged"], actor=request.user, ip_address=client_ip(request))
+        study_id, flagged=form.cleaned_data["flagged"], actor=request.user, ip_address=client_ip(request)
+    )
     if study.has_identifying_text:
         withdrawn = f" {excluded} training sample(s) withdrawn." if excluded else ""
-        messages.success(request, f"Flagged: identifying text visible. The image is never used for training.{withdrawn}")
+        messages.success(
+            request, f"Flagged: identifying text visible. The image is never used for training.{withdrawn}"
+        )
     else:
         messages.success(request, "Identifying-text flag cleared: later reviews may train on this image.")
     return redirect("review-study", study_id=study.pk)

@@ -37,15 +37,18 @@ def _render(result, request) -> dict:
 
 def _etag(body: dict) -> str:
     """A strong validator of exactly what the client would receive."""
-    return '"%s"' % hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]
+    return f'"{hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()[:32]}"'
 
 
 class StudyListCreateApi(ThrottleUploadsOnly, APIView):
     parser_classes = [MultiPartParser, FormParser]
 
-    @extend_schema(operation_id="v1_studies_list", parameters=[StudyListQuerySerializer, *PAGE_PARAMETERS],
-                   responses=StudyPageSerializer,
-                   summary="My studies, newest first (paginated: page, page_size; filters: status, dates)")
+    @extend_schema(
+        operation_id="v1_studies_list",
+        parameters=[StudyListQuerySerializer, *PAGE_PARAMETERS],
+        responses=StudyPageSerializer,
+        summary="My studies, newest first (paginated: page, page_size; filters: status, dates)",
+    )
     def get(self, request):
         query = StudyListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
@@ -88,8 +91,15 @@ class StudyListCreateApi(ThrottleUploadsOnly, APIView):
 @audits_patient_data("studies.study", "study.access")  # GET reads, DELETE deletes: the method is in the detail
 class StudyDetailApi(APIView):
     @extend_schema(
-        parameters=[OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False,
-                                     description="the ETag of the copy the app holds: 304 while it is current")],
+        parameters=[
+            OpenApiParameter(
+                "If-None-Match",
+                str,
+                OpenApiParameter.HEADER,
+                required=False,
+                description="the ETag of the copy the app holds: 304 while it is current",
+            )
+        ],
         responses={200: StudySerializer, 304: OpenApiResponse(description="not modified since that ETag")},
         summary="One study with its result, explanation and review (ETag for cheap polling)",
     )

@@ -31,18 +31,31 @@ async def refuse(consumer, code: int) -> None:
 
 
 @database_sync_to_async
-def audit_subscription(scope, action: str, *, study_id: str = "", close_code: int | None = None,
-                       detail: dict | None = None, patient=FIND_PATIENT) -> None:
+def audit_subscription(
+    scope,
+    action: str,
+    *,
+    study_id: str = "",
+    close_code: int | None = None,
+    detail: dict | None = None,
+    patient=FIND_PATIENT,
+) -> None:
     """One audit event per handshake; refused when `close_code` is given. The patient is the
     study's owner unless given."""
     user = scope.get("user")
     client = scope.get("client") or (None, None)
     outcome = Outcome.DENIED if close_code is not None else Outcome.ALLOWED
     refusal = {"close_code": close_code, "reason": _REASONS.get(close_code, "refused")} if close_code else {}
-    record_event(actor=user, action=action, object_type="studies.study", object_id=str(study_id),
-                 ip_address=client[0], outcome=outcome,
-                 detail={"channel": "websocket", "path": scope.get("path", ""), **refusal, **(detail or {})},
-                 patient=patient)
+    record_event(
+        actor=user,
+        action=action,
+        object_type="studies.study",
+        object_id=str(study_id),
+        ip_address=client[0],
+        outcome=outcome,
+        detail={"channel": "websocket", "path": scope.get("path", ""), **refusal, **(detail or {})},
+        patient=patient,
+    )
 
 
 @database_sync_to_async
@@ -58,8 +71,9 @@ class StudyStatusConsumer(AsyncJsonWebsocketConsumer):
 
     @classmethod
     async def audit_anonymous_refusal(cls, scope, code: int) -> None:
-        await audit_subscription(scope, "study.subscribe", study_id=scope["url_route"]["kwargs"]["study_id"],
-                                 close_code=code)
+        await audit_subscription(
+            scope, "study.subscribe", study_id=scope["url_route"]["kwargs"]["study_id"], close_code=code
+        )
 
     async def connect(self):
         user = self.scope.get("user")
@@ -102,8 +116,12 @@ class UserStudiesConsumer(AsyncJsonWebsocketConsumer):
             return
         staff = user.is_clinical_staff
         # A patient's list is their own data; the worklist shows every waiting patient's status.
-        await audit_subscription(self.scope, "study.subscribe_list", detail={"group": "worklist" if staff else "own"},
-                                 patient=None if staff else user)
+        await audit_subscription(
+            self.scope,
+            "study.subscribe_list",
+            detail={"group": "worklist" if staff else "own"},
+            patient=None if staff else user,
+        )
         self.group = events.WORKLIST_GROUP if staff else events.user_group(user.pk)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()

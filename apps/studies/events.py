@@ -46,5 +46,5 @@ def publish_study_status(study) -> None:
     try:
         for group in (study_group(study.id), user_group(study.owner_id), WORKLIST_GROUP):
             async_to_sync(layer.group_send)(group, message)
-    except Exception:  # noqa: BLE001 — a live update must never fail the state change
+    except Exception:
         logger.warning("could not publish status of study %s", study.id, exc_info=True)

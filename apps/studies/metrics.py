@@ -13,7 +13,9 @@ INFERENCE_LATENCY = Histogram(
     "Model inference latency per study (preprocess + model + heat-map).",
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
-PREDICTIONS = Counter("deepmed_predictions_total", "Predictions made, by label and model version.", ["label", "model_version"])
+PREDICTIONS = Counter(
+    "deepmed_predictions_total", "Predictions made, by label and model version.", ["label", "model_version"]
+)
 
 
 def observe_prediction(label: str, latency_ms: float, *, model_version: str) -> None:

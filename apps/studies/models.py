@@ -27,12 +27,12 @@ class IdentifyingText(models.TextChoices):
     PHYSICIAN = "physician", "Identifying text seen by a physician"
 
 
-def study_image_path(instance: "Study", filename: str) -> str:
+def study_image_path(instance: Study, filename: str) -> str:
     # Random names: nothing about the patient or the original file name is in the path.
     return f"studies/{instance.id}/image-{uuid.uuid4().hex}.png"
 
 
-def heatmap_path(instance: "Prediction", filename: str) -> str:
+def heatmap_path(instance: Prediction, filename: str) -> str:
     return f"studies/{instance.study_id}/heatmap-{uuid.uuid4().hex}.png"
 
 
@@ -111,3 +111,6 @@ class Explanation(models.Model):
     generation_ms = models.FloatField(null=True, blank=True)
     validation = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"explanation of study {self.study_id} ({self.engine})"

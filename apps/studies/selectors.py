@@ -33,8 +33,9 @@ def get_study_for_user(user: User, study_id) -> Study:
     return study
 
 
-def studies_for_owner(user: User, *, status: str | None = None, created_after: date | None = None,
-                      created_before: date | None = None) -> QuerySet[Study]:
+def studies_for_owner(
+    user: User, *, status: str | None = None, created_after: date | None = None, created_before: date | None = None
+) -> QuerySet[Study]:
     """The user's own studies, newest first; dates are whole days (after: from that day on,
     before: up to the day before)."""
     studies = Study.objects.filter(owner=user)

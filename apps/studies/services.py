@@ -6,12 +6,15 @@ saves, and publishes the event once the transaction commits.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -44,7 +47,9 @@ ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
 }
 
 NO_MODEL_REASON = "no model is deployed"
-NOT_A_CXR_REASON = "This does not look like a chest X-ray, so no finding is reported. Please upload a frontal chest X-ray."
+NOT_A_CXR_REASON = (
+    "This does not look like a chest X-ray, so no finding is reported. Please upload a frontal chest X-ray."
+)
 
 
 class IllegalTransition(Exception):
@@ -143,10 +148,14 @@ def create_study(
         existing.is_duplicate_upload = True
         return existing
     try:
-        decoded = decode_image(data, max_pixels=settings.DEEPMED_MAX_IMAGE_PIXELS,
-                               max_side=settings.DEEPMED_MAX_IMAGE_SIDE, slots=intake_decode_slots(),
-                               burned_in=settings.DEEPMED_DICOM_BURNED_IN,
-                               secondary_capture=settings.DEEPMED_DICOM_SECONDARY_CAPTURE)
+        decoded = decode_image(
+            data,
+            max_pixels=settings.DEEPMED_MAX_IMAGE_PIXELS,
+            max_side=settings.DEEPMED_MAX_IMAGE_SIDE,
+            slots=intake_decode_slots(),
+            burned_in=settings.DEEPMED_DICOM_BURNED_IN,
+            secondary_capture=settings.DEEPMED_DICOM_SECONDARY_CAPTURE,
+        )
     except ImageIntakeError as exc:
         raise StudyIntakeError(INTAKE_CODES.get(exc.code, exc.code), exc.message, reason=exc.code) from exc
 
@@ -168,9 +177,17 @@ def create_study(
     try:
         with transaction.atomic():
             study.save(force_insert=True)
-            record_event(actor=owner, action="study.create", obj=study, ip_address=ip_address,
-                         detail={"format": decoded.source_format, "bytes": len(data),
-                                 **({"identifying_text": study.identifying_text} if study.identifying_text else {})})
+            record_event(
+                actor=owner,
+                action="study.create",
+                obj=study,
+                ip_address=ip_address,
+                detail={
+                    "format": decoded.source_format,
+                    "bytes": len(data),
+                    **({"identifying_text": study.identifying_text} if study.identifying_text else {}),
+                },
+            )
             transition_study(study, S.QUEUED)
             transaction.on_commit(lambda: enqueue_inference(study.pk))
     except Exception:
@@ -200,8 +217,7 @@ def find_duplicate_study(owner: User, sha256: str) -> Study | None:
     return None
 
 
-def set_identifying_text(study_id, *, flagged: bool, actor: User,
-                         ip_address: str | None = None) -> tuple[Study, int]:
+def set_identifying_text(study_id, *, flagged: bool, actor: User, ip_address: str | None = None) -> tuple[Study, int]:
     """A physician or administrator says identifying text is (or is not) visible in a study's
     image. Flagging withdraws its training samples (`excluded=True`) and keeps later reviews out
     of training; clearing lets later reviews train again (samples already withdrawn stay so).
@@ -222,9 +238,18 @@ def set_identifying_text(study_id, *, flagged: bool, actor: User,
             study.identifying_text = IdentifyingText.NONE
         study.save(update_fields=["identifying_text", "updated_at"])
         excluded = exclude_study_samples(study) if flagged else 0
-        record_event(actor=actor, action="study.identifying_text", obj=study, ip_address=ip_address,
-                     detail={"flagged": flagged, "identifying_text": study.identifying_text, "previous": previous,
-                             "samples_excluded": excluded})
+        record_event(
+            actor=actor,
+            action="study.identifying_text",
+            obj=study,
+            ip_address=ip_address,
+            detail={
+                "flagged": flagged,
+                "identifying_text": study.identifying_text,
+                "previous": previous,
+                "samples_excluded": excluded,
+            },
+        )
     return study, excluded
 
 
@@ -276,7 +301,7 @@ def remove_study_files(study_id, names: set[str], *, retained: set[str] = frozen
         try:
             default_storage.delete(name)
             removed.append(name)
-        except Exception:  # noqa: BLE001 — the rows are gone; an orphan file is logged for operators
+        except Exception:
             logger.warning("could not delete stored file %s of study %s", name, study_id, exc_info=True)
     remove_empty_study_folder(default_storage, study_id)
     return removed
@@ -287,8 +312,6 @@ def remove_empty_study_folder(storage, study_id) -> bool:
     so no folder named by a deleted study's id is left behind; a folder still holding a file
     (a training sample kept for research) stays. Storages without folders (Azure Blob: a prefix
     is gone with its last blob; no local path) have nothing to remove. True if it was removed."""
-    import os
-    from pathlib import Path
 
     try:
         root = Path(storage.path(f"studies/{study_id}"))
@@ -297,10 +320,8 @@ def remove_empty_study_folder(storage, study_id) -> bool:
     if not root.is_dir():
         return False
     for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True) + [root]:
-        try:
+        with contextlib.suppress(OSError):
             os.rmdir(folder)  # only ever removes an empty folder
-        except OSError:
-            pass
     return not root.exists()
 
 
@@ -322,7 +343,7 @@ def enqueue_inference(study_id) -> None:
 
     try:
         run_inference.apply_async(args=[str(study_id)], retry=False)
-    except Exception:  # noqa: BLE001
+    except Exception:
         logger.warning("could not enqueue inference for study %s; the sweeper will retry", study_id, exc_info=True)
 
 
@@ -343,8 +364,12 @@ def claim_study_step(study_id, *, ready: str, working: str, done: Callable[[Stud
 
 def start_prediction(study_id) -> Study | None:
     """Claim a study for inference (see claim_study_step)."""
-    return claim_study_step(study_id, ready=S.QUEUED, working=S.PREDICTING,
-                            done=lambda study: study.predictions.filter(role=PredictionRole.CHAMPION).exists())
+    return claim_study_step(
+        study_id,
+        ready=S.QUEUED,
+        working=S.PREDICTING,
+        done=lambda study: study.predictions.filter(role=PredictionRole.CHAMPION).exists(),
+    )
 
 
 def load_study_pixels(study: Study) -> np.ndarray:

@@ -129,8 +129,11 @@ def _progress(status: str) -> list[dict]:
     current = _step_of_status().get(status)
     at = keys.index(current) if current else -1
     return [
-        {"key": key, "label": label,
-         "state": "done" if i < at or (i == at and key == "done") else ("current" if i == at else "todo")}
+        {
+            "key": key,
+            "label": label,
+            "state": "done" if i < at or (i == at and key == "done") else ("current" if i == at else "todo"),
+        }
         for i, (key, label, _) in enumerate(PROGRESS_STEPS)
     ]
 

@@ -56,12 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     call_command("migrate", verbosity=0)
     champion = services.register_model_version(args.champion, alias="champion")
     run = services.start_training_run(
-        architecture=settings.DEEPMED_RETRAIN_ARCHITECTURE, tier=args.tier, augmentation="light",
-        initialisation=args.init, trigger=Trigger.NEW_LABELS, reason="bench_retraining",
+        architecture=settings.DEEPMED_RETRAIN_ARCHITECTURE,
+        tier=args.tier,
+        augmentation="light",
+        initialisation=args.init,
+        trigger=Trigger.NEW_LABELS,
+        reason="bench_retraining",
         overrides={"num_threads": args.threads},
     )
-    print(f"run {run.pk}: {run.params['architecture']}, tier {args.tier}, starts from {run.params['init']['label']}"
-          + (f" ({run.params['init']['note']})" if run.params["init"]["note"] else ""), flush=True)
+    print(
+        f"run {run.pk}: {run.params['architecture']}, tier {args.tier}, starts from {run.params['init']['label']}"
+        + (f" ({run.params['init']['note']})" if run.params["init"]["note"] else ""),
+        flush=True,
+    )
     started = time.perf_counter()
     run = services.execute_training_run(run.pk)  # the Celery task's body, in this process
     total_s = time.perf_counter() - started
@@ -89,12 +96,16 @@ def main(argv: list[str] | None = None) -> int:
         "gates_passed": all(g.passed for g in gates),
         "under_15_min": total_s < 15 * 60,
     }
-    print(f"epochs {len(history)}: training {train_s:.0f} s, everything else {total_s - train_s:.0f} s, "
-          f"total {total_s / 60:.1f} min (target < 15 min: {'met' if figures['under_15_min'] else 'NOT met'})")
+    print(
+        f"epochs {len(history)}: training {train_s:.0f} s, everything else {total_s - train_s:.0f} s, "
+        f"total {total_s / 60:.1f} min (target < 15 min: {'met' if figures['under_15_min'] else 'NOT met'})"
+    )
     print(f"held-out: {json.dumps(figures['held_out'])}; champion: {json.dumps(figures['champion_held_out'])}")
     for gate in gates:
-        print(f"  gate {gate.name:<24} {'pass' if gate.passed else 'FAIL'}  measured {gate.value}  "
-              f"threshold {gate.threshold}")
+        print(
+            f"  gate {gate.name:<24} {'pass' if gate.passed else 'FAIL'}  measured {gate.value}  "
+            f"threshold {gate.threshold}"
+        )
     print(f"gates: {'all passed' if figures['gates_passed'] else 'FAILED'}; work folder {work}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2, default=str) + "\n")

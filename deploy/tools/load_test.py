@@ -55,9 +55,12 @@ def patient_loop(index: int, args, stop_at: float, lock: threading.Lock, out: li
     with lock:
         out.extend(mine)
     uploaded = [t.study_id for t in mine]
-    return {"uploaded": len(uploaded), "lost": sorted(set(uploaded) - set(listed)),
-            "unexpected": sorted(set(listed) - set(uploaded)),
-            "duplicated": [sid for sid, c in Counter(listed).items() if c > 1] + [t.study_id for t in mine if t.duplicate]}
+    return {
+        "uploaded": len(uploaded),
+        "lost": sorted(set(uploaded) - set(listed)),
+        "unexpected": sorted(set(listed) - set(uploaded)),
+        "duplicated": [sid for sid, c in Counter(listed).items() if c > 1] + [t.study_id for t in mine if t.duplicate],
+    }
 
 
 def main(argv=None) -> int:
@@ -66,15 +69,21 @@ def main(argv=None) -> int:
     parser.add_argument("--patients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--image-size", type=int, default=256)
-    parser.add_argument("--wait-explanation", action=argparse.BooleanOptionalAction, default=False,
-                        help="a result = the prediction (default) or the explanation too")
+    parser.add_argument(
+        "--wait-explanation",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="a result = the prediction (default) or the explanation too",
+    )
     parser.add_argument("--timeout", type=float, default=600.0)
     args = parser.parse_args(argv)
 
     lock, timelines = threading.Lock(), []
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=args.patients) as pool:
-        futures = [pool.submit(patient_loop, i, args, started + args.seconds, lock, timelines) for i in range(args.patients)]
+        futures = [
+            pool.submit(patient_loop, i, args, started + args.seconds, lock, timelines) for i in range(args.patients)
+        ]
         checks = [f.result() for f in futures]
     elapsed = time.monotonic() - started
     done = [t for t in timelines if t.final_s is not None]

@@ -56,8 +56,9 @@ class PatientClient:
         body["duplicate"] = response.status_code == 200
         return body, started
 
-    def follow(self, study_id: str, started: float, *, wait_explanation: bool, timeout: float = 600.0,
-               poll_s: float = 0.25) -> Timeline:
+    def follow(
+        self, study_id: str, started: float, *, wait_explanation: bool, timeout: float = 600.0, poll_s: float = 0.25
+    ) -> Timeline:
         """Poll the study until final (or predicted, when not waiting for the explanation)."""
         line = Timeline(study_id=study_id, status="", uploaded_s=time.monotonic() - started)
         deadline = time.monotonic() + timeout
@@ -81,7 +82,9 @@ class PatientClient:
     @staticmethod
     def _ok(response: httpx.Response) -> dict:
         if response.status_code >= 400:
-            raise RuntimeError(f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:300]}")
+            raise RuntimeError(
+                f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:300]}"
+            )
         return response.json() if response.content else {}
 
 

@@ -36,8 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     build = sub.add_parser("build", help="train the default explainer from scratch")
     build.add_argument("--out", default=str(STARTER_CHECKPOINT))
     source = build.add_mutually_exclusive_group()
-    source.add_argument("--package", default=str(Path(__file__).resolve().parents[1] / "starter" / "cxr-starter"),
-                        help="image model package whose classes the explainer covers")
+    source.add_argument(
+        "--package",
+        default=str(Path(__file__).resolve().parents[1] / "starter" / "cxr-starter"),
+        help="image model package whose classes the explainer covers",
+    )
     source.add_argument("--classes", default="", help="comma-separated class names instead of --package")
     build.add_argument("--steps", type=int, default=None)
     build.add_argument("--documents-per-class", type=int, default=None)
@@ -70,14 +73,19 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "sample":
         from ml_core.llm.sampling import sample_explanations
 
-        for line in sample_explanations(Path(args.checkpoint).resolve(), _classes(args), per_class=args.per_class,
-                                        settings=GenerationSettings()):
+        for line in sample_explanations(
+            Path(args.checkpoint).resolve(), _classes(args), per_class=args.per_class, settings=GenerationSettings()
+        ):
             print(line)
     elif args.command == "finetune":
         from ml_core.llm.finetune import LoraConfig, finetune_lora
 
-        result = finetune_lora(Path(args.checkpoint).resolve(), Path(args.data).resolve(), Path(args.out).resolve(),
-                               LoraConfig(steps=args.steps))
+        result = finetune_lora(
+            Path(args.checkpoint).resolve(),
+            Path(args.data).resolve(),
+            Path(args.out).resolve(),
+            LoraConfig(steps=args.steps),
+        )
         print(json.dumps(asdict(result), indent=2))
     return 0
 

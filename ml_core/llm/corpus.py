@@ -26,15 +26,18 @@ CORPUS_FILE = "corpus.jsonl"
 def random_facts(label: str, classes: Sequence[str], rng: random.Random) -> ExplanationFacts:
     """Facts for `label` as the top class, spread over all three confidence bands."""
     floor = 1.0 / len(classes)
-    band_ranges = [(floor + 0.02, BAND_FLOORS["moderate"]), (BAND_FLOORS["moderate"], BAND_FLOORS["high"]),
-                   (BAND_FLOORS["high"], 0.995)]
+    band_ranges = [
+        (floor + 0.02, BAND_FLOORS["moderate"]),
+        (BAND_FLOORS["moderate"], BAND_FLOORS["high"]),
+        (BAND_FLOORS["high"], 0.995),
+    ]
     low, high = band_ranges[rng.randrange(len(band_ranges))]
     top = rng.uniform(max(low, floor + 0.02), high)
     others = [c for c in classes if c != label]
     weights = [rng.random() + 0.05 for _ in others]
     # Keep every other class below the top one.
     shares = [min((1.0 - top) * w / sum(weights), top - 0.01) for w in weights]
-    probabilities = {c: 0.0 for c in classes}
+    probabilities = dict.fromkeys(classes, 0.0)
     probabilities[label] = top
     probabilities.update(zip(others, shares))
     total = sum(probabilities.values())
@@ -45,7 +48,9 @@ def random_facts(label: str, classes: Sequence[str], rng: random.Random) -> Expl
     age = rng.randint(18, 90) if rng.random() < 0.7 else None
     symptom_names = list(SYMPTOMS)
     symptoms = " and ".join(rng.sample(symptom_names, rng.randint(0, 3))) if rng.random() < 0.7 else ""
-    return build_facts(label=label, probabilities=probabilities, heatmap_regions=regions, age=age, symptoms_text=symptoms)
+    return build_facts(
+        label=label, probabilities=probabilities, heatmap_regions=regions, age=age, symptoms_text=symptoms
+    )
 
 
 def corpus_documents(classes: Sequence[str], *, per_class: int, seed: int = 0) -> list[str]:

@@ -82,15 +82,18 @@ class LitGPTEngine:
     def block_size(self) -> int:
         return int(self.llm.config.block_size)
 
-    def generate(self, prompt: str, *, settings: GenerationSettings, system_prompt: str | None = None,
-                 seed: int | None = None) -> Completion:
+    def generate(
+        self, prompt: str, *, settings: GenerationSettings, system_prompt: str | None = None, seed: int | None = None
+    ) -> Completion:
         import torch
 
         with self._lock:
             prompt_tokens = len(self.llm._text_to_token_ids(prompt, system_prompt))
             max_new = min(settings.max_new_tokens, self.block_size - prompt_tokens)
             if max_new <= 0:
-                raise EngineUnavailable(f"prompt of {prompt_tokens} tokens leaves no room in a {self.block_size}-token context")
+                raise EngineUnavailable(
+                    f"prompt of {prompt_tokens} tokens leaves no room in a {self.block_size}-token context"
+                )
             torch.manual_seed(settings.seed if seed is None else seed)
             started = time.perf_counter()
             text = self.llm.generate(
@@ -119,7 +122,7 @@ def load_engine(checkpoint_dir: str | Path, *, device: str = "auto", threads: in
         llm.distribute(accelerator=device, devices=1, precision="32-true" if device == "cpu" else None)
     except EngineUnavailable:
         raise
-    except Exception as exc:  # noqa: BLE001 — any litgpt/torch failure means "use the template"
+    except Exception as exc:
         raise EngineUnavailable(f"could not load {path}: {exc}") from exc
     return LitGPTEngine(llm, path, device)
 

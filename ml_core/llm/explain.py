@@ -28,8 +28,9 @@ class Engine(Protocol):
     name: str
     model_id: str
 
-    def generate(self, prompt: str, *, settings: GenerationSettings, system_prompt: str | None = None,
-                 seed: int | None = None) -> Completion: ...
+    def generate(
+        self, prompt: str, *, settings: GenerationSettings, system_prompt: str | None = None, seed: int | None = None
+    ) -> Completion: ...
 
 
 @dataclass
@@ -69,9 +70,14 @@ def explain(
 
     def fallback(outcome: str) -> ExplanationOutcome:
         return ExplanationOutcome(
-            text=template_explanation(facts), technical_summary=summary, engine=TEMPLATE_ENGINE,
-            model_name=engine.model_id if engine is not None else "", prompt_hash=prompt_hash(prompt),
-            generation_ms=(time.perf_counter() - started) * 1000.0, outcome=outcome, attempts=attempts,
+            text=template_explanation(facts),
+            technical_summary=summary,
+            engine=TEMPLATE_ENGINE,
+            model_name=engine.model_id if engine is not None else "",
+            prompt_hash=prompt_hash(prompt),
+            generation_ms=(time.perf_counter() - started) * 1000.0,
+            outcome=outcome,
+            attempts=attempts,
         )
 
     if engine is None:
@@ -80,20 +86,31 @@ def explain(
         return fallback("template_no_engine")
     for attempt in range(MAX_ATTEMPTS):
         try:
-            completion = engine.generate(prompt, settings=settings, system_prompt=SYSTEM_PROMPT,
-                                         seed=settings.seed + attempt)
-        except Exception as exc:  # noqa: BLE001 — any engine failure → the template
+            completion = engine.generate(
+                prompt, settings=settings, system_prompt=SYSTEM_PROMPT, seed=settings.seed + attempt
+            )
+        except Exception as exc:
             logger.warning("explanation engine %s failed: %s", engine.model_id, exc, exc_info=True)
             attempts.append({"error": f"{type(exc).__name__}: {exc}"[:500]})
             return fallback("template_engine_error")
         text = clean_completion(completion.text)
         verdict = validate_explanation(text, facts, limits)
-        attempts.append({**verdict.to_dict(), "ms": round(completion.seconds * 1000.0, 1),
-                         **({} if verdict.passed else {"rejected_text": text[:2000]})})
+        attempts.append(
+            {
+                **verdict.to_dict(),
+                "ms": round(completion.seconds * 1000.0, 1),
+                **({} if verdict.passed else {"rejected_text": text[:2000]}),
+            }
+        )
         if verdict.passed:
             return ExplanationOutcome(
-                text=text, technical_summary=summary, engine=engine.name, model_name=engine.model_id,
-                prompt_hash=prompt_hash(prompt), generation_ms=(time.perf_counter() - started) * 1000.0,
-                outcome="passed" if attempt == 0 else "passed_on_retry", attempts=attempts,
+                text=text,
+                technical_summary=summary,
+                engine=engine.name,
+                model_name=engine.model_id,
+                prompt_hash=prompt_hash(prompt),
+                generation_ms=(time.perf_counter() - started) * 1000.0,
+                outcome="passed" if attempt == 0 else "passed_on_retry",
+                attempts=attempts,
             )
     return fallback("template_after_failures")

@@ -56,7 +56,7 @@ class ExplanationFacts:
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "ExplanationFacts":
+    def from_dict(cls, data: dict[str, Any]) -> ExplanationFacts:
         known = set(cls.__dataclass_fields__)
         data = {k: v for k, v in data.items() if k in known}
         data["symptoms"] = tuple(data.get("symptoms") or ())

@@ -75,9 +75,16 @@ def _data_dir(data_path: Path, work_dir: Path) -> tuple[Path, int]:
     return data_dir, len(rows)
 
 
-def finetune_lora(base_checkpoint: Path, data_path: Path, out_dir: Path, cfg: LoraConfig | None = None,
-                  *, tracking_uri: str | None = None, artifact_root: str | Path | None = None,
-                  timeout_s: int = 3600) -> FinetuneResult:
+def finetune_lora(
+    base_checkpoint: Path,
+    data_path: Path,
+    out_dir: Path,
+    cfg: LoraConfig | None = None,
+    *,
+    tracking_uri: str | None = None,
+    artifact_root: str | Path | None = None,
+    timeout_s: int = 3600,
+) -> FinetuneResult:
     import yaml
 
     cfg = cfg or LoraConfig()
@@ -89,30 +96,56 @@ def finetune_lora(base_checkpoint: Path, data_path: Path, out_dir: Path, cfg: Lo
     out_dir.mkdir(parents=True, exist_ok=True)
     data_dir, examples = _data_dir(Path(data_path), out_dir)
     args = [
-        sys.executable, "-m", "litgpt", "finetune_lora", str(base_checkpoint),
-        "--out_dir", str(out_dir),
-        "--precision", cfg.precision,
-        "--devices", "1",
-        "--seed", str(cfg.seed),
-        "--lora_r", str(cfg.lora_r),
-        "--lora_alpha", str(cfg.lora_alpha),
-        "--data", "JSON",
-        "--data.json_path", str(data_dir),
+        sys.executable,
+        "-m",
+        "litgpt",
+        "finetune_lora",
+        str(base_checkpoint),
+        "--out_dir",
+        str(out_dir),
+        "--precision",
+        cfg.precision,
+        "--devices",
+        "1",
+        "--seed",
+        str(cfg.seed),
+        "--lora_r",
+        str(cfg.lora_r),
+        "--lora_alpha",
+        str(cfg.lora_alpha),
+        "--data",
+        "JSON",
+        "--data.json_path",
+        str(data_dir),
         # The instruction already is the facts prompt: no template around it.
-        "--data.prompt_style", json.dumps({"class_path": "litgpt.prompts.Default"}),
-        "--data.mask_prompt", "true",
-        "--data.num_workers", "0",
-        "--train.max_steps", str(cfg.steps),
-        "--train.epochs", "1000",
-        "--train.micro_batch_size", str(cfg.micro_batch_size),
-        "--train.global_batch_size", str(cfg.global_batch_size),
-        "--train.lr_warmup_steps", str(max(1, min(cfg.warmup_steps, cfg.steps - 1))),
-        "--train.max_seq_length", str(block_size),  # longer examples are truncated, not fatal
-        "--train.save_interval", str(10**9),
-        "--eval.interval", str(10**9),
-        "--eval.final_validation", "false",
-        "--optimizer", json.dumps({"class_path": "torch.optim.AdamW", "init_args": {"lr": cfg.learning_rate}}),
-        "--logger_name", "csv",
+        "--data.prompt_style",
+        json.dumps({"class_path": "litgpt.prompts.Default"}),
+        "--data.mask_prompt",
+        "true",
+        "--data.num_workers",
+        "0",
+        "--train.max_steps",
+        str(cfg.steps),
+        "--train.epochs",
+        "1000",
+        "--train.micro_batch_size",
+        str(cfg.micro_batch_size),
+        "--train.global_batch_size",
+        str(cfg.global_batch_size),
+        "--train.lr_warmup_steps",
+        str(max(1, min(cfg.warmup_steps, cfg.steps - 1))),
+        "--train.max_seq_length",
+        str(block_size),  # longer examples are truncated, not fatal
+        "--train.save_interval",
+        str(10**9),
+        "--eval.interval",
+        str(10**9),
+        "--eval.final_validation",
+        "false",
+        "--optimizer",
+        json.dumps({"class_path": "torch.optim.AdamW", "init_args": {"lr": cfg.learning_rate}}),
+        "--logger_name",
+        "csv",
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     started = time.perf_counter()
@@ -121,7 +154,9 @@ def finetune_lora(base_checkpoint: Path, data_path: Path, out_dir: Path, cfg: Lo
     (out_dir / "finetune.log").write_text(proc.stdout + proc.stderr, encoding="utf-8")
     final = out_dir / "final"
     if proc.returncode != 0 or not (final / "lit_model.pth").is_file():
-        raise RuntimeError(f"litgpt finetune_lora failed (rc={proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}")
+        raise RuntimeError(
+            f"litgpt finetune_lora failed (rc={proc.returncode}):\n{(proc.stdout + proc.stderr)[-3000:]}"
+        )
     result = FinetuneResult(checkpoint_dir=str(final), examples=examples, steps=cfg.steps, seconds=round(seconds, 1))
     logger.info("LoRA fine-tune: %d examples, %d steps, %.0f s -> %s", examples, cfg.steps, seconds, final)
     if tracking_uri:
@@ -129,12 +164,23 @@ def finetune_lora(base_checkpoint: Path, data_path: Path, out_dir: Path, cfg: Lo
     return result
 
 
-def _track(result: FinetuneResult, cfg: LoraConfig, base: Path, out_dir: Path, tracking_uri: str,
-           artifact_root: str | Path | None) -> str:
+def _track(
+    result: FinetuneResult,
+    cfg: LoraConfig,
+    base: Path,
+    out_dir: Path,
+    tracking_uri: str,
+    artifact_root: str | Path | None,
+) -> str:
     from ml_core.tracking import start_run
 
-    with start_run(tracking_uri, experiment=MLFLOW_EXPERIMENT, artifact_root=str(artifact_root) if artifact_root else None,
-                   run_name=f"lora-{out_dir.name}", tags={"checkpoint_dir": result.checkpoint_dir}) as run:
+    with start_run(
+        tracking_uri,
+        experiment=MLFLOW_EXPERIMENT,
+        artifact_root=str(artifact_root) if artifact_root else None,
+        run_name=f"lora-{out_dir.name}",
+        tags={"checkpoint_dir": result.checkpoint_dir},
+    ) as run:
         run.log_params({**asdict(cfg), "base_checkpoint": str(base), "examples": result.examples})
         run.log_metrics({"train_seconds": result.seconds})
         for name in ("finetune.log", "final/hyperparameters.yaml"):

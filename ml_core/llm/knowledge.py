@@ -84,16 +84,36 @@ FINDINGS: dict[str, FindingInfo] = {
 
 # Findings no class here covers: the explainer must never name them at all.
 OUT_OF_SCOPE_TERMS: tuple[str, ...] = (
-    "tuberculosis", "cancer", "tumour", "tumor", "nodule", "pneumothorax", "effusion", "fracture",
-    "heart failure", "emphysema", "fibrosis", "lung collapse", "sepsis", "bronchitis", "asthma",
+    "tuberculosis",
+    "cancer",
+    "tumour",
+    "tumor",
+    "nodule",
+    "pneumothorax",
+    "effusion",
+    "fracture",
+    "heart failure",
+    "emphysema",
+    "fibrosis",
+    "lung collapse",
+    "sepsis",
+    "bronchitis",
+    "asthma",
 )
 
 # Patient-typed symptoms become these canonical words (anything else, names included, is dropped).
 SYMPTOMS: dict[str, tuple[str, ...]] = {
     "cough": ("cough",),
     "fever": ("fever", "high temperature", "febrile"),
-    "shortness of breath": ("shortness of breath", "short of breath", "breathless", "dyspnea", "dyspnoea",
-                            "difficulty breathing", "hard to breathe"),
+    "shortness of breath": (
+        "shortness of breath",
+        "short of breath",
+        "breathless",
+        "dyspnea",
+        "dyspnoea",
+        "difficulty breathing",
+        "hard to breathe",
+    ),
     "chest pain": ("chest pain", "pain in my chest", "chest tightness"),
     "tiredness": ("tired", "fatigue", "exhaust"),
     "loss of taste or smell": ("loss of taste", "loss of smell", "anosmia", "can't smell", "cannot smell"),
@@ -113,8 +133,11 @@ def finding_info(label: str) -> FindingInfo:
         display=f"the finding '{name}'",
         terms=tuple(sorted({name.lower(), label.lower()})),
         meanings=(f"The model's most likely reading is '{name}'. Your doctor can explain what this means for you.",),
-        questions=("What does this result mean for me?", "Do I need more tests?",
-                   "Which warning signs mean I should seek care quickly?"),
+        questions=(
+            "What does this result mean for me?",
+            "Do I need more tests?",
+            "Which warning signs mean I should seek care quickly?",
+        ),
         region_note="The highlighted area shows where the model looked most.",
     )
 

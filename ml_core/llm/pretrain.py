@@ -16,7 +16,7 @@ import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -90,13 +90,18 @@ def train_tokenizer(documents: Sequence[str], out_dir: str | Path, *, vocab_size
     tokenizer.train_from_iterator(documents, trainer=trainer)
     tokenizer.save(str(out_dir / "tokenizer.json"))
     # litgpt reads "tokenizer_class" and the special tokens from here.
-    (out_dir / "tokenizer_config.json").write_text(json.dumps({
-        "tokenizer_class": "PreTrainedTokenizerFast",
-        "add_bos_token": False,
-        "eos_token": EOS_TOKEN,
-        "pad_token": PAD_TOKEN,
-        "model_max_length": 4096,
-    }, indent=2))
+    (out_dir / "tokenizer_config.json").write_text(
+        json.dumps(
+            {
+                "tokenizer_class": "PreTrainedTokenizerFast",
+                "add_bos_token": False,
+                "eos_token": EOS_TOKEN,
+                "pad_token": PAD_TOKEN,
+                "model_max_length": 4096,
+            },
+            indent=2,
+        )
+    )
     return out_dir
 
 
@@ -110,18 +115,20 @@ def litgpt_config(spec: ExplainerModelConfig, vocab_size: int):
     from litgpt import Config
     from litgpt.config import name_to_config
 
-    return Config(**{
-        **name_to_config["pythia-14m"],
-        "name": spec.name,
-        "hf_config": {},
-        "block_size": spec.block_size,
-        "vocab_size": vocab_size,
-        "padded_vocab_size": vocab_size,
-        "n_layer": spec.n_layer,
-        "n_head": spec.n_head,
-        "n_embd": spec.n_embd,
-        "intermediate_size": spec.intermediate_size,
-    })
+    return Config(
+        **{
+            **name_to_config["pythia-14m"],
+            "name": spec.name,
+            "hf_config": {},
+            "block_size": spec.block_size,
+            "vocab_size": vocab_size,
+            "padded_vocab_size": vocab_size,
+            "n_layer": spec.n_layer,
+            "n_head": spec.n_head,
+            "n_embd": spec.n_embd,
+            "intermediate_size": spec.intermediate_size,
+        }
+    )
 
 
 def build_model(spec: ExplainerModelConfig, vocab_size: int, *, seed: int = 0):
@@ -154,7 +161,9 @@ def encode_documents(tokenizer_dir: str | Path, documents: Sequence[str], *, blo
     return torch.tensor(rows_in, dtype=torch.long), torch.tensor(rows_out, dtype=torch.long)
 
 
-def train(model, inputs, targets, cfg: PretrainConfig, *, on_step: Callable[[int, float], None] | None = None) -> list[float]:
+def train(
+    model, inputs, targets, cfg: PretrainConfig, *, on_step: Callable[[int, float], None] | None = None
+) -> list[float]:
     """Plain AdamW loop with warm-up + cosine decay; returns the logged losses."""
     import torch
     import torch.nn.functional as F
@@ -165,7 +174,8 @@ def train(model, inputs, targets, cfg: PretrainConfig, *, on_step: Callable[[int
     no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
     optimizer = torch.optim.AdamW(
         [{"params": decay, "weight_decay": cfg.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=cfg.learning_rate, betas=(0.9, 0.95),
+        lr=cfg.learning_rate,
+        betas=(0.9, 0.95),
     )
     model.train()
     losses: list[float] = []
@@ -196,7 +206,9 @@ def _learning_rate(step: int, cfg: PretrainConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.learning_rate * (step + 1) / cfg.warmup_steps
     progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-    return cfg.min_learning_rate + 0.5 * (cfg.learning_rate - cfg.min_learning_rate) * (1 + math.cos(math.pi * progress))
+    return cfg.min_learning_rate + 0.5 * (cfg.learning_rate - cfg.min_learning_rate) * (
+        1 + math.cos(math.pi * progress)
+    )
 
 
 def save_checkpoint(model, out_dir: str | Path, *, dtype: str = "float32", meta: dict[str, Any] | None = None) -> Path:
@@ -207,7 +219,9 @@ def save_checkpoint(model, out_dir: str | Path, *, dtype: str = "float32", meta:
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to(getattr(torch, dtype)) if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    state = {
+        k: v.detach().to(getattr(torch, dtype)) if v.is_floating_point() else v for k, v in model.state_dict().items()
+    }
     torch.save(state, out_dir / "lit_model.pth")
     save_config(model.config, out_dir)
     save_prompt_style(Default(), out_dir)  # the corpus layout is the prompt: no chat template
@@ -253,7 +267,7 @@ def build_explainer(
         "parameters": parameters,
         "train_seconds": round(seconds, 1),
         "final_loss": losses[-1],
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     save_checkpoint(model, out_dir, dtype=cfg.save_dtype, meta=meta)
     (out_dir / CORPUS_FILE).unlink()  # rebuilt from the facts table on demand; not shipped

@@ -48,7 +48,7 @@ def build_prompt(facts: ExplanationFacts) -> str:
 
 
 def prompt_hash(prompt: str, system_prompt: str = SYSTEM_PROMPT) -> str:
-    return hashlib.sha256(f"{system_prompt}\n\n{prompt}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{system_prompt}\n\n{prompt}".encode()).hexdigest()
 
 
 def clean_completion(text: str) -> str:

@@ -24,8 +24,9 @@ from ml_core.llm.pretrain import (
 )
 from ml_core.llm.prompt import ANSWER_CLOSE, build_prompt
 
-TINY_SPEC = ExplainerModelConfig(name="tiny-test-gpt", vocab_size=1000, n_layer=2, n_head=2, n_embd=64,
-                                 intermediate_size=128, block_size=512)
+TINY_SPEC = ExplainerModelConfig(
+    name="tiny-test-gpt", vocab_size=1000, n_layer=2, n_head=2, n_embd=64, intermediate_size=128, block_size=512
+)
 SENTENCES = (
     "The model looked at the chest X-ray.",
     "Please talk to your doctor about this preliminary result.",
@@ -37,16 +38,25 @@ def document(facts: ExplanationFacts, text: str) -> str:
     return f"{build_prompt(facts)}{text}\n{ANSWER_CLOSE}"
 
 
-def make_tiny_checkpoint(out_dir: str | Path, *, memorize: Sequence[tuple[ExplanationFacts, str]] = (),
-                         steps: int = 150, seed: int = 0) -> Path:
+def make_tiny_checkpoint(
+    out_dir: str | Path, *, memorize: Sequence[tuple[ExplanationFacts, str]] = (), steps: int = 150, seed: int = 0
+) -> Path:
     out_dir = Path(out_dir).resolve()
     docs = [document(facts, text) for facts, text in memorize]
     train_tokenizer([*SENTENCES, *docs], out_dir, vocab_size=TINY_SPEC.vocab_size)
     model = build_model(TINY_SPEC, tokenizer_vocab_size(out_dir), seed=seed)
     if docs:
         inputs, targets = encode_documents(out_dir, docs, block_size=TINY_SPEC.block_size)
-        cfg = replace(PretrainConfig(), steps=steps, batch_size=len(docs), learning_rate=1e-2, min_learning_rate=1e-3,
-                      warmup_steps=5, log_every=max(1, steps), seed=seed)
+        cfg = replace(
+            PretrainConfig(),
+            steps=steps,
+            batch_size=len(docs),
+            learning_rate=1e-2,
+            min_learning_rate=1e-3,
+            warmup_steps=5,
+            log_every=max(1, steps),
+            seed=seed,
+        )
         train(model, inputs, targets, cfg)
     return save_checkpoint(model, out_dir, dtype="float32")
 

@@ -43,11 +43,18 @@ _CERTAINTY = re.compile(
     r"guarantee[sd]?|undoubtedly|no doubt|without doubt|almost sure|sure)\b",
     re.IGNORECASE,
 )
-_YOU_HAVE = re.compile(r"\byou\s+(?:definitely\s+|clearly\s+|really\s+)?(?:have|are suffering|are infected|suffer)\b",
-                       re.IGNORECASE)
-_BAND_CLAIM = re.compile(r"\b(low|moderate|medium|high|very high)\s+(?:confidence|probability|likelihood)\b", re.IGNORECASE)
-_STRONG_WORDS = re.compile(r"\b(very likely|highly likely|most certainly|strongly suggests?|clear signs?)\b", re.IGNORECASE)
-_DOSE = re.compile(r"\b\d+(?:\.\d+)?\s*(?:mg|mcg|µg|ug|g|ml|iu|units?|tablets?|pills?|capsules?|puffs?)\b", re.IGNORECASE)
+_YOU_HAVE = re.compile(
+    r"\byou\s+(?:definitely\s+|clearly\s+|really\s+)?(?:have|are suffering|are infected|suffer)\b", re.IGNORECASE
+)
+_BAND_CLAIM = re.compile(
+    r"\b(low|moderate|medium|high|very high)\s+(?:confidence|probability|likelihood)\b", re.IGNORECASE
+)
+_STRONG_WORDS = re.compile(
+    r"\b(very likely|highly likely|most certainly|strongly suggests?|clear signs?)\b", re.IGNORECASE
+)
+_DOSE = re.compile(
+    r"\b\d+(?:\.\d+)?\s*(?:mg|mcg|µg|ug|g|ml|iu|units?|tablets?|pills?|capsules?|puffs?)\b", re.IGNORECASE
+)
 _MEDICATION = re.compile(
     r"\b(medication|medications|medicine|medicines|drug|drugs|dose|doses|dosage|prescri\w*|tablet|tablets|pill|pills|"
     r"antibiotics?|antivirals?|steroids?|corticosteroids?|inhalers?|paracetamol|acetaminophen|ibuprofen|aspirin|"
@@ -63,7 +70,9 @@ def _normalise(text: str) -> str:
     return " ".join(text.split())
 
 
-def validate_explanation(text: str, facts: ExplanationFacts, limits: ValidationLimits | None = None) -> ValidationResult:
+def validate_explanation(
+    text: str, facts: ExplanationFacts, limits: ValidationLimits | None = None
+) -> ValidationResult:
     limits = limits or ValidationLimits()
     text = _normalise(text)
     failures: list[str] = []

@@ -39,8 +39,10 @@ BAND_NOTES = {
 }
 PATTERN_NOTES = {
     "focal": ("The highlighted area is small and focused.", "The model's attention is on one small area."),
-    "widespread": ("The highlighted area is spread over a larger part of the chest.",
-                   "The model's attention is spread over a wide area."),
+    "widespread": (
+        "The highlighted area is spread over a larger part of the chest.",
+        "The model's attention is spread over a wide area.",
+    ),
 }
 REGION_NOTES = (
     "It is mostly in the {place}.",
@@ -113,16 +115,20 @@ def template_explanation(facts: ExplanationFacts) -> str:
 def technical_summary(facts: ExplanationFacts, *, model: str = "") -> str:
     """A short, deterministic summary for physicians (always built from facts, never generated)."""
     others = ", ".join(
-        f"{name} {p:.3f}" for name, p in sorted(facts.probabilities.items(), key=lambda kv: -kv[1]) if name != facts.label
+        f"{name} {p:.3f}"
+        for name, p in sorted(facts.probabilities.items(), key=lambda kv: -kv[1])
+        if name != facts.label
     )
     parts = [
         f"{model + ': ' if model else ''}{facts.label} p={facts.probability:.3f} (calibrated; {facts.band} band)"
-        + (f"; others: {others}" if others else "") + ".",
+        + (f"; others: {others}" if others else "")
+        + ".",
     ]
     if facts.region:
         parts.append(
             f"CAM dominant region: {facts.region} (radiological convention)"
-            + (f", {facts.pattern}" if facts.pattern else "") + "."
+            + (f", {facts.pattern}" if facts.pattern else "")
+            + "."
         )
     reported = []
     if facts.age is not None:

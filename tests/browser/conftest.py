@@ -164,9 +164,14 @@ def new_page(browser, csp_console):
         context.set_default_timeout(30_000)
         context.add_init_script(STATUS_RECORDER)
         context.add_init_script(CSP_RECORDER)
-        context.on("console", lambda message: csp_console.append(f"{message.page.url if message.page else ''}: "
-                                                                 f"{message.text}")
-                   if "Content Security Policy" in message.text else None)
+        context.on(
+            "console",
+            lambda message: (
+                csp_console.append(f"{message.page.url if message.page else ''}: {message.text}")
+                if "Content Security Policy" in message.text
+                else None
+            ),
+        )
         if not websockets:  # a browser or proxy without WebSockets: the page must fall back to polling
             context.add_init_script("delete window.WebSocket;")
         contexts.append(context)
@@ -184,6 +189,7 @@ def embedded_portal(tmp_path_factory, process_tools):
     data_dir = tmp_path_factory.mktemp("portal-embedded")
     package = make_tiny_package(data_dir / "cxr-tiny")
     server, base = process_tools.start_embedded_server(
-        data_dir, setup=[["register_model", str(package), "--alias", "champion"]])
+        data_dir, setup=[["register_model", str(package), "--alias", "champion"]]
+    )
     yield SimpleNamespace(url=base, log=server.log, data_dir=data_dir)
     server.kill()

@@ -20,16 +20,26 @@ def _log_in(page, client, user, base_url: str) -> None:
 
 
 def test_study_page_follows_live_over_websocket_and_by_polling(
-    client, consenting_patient, champion, flushed_redis, live_server_process, celery_worker_process, new_page,
-    status_log, settled_on, artifacts,
+    client,
+    consenting_patient,
+    champion,
+    flushed_redis,
+    live_server_process,
+    celery_worker_process,
+    new_page,
+    status_log,
+    settled_on,
+    artifacts,
 ):
     from ml_core.testing import make_xray_like_png
 
     live = new_page(live_server_process)
     _log_in(live, client, consenting_patient, live_server_process)
     live.goto("/studies/upload/")
-    live.set_input_files("#id_image", files=[{"name": "cxr.png", "mimeType": "image/png",
-                                              "buffer": make_xray_like_png(size=384, seed=9)}])
+    live.set_input_files(
+        "#id_image",
+        files=[{"name": "cxr.png", "mimeType": "image/png", "buffer": make_xray_like_png(size=384, seed=9)}],
+    )
     live.click("#upload-submit")
     live.wait_for_url(re.compile(r"/studies/[0-9a-f-]{36}/$"))
     assert flushed_redis.llen("inference") == 1  # no worker yet: the study waits in the broker

@@ -34,9 +34,14 @@ RUN_RECORDER = """
 """
 # Quality gates the random tiny models can pass (the gate logic itself is tested in tests/apps/modelops).
 LENIENT_GATES = {
-    "DEEPMED_GATE_F1_TOLERANCE": "1", "DEEPMED_GATE_F1_FLOOR": "0", "DEEPMED_GATE_RECALL_FLOOR": "0",
-    "DEEPMED_GATE_P95_LATENCY_MS": "60000", "DEEPMED_GATE_ONNX_PARITY": "0.01", "DEEPMED_GATE_REQUIRE_OOD": "false",
-    "DEEPMED_PACKAGE_FORMAT": "fp32", "DEEPMED_OOD_METHOD": "mahalanobis",  # keep the package build short
+    "DEEPMED_GATE_F1_TOLERANCE": "1",
+    "DEEPMED_GATE_F1_FLOOR": "0",
+    "DEEPMED_GATE_RECALL_FLOOR": "0",
+    "DEEPMED_GATE_P95_LATENCY_MS": "60000",
+    "DEEPMED_GATE_ONNX_PARITY": "0.01",
+    "DEEPMED_GATE_REQUIRE_OOD": "false",
+    "DEEPMED_PACKAGE_FORMAT": "fp32",
+    "DEEPMED_OOD_METHOD": "mahalanobis",  # keep the package build short
 }
 
 
@@ -49,9 +54,12 @@ def modelops_portal(tmp_path_factory, process_tools):
     package = make_tiny_package(data_dir / "cxr-tiny")
     server, base = process_tools.start_embedded_server(
         data_dir,
-        setup=[["register_model", str(package), "--alias", "champion"],
-               ["create_user", "--role", "admin", "--username", "ops-admin", "--password", PASSWORD]],
-        DEEPMED_BASE_DATASET_DIR=str(write_tiny_dataset(data_dir / "cxr")), **LENIENT_GATES,
+        setup=[
+            ["register_model", str(package), "--alias", "champion"],
+            ["create_user", "--role", "admin", "--username", "ops-admin", "--password", PASSWORD],
+        ],
+        DEEPMED_BASE_DATASET_DIR=str(write_tiny_dataset(data_dir / "cxr")),
+        **LENIENT_GATES,
     )
     yield SimpleNamespace(url=base, log=server.log)
     server.kill()

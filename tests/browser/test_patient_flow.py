@@ -45,8 +45,9 @@ def _drop_file(page, name: str, data: bytes) -> None:
     )
 
 
-def test_register_consent_upload_live_result_delete_and_isolation(embedded_portal, new_page, artifacts, status_log,
-                                                                   settled_on):
+def test_register_consent_upload_live_result_delete_and_isolation(
+    embedded_portal, new_page, artifacts, status_log, settled_on
+):
     page = new_page(embedded_portal.url)
     page.goto("/accounts/signup/")
     _shot(page, artifacts, "01-signup")
@@ -126,7 +127,9 @@ def test_register_consent_upload_live_result_delete_and_isolation(embedded_porta
     page.goto("/accounts/me/")
     assert "not allowed" in page.text_content("#research-state")
     page.click("#research-grant")
-    assert "allowed" in page.text_content("#research-state") and "not allowed" not in page.text_content("#research-state")
+    assert "allowed" in page.text_content("#research-state") and "not allowed" not in page.text_content(
+        "#research-state"
+    )
     _shot(page, artifacts, "10-account")
     page.fill("#id_password", PASSWORD)
     page.check("#id_confirm")
@@ -137,4 +140,3 @@ def test_register_consent_upload_live_result_delete_and_isolation(embedded_porta
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     assert page.is_visible("text=did not match")  # the account is gone
-

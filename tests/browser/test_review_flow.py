@@ -22,11 +22,20 @@ STUDY_URL = re.compile(r"/studies/([0-9a-f-]{36})/$")
 
 
 def _create_physician(portal, username: str, role: str = "physician") -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")
-           and k not in ("REDIS_URL", "DATABASE_URL", "MEDIA_ROOT", "AZURE_STORAGE_CONNECTION_STRING")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("PYTEST")
+        and k not in ("REDIS_URL", "DATABASE_URL", "MEDIA_ROOT", "AZURE_STORAGE_CONNECTION_STRING")
+    }
     env.update(DEEPMED_DATA_DIR=str(portal.data_dir), DJANGO_SETTINGS_MODULE="deepmed_web.settings")
-    done = subprocess.run([sys.executable, "manage.py", "create_user", "--role", role, "--username", username,
-                           "--password", PASSWORD], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "create_user", "--role", role, "--username", username, "--password", PASSWORD],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -38,8 +47,9 @@ def _log_in(page, username: str) -> None:
     page.wait_for_load_state()
 
 
-def test_physician_claims_corrects_and_patient_sees_the_label(embedded_portal, new_page, artifacts, status_log,
-                                                               settled_on, csp_violations, csp_console):
+def test_physician_claims_corrects_and_patient_sees_the_label(
+    embedded_portal, new_page, artifacts, status_log, settled_on, csp_violations, csp_console
+):
     _create_physician(embedded_portal, "dr-review-e2e")
     doctor = new_page(embedded_portal.url)
     _log_in(doctor, "dr-review-e2e")
@@ -57,8 +67,10 @@ def test_physician_claims_corrects_and_patient_sees_the_label(embedded_portal, n
     patient.wait_for_url("**/accounts/disclaimer/")
     patient.click("#accept-disclaimer")
     patient.goto("/studies/upload/")
-    patient.set_input_files("#id_image", files=[{"name": "chest.png", "mimeType": "image/png",
-                                                  "buffer": make_xray_like_png(size=384, seed=11)}])
+    patient.set_input_files(
+        "#id_image",
+        files=[{"name": "chest.png", "mimeType": "image/png", "buffer": make_xray_like_png(size=384, seed=11)}],
+    )
     patient.fill("#id_patient_age", "71")
     patient.fill("#id_symptoms", "fever, short of breath")
     patient.click("#upload-submit")
@@ -125,7 +137,8 @@ def test_physician_claims_corrects_and_patient_sees_the_label(embedded_portal, n
     doctor.wait_for_url("**/review/")
     assert doctor.is_visible("text=Review saved (version 2)")
     patient.wait_for_function(
-        f"() => (document.getElementById('review-final') || {{}}).textContent?.includes('{second}')", timeout=30_000)
+        f"() => (document.getElementById('review-final') || {{}}).textContent?.includes('{second}')", timeout=30_000
+    )
     assert "Second reading" in patient.text_content("#review-note")
 
     doctor.goto("/review/dashboard/")

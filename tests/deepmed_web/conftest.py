@@ -19,11 +19,23 @@ def azurite(process_tools, tmp_path_factory) -> str:
     The container `deepmed` is created once (django-storages does not create containers)."""
     binary = str(AZURITE_BIN) if AZURITE_BIN.exists() else shutil.which("azurite-blob")
     if binary is None:
-        pytest.skip("Azurite is not installed: run `npm install --no-save azurite` at the repo root (deploy/test.sh does)")
+        pytest.skip(
+            "Azurite is not installed: run `npm install --no-save azurite` at the repo root (deploy/test.sh does)"
+        )
     port = process_tools.free_port()
     process = process_tools.ManagedProcess(
-        [binary, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--inMemoryPersistence",
-         "--skipApiVersionCheck", "--loose", "--disableTelemetry", "--silent"],
+        [
+            binary,
+            "--blobHost",
+            "127.0.0.1",
+            "--blobPort",
+            str(port),
+            "--inMemoryPersistence",
+            "--skipApiVersionCheck",
+            "--loose",
+            "--disableTelemetry",
+            "--silent",
+        ],
         None,
         tmp_path_factory.mktemp("azurite") / "azurite.log",
     )
@@ -41,7 +53,7 @@ def azurite(process_tools, tmp_path_factory) -> str:
         try:
             service.create_container("deepmed")
             return True
-        except Exception as exc:  # noqa: BLE001 — connection refused until Azurite is up
+        except Exception as exc:
             return type(exc).__name__ == "ResourceExistsError"
 
     try:

@@ -56,8 +56,14 @@ def world(explained_study, other_patient, physician, admin_user):
     from apps.accounts.services import accept_disclaimer
 
     accept_disclaimer(other_patient)
-    return {"owner": explained_study.owner, "stranger": other_patient, "physician": physician, "admin": admin_user,
-            "anonymous": None, "study": explained_study}
+    return {
+        "owner": explained_study.owner,
+        "stranger": other_patient,
+        "physician": physician,
+        "admin": admin_user,
+        "anonymous": None,
+        "study": explained_study,
+    }
 
 
 def _call(api, method: str, path: str, body):
@@ -65,8 +71,11 @@ def _call(api, method: str, path: str, body):
     return getattr(api, method)(path, body, **kwargs) if body is not None else getattr(api, method)(path)
 
 
-@pytest.mark.parametrize(("method", "path", "body", "role", "expected"), CASES,
-                         ids=[f"{role}-{m}-{p.replace('/api/v1/', '')}" for m, p, b, role, _ in CASES])
+@pytest.mark.parametrize(
+    ("method", "path", "body", "role", "expected"),
+    CASES,
+    ids=[f"{role}-{m}-{p.replace('/api/v1/', '')}" for m, p, b, role, _ in CASES],
+)
 def test_permission_matrix(api_as, world, method, path, body, role, expected):
     study = world["study"]
     api = api_as(world[role])

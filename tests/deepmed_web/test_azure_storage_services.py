@@ -17,14 +17,17 @@ def _blobs(container, study_id) -> list[str]:
     return [blob.name for blob in container.list_blobs(name_starts_with=f"studies/{study_id}/")]
 
 
-def test_study_lives_in_blob_storage_from_upload_to_delete(azure_server, azure_container, consenting_patient, other_patient, xray_png, bearer):
+def test_study_lives_in_blob_storage_from_upload_to_delete(
+    azure_server, azure_container, consenting_patient, other_patient, xray_png, bearer
+):
     import httpx
 
     from apps.studies.models import Study
 
     owner = bearer(consenting_patient)
-    response = httpx.post(f"{azure_server}/api/v1/studies", headers=owner,
-                          files={"image": ("cxr.png", xray_png, "image/png")}, timeout=60)
+    response = httpx.post(
+        f"{azure_server}/api/v1/studies", headers=owner, files={"image": ("cxr.png", xray_png, "image/png")}, timeout=60
+    )
     assert response.status_code == 201, response.text
     study_id = response.json()["id"]
 

@@ -5,11 +5,15 @@ import os
 
 import pytest
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.skipif(bool(os.environ.get("REDIS_URL")), reason="embedded mode only")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(bool(os.environ.get("REDIS_URL")), reason="embedded mode only"),
+]
 
 
-def test_upload_is_processed_by_the_in_process_worker(client, consenting_patient, champion, xray_png, study_settled,
-                                                      embedded_worker_thread):
+def test_upload_is_processed_by_the_in_process_worker(
+    client, consenting_patient, champion, xray_png, study_settled, embedded_worker_thread
+):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     from apps.studies.models import Study, StudyStatus
@@ -29,8 +33,11 @@ def test_embedded_beat_covers_every_periodic_task(settings):
     entries = {task: seconds for _, seconds, task in beat_entries()}
     assert entries["workers.training.check_retraining_queue"] == float(settings.DEEPMED_RETRAIN_CHECK_SECONDS)
     assert entries["workers.monitoring.compute_drift_scores"] == float(settings.DEEPMED_DRIFT_CHECK_SECONDS)
-    assert {"workers.maintenance.requeue_stalled_studies", "workers.llm.requeue_unexplained_studies",
-            "workers.training.fail_stalled_runs"} <= set(entries)
+    assert {
+        "workers.maintenance.requeue_stalled_studies",
+        "workers.llm.requeue_unexplained_studies",
+        "workers.training.fail_stalled_runs",
+    } <= set(entries)
 
 
 def test_embedded_beat_keeps_sending_even_after_a_failed_publish(monkeypatch):

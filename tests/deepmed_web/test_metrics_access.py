@@ -46,8 +46,9 @@ def test_the_right_token_is_let_in_from_anywhere(client, settings):
     assert _metrics(client, "10.0.0.7", TOKEN, scheme="bearer").status_code == 200  # the scheme is case-insensitive
 
 
-@pytest.mark.parametrize("token,scheme", [("wrong-token", "Bearer"), (TOKEN[:-1], "Bearer"), ("", "Bearer"),
-                                          (TOKEN, "Basic")])
+@pytest.mark.parametrize(
+    "token,scheme", [("wrong-token", "Bearer"), (TOKEN[:-1], "Bearer"), ("", "Bearer"), (TOKEN, "Basic")]
+)
 def test_a_wrong_token_is_refused(client, settings, token, scheme):
     settings.DEEPMED_METRICS_TOKEN = TOKEN
     assert _metrics(client, "10.0.0.7", token, scheme=scheme).status_code == 403
@@ -91,7 +92,9 @@ def test_prometheus_and_kubernetes_send_the_token():
     import yaml
 
     deploy = Path(__file__).resolve().parents[2] / "deploy"
-    jobs = {j["job_name"]: j for j in yaml.safe_load((deploy / "prometheus/prometheus.yml").read_text())["scrape_configs"]}
+    jobs = {
+        j["job_name"]: j for j in yaml.safe_load((deploy / "prometheus/prometheus.yml").read_text())["scrape_configs"]
+    }
     assert jobs["deepmed-web"]["authorization"]["credentials_file"] == "/run/secrets/metrics-token"
     compose = yaml.safe_load((deploy / "docker-compose.yml").read_text())
     assert compose["secrets"]["metrics-token"] == {"environment": "DEEPMED_METRICS_TOKEN"}

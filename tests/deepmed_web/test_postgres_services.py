@@ -9,7 +9,9 @@ def test_migrations_apply_on_postgresql_and_match_the_models():
     assert connection.vendor == "postgresql"
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)  # exits non-zero if models drifted
     with connection.cursor() as cursor:
-        cursor.execute("SELECT count(*) FROM django_migrations WHERE app IN ('studies','accounts','audit','review','modelops')")
+        cursor.execute(
+            "SELECT count(*) FROM django_migrations WHERE app IN ('studies','accounts','audit','review','modelops')"
+        )
         assert cursor.fetchone()[0] >= 5
 
 

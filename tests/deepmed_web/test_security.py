@@ -15,9 +15,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
-STRICT = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-          "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; "
-          "object-src 'none'")
+STRICT = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'self'; form-action 'self'; "
+    "object-src 'none'"
+)
 
 
 def _directives(policy: str) -> dict[str, list[str]]:
@@ -25,6 +27,7 @@ def _directives(policy: str) -> dict[str, list[str]]:
 
 
 # --- Content-Security-Policy -----------------------------------------------------------------
+
 
 def test_the_default_policy_is_the_strict_one(settings):
     assert settings.DEEPMED_CSP == STRICT
@@ -67,10 +70,19 @@ def test_the_policy_follows_the_setting(client, db, settings):
 
 def test_deepmed_csp_is_read_from_the_environment(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    env.update(DEEPMED_CSP="default-src 'self'; img-src 'self' https://tiles.example.org",
-               DEEPMED_DATA_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="deepmed_web.settings")
-    done = subprocess.run([sys.executable, "-c", "from django.conf import settings; print(settings.DEEPMED_CSP)"],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    env.update(
+        DEEPMED_CSP="default-src 'self'; img-src 'self' https://tiles.example.org",
+        DEEPMED_DATA_DIR=str(tmp_path),
+        DJANGO_SETTINGS_MODULE="deepmed_web.settings",
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; print(settings.DEEPMED_CSP)"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "default-src 'self'; img-src 'self' https://tiles.example.org"
 
@@ -128,6 +140,7 @@ def test_api_docs_have_their_own_relaxed_policy_and_no_inline_script(client):
 
 # --- Cache-Control: private, no-store ---------------------------------------------------------
 
+
 def _no_store(response) -> bool:
     directives = {d.strip() for d in response.get("Cache-Control", "").split(",")}
     return {"private", "no-store"} <= directives
@@ -147,8 +160,9 @@ def test_review_pages_are_never_stored(client, predicted_study, physician, path)
     assert response.status_code == 200 and _no_store(response), response.get("Cache-Control")
 
 
-@pytest.mark.parametrize("path", ["studies", "studies/{id}", "studies/{id}/image", "studies/{id}/heatmap", "me",
-                                  "account", "consent"])
+@pytest.mark.parametrize(
+    "path", ["studies", "studies/{id}", "studies/{id}/image", "studies/{id}/heatmap", "me", "account", "consent"]
+)
 def test_api_patient_data_is_never_stored(api_as, predicted_study, path):
     response = api_as(predicted_study.owner).get(f"/api/v1/{path.format(id=predicted_study.pk)}")
     assert response.status_code == 200 and _no_store(response), response.get("Cache-Control")
@@ -162,8 +176,9 @@ def test_a_not_modified_answer_is_not_stored_either(api_as, predicted_study):
 
 
 def test_api_token_answers_are_never_stored(api_client, patient):
-    response = api_client.post("/api/v1/auth/token", {"username": "alice", "password": "a-long-test-password"},
-                               format="json")
+    response = api_client.post(
+        "/api/v1/auth/token", {"username": "alice", "password": "a-long-test-password"}, format="json"
+    )
     assert response.status_code == 200 and _no_store(response)
 
 

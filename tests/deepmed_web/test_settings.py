@@ -10,12 +10,17 @@ ROOT = Path(__file__).resolve().parents[2]
 def _manage(*args, env_overrides):
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "HTTPS", "SECRET_KEY", "ALLOWED_HOSTS")}
     env.update(env_overrides)
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_production_settings_pass_check_deploy_without_warnings(tmp_path):
     result = _manage(
-        "check", "--deploy", "--fail-level", "WARNING",
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
         env_overrides={
             "DEBUG": "false",
             "HTTPS": "true",
@@ -29,8 +34,13 @@ def test_production_settings_pass_check_deploy_without_warnings(tmp_path):
 
 
 def test_check_deploy_does_flag_an_insecure_configuration(tmp_path):
-    result = _manage("check", "--deploy", "--fail-level", "WARNING",
-                     env_overrides={"DEBUG": "true", "DEEPMED_DATA_DIR": str(tmp_path)})
+    result = _manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env_overrides={"DEBUG": "true", "DEEPMED_DATA_DIR": str(tmp_path)},
+    )
     assert result.returncode != 0
     assert "security.W" in result.stdout + result.stderr
 

@@ -30,8 +30,9 @@ async def _closed_with(communicator, connected: bool) -> int:
 
 async def test_an_app_follows_its_study_with_a_bearer_header(queued_study, access_token):
     token = await database_sync_to_async(access_token)(queued_study.owner)
-    communicator, connected, _ = await _connect(f"/ws/studies/{queued_study.pk}/",
-                                                [(b"authorization", f"Bearer {token}".encode())])
+    communicator, connected, _ = await _connect(
+        f"/ws/studies/{queued_study.pk}/", [(b"authorization", f"Bearer {token}".encode())]
+    )
     assert connected
     assert (await communicator.receive_json_from())["status"] == "queued"
     await communicator.disconnect()
@@ -63,8 +64,9 @@ async def test_a_revoked_token_is_refused(queued_study, access_token):
 
     token = await database_sync_to_async(access_token)(queued_study.owner)
     await database_sync_to_async(set_user_password)(queued_study.owner, "a-brand-new-password-1")
-    communicator, connected, _ = await _connect(f"/ws/studies/{queued_study.pk}/",
-                                                [(b"authorization", f"Bearer {token}".encode())])
+    communicator, connected, _ = await _connect(
+        f"/ws/studies/{queued_study.pk}/", [(b"authorization", f"Bearer {token}".encode())]
+    )
     assert await _closed_with(communicator, connected) == 4401
 
 
@@ -85,7 +87,9 @@ async def test_browser_session_needs_an_allowed_origin(queued_study):
     _, connected, _ = await _connect(path, [(b"cookie", cookie), (b"origin", b"https://evil.example")])
     assert not connected  # a page of another site cannot ride the session
     communicator, connected, _ = await _connect(path, [(b"cookie", cookie)])
-    assert await _closed_with(communicator, connected) == 4401  # no Origin = not a browser: the cookie alone does not count
+    assert (
+        await _closed_with(communicator, connected) == 4401
+    )  # no Origin = not a browser: the cookie alone does not count
 
 
 @pytest.mark.parametrize("path", ["/ws/studies/", "/ws/modelops/training/1/"])
@@ -96,5 +100,7 @@ async def test_the_other_sockets_close_with_4401_without_a_valid_token(path):
 
 async def test_a_patient_on_the_training_socket_gets_4403(patient, access_token):
     token = await database_sync_to_async(access_token)(patient)
-    communicator, connected, _ = await _connect("/ws/modelops/training/1/", [(b"authorization", f"Bearer {token}".encode())])
+    communicator, connected, _ = await _connect(
+        "/ws/modelops/training/1/", [(b"authorization", f"Bearer {token}".encode())]
+    )
     assert await _closed_with(communicator, connected) == 4403

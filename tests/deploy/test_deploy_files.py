@@ -50,7 +50,18 @@ def _dockerfile_cmd(path: Path, target: str | None) -> list[str]:
 
 def test_compose_services_build_from_existing_dockerfiles_and_targets():
     services = _compose()["services"]
-    assert {"web", "worker-cpu", "worker-gpu", "beat", "postgres", "redis", "mlflow", "azurite", "prometheus", "grafana"} <= set(services)
+    assert {
+        "web",
+        "worker-cpu",
+        "worker-gpu",
+        "beat",
+        "postgres",
+        "redis",
+        "mlflow",
+        "azurite",
+        "prometheus",
+        "grafana",
+    } <= set(services)
     built = 0
     for name, service in services.items():
         build = service.get("build")
@@ -84,11 +95,15 @@ def test_every_queue_has_a_worker_in_compose_and_kubernetes():
     compose_queues = set()
     for name in ("worker-cpu", "worker-gpu"):
         build = services[name]["build"]
-        compose_queues |= _queues_of(_dockerfile_cmd(DEPLOY / build["context"] / build["dockerfile"], build.get("target")))
+        compose_queues |= _queues_of(
+            _dockerfile_cmd(DEPLOY / build["context"] / build["dockerfile"], build.get("target"))
+        )
     assert compose_queues == set(QUEUES)
     gpu = _dockerfile_cmd(DEPLOY / "docker" / "Dockerfile.gpu", None)
     assert _queues_of(gpu) == {"training", "inference", "llm"}
-    assert (DEPLOY / "docker" / "Dockerfile.gpu").read_text().startswith("# ") and "FROM nvidia/cuda:" in (DEPLOY / "docker" / "Dockerfile.gpu").read_text()
+    assert (DEPLOY / "docker" / "Dockerfile.gpu").read_text().startswith("# ") and "FROM nvidia/cuda:" in (
+        DEPLOY / "docker" / "Dockerfile.gpu"
+    ).read_text()
     k8s_queues = set()
     for deployment in _kind("Deployment"):
         for container in deployment["spec"]["template"]["spec"]["containers"]:
@@ -141,12 +156,21 @@ def _deploy_env_names() -> set[str]:
         for line in dockerfile.read_text().splitlines():
             if line.startswith("ENV "):
                 names |= set(re.findall(r"([A-Z][A-Z0-9_]+)=", line))
-    names |= set(yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())["jobs"]["test"]["services"]["postgres"]["env"])
+    names |= set(
+        yaml.safe_load((ROOT / ".github/workflows/ci.yml").read_text())["jobs"]["test"]["services"]["postgres"]["env"]
+    )
     return names
 
 
 # Generic image/build plumbing, not configuration of DeepMed or its services.
-IMAGE_BUILD_ENV = {"PATH", "DEBIAN_FRONTEND", "PIP_NO_CACHE_DIR", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED", "POD_NAME"}
+IMAGE_BUILD_ENV = {
+    "PATH",
+    "DEBIAN_FRONTEND",
+    "PIP_NO_CACHE_DIR",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUNBUFFERED",
+    "POD_NAME",
+}
 
 
 def test_every_env_var_in_the_deploy_files_is_read_by_settings_or_documented():

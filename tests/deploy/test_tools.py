@@ -61,13 +61,29 @@ def test_retraining_benchmark_runs_the_product_path_and_reports_gates(tmp_path):
 
     data = write_tiny_dataset(tmp_path / "data")
     champion = make_tiny_package(tmp_path / "champion")
-    env = {**os.environ, "DEEPMED_BASE_DATASET_DIR": str(data), "DEEPMED_RETRAIN_ARCHITECTURE": "cxr_tiny",
-           "DEEPMED_PACKAGE_FORMAT": "fp32", "DEEPMED_OOD_METHOD": "mahalanobis"}
+    env = {
+        **os.environ,
+        "DEEPMED_BASE_DATASET_DIR": str(data),
+        "DEEPMED_RETRAIN_ARCHITECTURE": "cxr_tiny",
+        "DEEPMED_PACKAGE_FORMAT": "fp32",
+        "DEEPMED_OOD_METHOD": "mahalanobis",
+    }
     out = tmp_path / "figures.json"
     proc = subprocess.run(
-        [sys.executable, str(TOOLS / "bench_retraining.py"), "--champion", str(champion), "--threads", "1",
-         "--json", str(out)],
-        env=env, capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            str(TOOLS / "bench_retraining.py"),
+            "--champion",
+            str(champion),
+            "--threads",
+            "1",
+            "--json",
+            str(out),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     figures = json.loads(out.read_text())

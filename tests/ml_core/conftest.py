@@ -28,6 +28,7 @@ def predictor(tiny_package):
 
 # --- a tiny model really trained (cxr_tiny, 32 px) on a synthetic, learnable ImageFolder ---
 
+
 @pytest.fixture(scope="session")
 def tiny_data(tmp_path_factory):
     return make_tiny_imagefolder(tmp_path_factory.mktemp("cxr") / "data", size=64)
@@ -46,5 +47,3 @@ def trained(tiny_data, tmp_path_factory):
         package=PackageConfig(name="cxr-tiny-trained", format="fp32", **FAST_PACKAGE_SETTINGS),
     )
     return result, steps
-
-

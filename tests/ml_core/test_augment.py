@@ -18,7 +18,9 @@ def asymmetric():
 
 def _mean_change(img, level, draws=12):
     rng = np.random.default_rng(0)
-    return np.mean([np.abs(augment(img, AugmentConfig(level=level), rng).astype(float) - img).mean() for _ in range(draws)])
+    return np.mean(
+        [np.abs(augment(img, AugmentConfig(level=level), rng).astype(float) - img).mean() for _ in range(draws)]
+    )
 
 
 def test_levels_are_ordered_by_strength(asymmetric):
@@ -57,6 +59,12 @@ def test_unknown_level_is_rejected():
 def test_materialise_writes_copies_with_progress(tmp_path):
     src = make_tiny_imagefolder(tmp_path / "src", per_split={"train": 2}, size=64)
     seen = []
-    report = materialise(src / "train", tmp_path / "out", copies=3, cfg=AugmentConfig(level="light"), progress=lambda d, t: seen.append((d, t)))
+    report = materialise(
+        src / "train",
+        tmp_path / "out",
+        copies=3,
+        cfg=AugmentConfig(level="light"),
+        progress=lambda d, t: seen.append((d, t)),
+    )
     assert report["written"] == 3 * 6 and len(list((tmp_path / "out").rglob("*.png"))) == 18
     assert seen[-1] == (6, 6)

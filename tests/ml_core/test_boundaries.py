@@ -27,7 +27,9 @@ def test_no_django_import_under_ml_core():
     assert len(files) >= 8
     web_roots = ("django", "rest_framework", "celery", "apps", "deepmed_web", "workers")
     offenders = {
-        str(f.relative_to(REPO_ROOT)): sorted(m for m in _imported_modules(f.read_text()) if m.split(".")[0] in web_roots)
+        str(f.relative_to(REPO_ROOT)): sorted(
+            m for m in _imported_modules(f.read_text()) if m.split(".")[0] in web_roots
+        )
         for f in files
     }
     assert {k: v for k, v in offenders.items() if v} == {}

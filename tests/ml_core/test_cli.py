@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from ml_core.cli import main  # noqa: E402
+from ml_core.cli import main
 
 
 def last_json(capsys) -> dict:
@@ -17,7 +17,18 @@ def last_json(capsys) -> dict:
 
 def test_evaluate_json_contract(trained, tiny_data, capsys, tmp_path):
     result, _ = trained
-    main(["evaluate", "--data", str(tiny_data / "test"), "--model", str(result.package_dir), "--json", "--plots", str(tmp_path / "plots")])
+    main(
+        [
+            "evaluate",
+            "--data",
+            str(tiny_data / "test"),
+            "--model",
+            str(result.package_dir),
+            "--json",
+            "--plots",
+            str(tmp_path / "plots"),
+        ]
+    )
     out = last_json(capsys)
     for key in ("n", "accuracy", "macro_f1", "weighted_f1", "roc_auc_macro", "ece", "per_class", "confusion_matrix"):
         assert key in out, key
@@ -32,7 +43,20 @@ def test_evaluate_json_contract(trained, tiny_data, capsys, tmp_path):
 
 def test_bench_json_contract(trained, tiny_data, capsys):
     result, _ = trained
-    main(["bench", "--model", str(result.package_dir), "--data", str(tiny_data), "--runs", "3", "--eval-images", "12", "--json"])
+    main(
+        [
+            "bench",
+            "--model",
+            str(result.package_dir),
+            "--data",
+            str(tiny_data),
+            "--runs",
+            "3",
+            "--eval-images",
+            "12",
+            "--json",
+        ]
+    )
     out = last_json(capsys)
     for key in ("torch_p50_ms", "served_p50_ms", "speedup_served_vs_torch", "served_format", "batch_images_per_s"):
         assert key in out, key
@@ -51,7 +75,19 @@ def test_predict_and_augment_commands(trained, tiny_data, capsys, tmp_path):
     preds = last_json(capsys)["predictions"]
     assert [p["label"] in ("COVID-19", "NORMAL", "PNEUMONIA") for p in preds[:2]] == [True, True]
     assert "error" in preds[2]
-    main(["augment", "--src", str(tiny_data / "val"), "--out", str(tmp_path / "aug"), "--copies", "2", "--level", "medium"])
+    main(
+        [
+            "augment",
+            "--src",
+            str(tiny_data / "val"),
+            "--out",
+            str(tmp_path / "aug"),
+            "--copies",
+            "2",
+            "--level",
+            "medium",
+        ]
+    )
     assert last_json(capsys)["written"] == 2 * 18
 
 
@@ -65,11 +101,40 @@ def test_train_command_builds_a_package_and_tracks_it_in_mlflow(tiny_data, tmp_p
     from ml_core import tracking
 
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    main([
-        "train", "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--arch", "cxr_tiny", "--image-size", "32",
-        "--epochs", "2", "--batch-size", "8", "--lr", "0.01", "--threads", "1", "--device", "cpu", "--format", "fp32",
-        "--mlflow", "--tracking-uri", store, "--register", "cxr-cli", "--alias", "challenger", "--name", "cxr-cli",
-    ])
+    main(
+        [
+            "train",
+            "--data",
+            str(tiny_data),
+            "--out",
+            str(tmp_path / "run"),
+            "--arch",
+            "cxr_tiny",
+            "--image-size",
+            "32",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--lr",
+            "0.01",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--format",
+            "fp32",
+            "--mlflow",
+            "--tracking-uri",
+            store,
+            "--register",
+            "cxr-cli",
+            "--alias",
+            "challenger",
+            "--name",
+            "cxr-cli",
+        ]
+    )
     out = last_json(capsys)
     assert out["epochs_run"] == 2 and out["served_format"] == "fp32" and out["registered"] == ["cxr-cli", "1"]
     assert (tmp_path / "run" / "package" / "package.json").is_file()
@@ -86,11 +151,33 @@ def test_train_command_warm_starts_from_a_package_and_mlflow_records_it(trained,
     champion = trained[0].package_dir
     weights_sha = file_sha256(champion / load_package_meta(champion).torch_weights)
     store = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    main([
-        "train", "--data", str(tiny_data), "--out", str(tmp_path / "run"), "--arch", "cxr_tiny", "--image-size", "32",
-        "--epochs", "1", "--batch-size", "8", "--threads", "1", "--device", "cpu", "--no-package",
-        "--pretrained", str(champion), "--mlflow", "--tracking-uri", store,
-    ])
+    main(
+        [
+            "train",
+            "--data",
+            str(tiny_data),
+            "--out",
+            str(tmp_path / "run"),
+            "--arch",
+            "cxr_tiny",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--threads",
+            "1",
+            "--device",
+            "cpu",
+            "--no-package",
+            "--pretrained",
+            str(champion),
+            "--mlflow",
+            "--tracking-uri",
+            store,
+        ]
+    )
     out = last_json(capsys)
     assert out["initialisation"]["kind"] == "warm_start" and out["initialisation"]["sha256"] == weights_sha
     run = mlflow.MlflowClient(store).get_run(out["mlflow_run_id"])

@@ -60,7 +60,9 @@ def test_manifest_csv_round_trip_gives_the_same_snapshot(folder, tmp_path):
 
 def _tampered_manifest(tmp_path, folder, sample):
     path = tmp_path / "bad.csv"
-    path.write_text(f"path,label,split,sha256\n{sample.path.relative_to(folder).as_posix()},{sample.label},train,{'0' * 64}\n")
+    path.write_text(
+        f"path,label,split,sha256\n{sample.path.relative_to(folder).as_posix()},{sample.label},train,{'0' * 64}\n"
+    )
     (tmp_path / sample.path.relative_to(folder)).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / sample.path.relative_to(folder)).write_bytes(sample.path.read_bytes())
     return path

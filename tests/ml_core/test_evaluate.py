@@ -22,7 +22,9 @@ def test_ece_is_zero_when_confidence_matches_accuracy_and_measures_the_gap():
 
 def test_metrics_have_the_contract_keys_and_correct_values():
     labels = np.array([0, 0, 1, 1, 2, 2])
-    probs = np.array([[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.1, 0.1, 0.8], [0.1, 0.2, 0.7]])
+    probs = np.array(
+        [[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.1, 0.1, 0.8], [0.1, 0.2, 0.7]]
+    )
     m = compute_metrics(labels, probs, CLASSES, sources=["a", "a", "b", "b", "b", "c"])
     for key in ("n", "accuracy", "macro_f1", "weighted_f1", "roc_auc_macro", "ece", "per_class", "confusion_matrix"):
         assert key in m

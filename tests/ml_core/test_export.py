@@ -25,8 +25,14 @@ def trained_like(tmp_path_factory):
     directory = tmp_path_factory.mktemp("export")
     onnx_path = export_onnx(model, cfg, directory / "model.onnx")
     save_package(
-        directory, onnx_path=onnx_path, name="t", version="1", classes=["A", "B", "C"],
-        architecture="cxr_tiny", preprocess=cfg, cam_weights=classifier_weights(model),
+        directory,
+        onnx_path=onnx_path,
+        name="t",
+        version="1",
+        classes=["A", "B", "C"],
+        architecture="cxr_tiny",
+        preprocess=cfg,
+        cam_weights=classifier_weights(model),
     )
     return model, cfg, directory
 

@@ -139,9 +139,7 @@ def test_truncated_png_is_corrupt():
 def test_garbage_png_payload_is_corrupt():
     ihdr = struct.pack(">IIBBBBB", 128, 128, 8, 0, 0, 0, 0)
     garbage = np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8).tobytes()
-    data = (
-        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", garbage) + _png_chunk(b"IEND", b"")
-    )
+    data = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", garbage) + _png_chunk(b"IEND", b"")
     assert _code(data) == "corrupt_image"
 
 

@@ -102,7 +102,8 @@ def test_script_in_view_position_is_dropped_and_recorded():
 
 
 CS_KEPT = [
-    keyword for keyword in DICOM_TECHNICAL_TAGS
+    keyword
+    for keyword in DICOM_TECHNICAL_TAGS
     if keyword in ("Modality", "PhotometricInterpretation", "ViewPosition", "BodyPartExamined", "RescaleType")
 ]
 
@@ -119,10 +120,17 @@ def test_every_code_string_tag_is_checked_against_the_code_string_rules(keyword,
 @pytest.mark.parametrize(
     ("keyword", "value"),
     [
-        ("ViewPosition", "AP"), ("ViewPosition", "LL"), ("ViewPosition", "RLD"), ("ViewPosition", "LLO"),
-        ("Modality", "CR"), ("Modality", "DX"), ("Modality", "OT"),
-        ("PhotometricInterpretation", "PALETTE COLOR"), ("BodyPartExamined", "CHEST"),
-        ("BodyPartExamined", "UPPER_CHEST"), ("RescaleType", "US"),
+        ("ViewPosition", "AP"),
+        ("ViewPosition", "LL"),
+        ("ViewPosition", "RLD"),
+        ("ViewPosition", "LLO"),
+        ("Modality", "CR"),
+        ("Modality", "DX"),
+        ("Modality", "OT"),
+        ("PhotometricInterpretation", "PALETTE COLOR"),
+        ("BodyPartExamined", "CHEST"),
+        ("BodyPartExamined", "UPPER_CHEST"),
+        ("RescaleType", "US"),
     ],
 )
 def test_valid_code_strings_are_kept(keyword, value):

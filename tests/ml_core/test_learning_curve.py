@@ -77,8 +77,17 @@ def test_learning_curve_rows_json_and_plot(curve_data, tmp_path):
     start = tmp_path / "start.pt"
     torch.save(build_model(ModelConfig(architecture="cxr_tiny", num_classes=3, drop_rate=0.0)).state_dict(), start)
     cfg = LearningCurveConfig(
-        fractions=(0.25, 0.5, 1.0), inits=("random", "pretrained"), architecture="cxr_tiny", pretrained=str(start),
-        image_size=32, epochs=4, min_steps=16, batch_size=8, lr=1e-2, seed=3, threads=1,
+        fractions=(0.25, 0.5, 1.0),
+        inits=("random", "pretrained"),
+        architecture="cxr_tiny",
+        pretrained=str(start),
+        image_size=32,
+        epochs=4,
+        min_steps=16,
+        batch_size=8,
+        lr=1e-2,
+        seed=3,
+        threads=1,
     )
     base = tiny_train_config(curve_data, tmp_path / "unused")
     out = learning_curve(curve_data, cfg, tmp_path / "lc", base_train_config=base)
@@ -103,7 +112,9 @@ def test_learning_curve_rows_json_and_plot(curve_data, tmp_path):
     assert [g["fraction"] for g in out["gains"]] == [0.25, 0.5, 1.0]
     by_key = {(r["fraction"], r["init"]): r for r in out["rows"]}
     for g in out["gains"]:
-        diff = by_key[(g["fraction"], "pretrained")]["test_macro_f1"] - by_key[(g["fraction"], "random")]["test_macro_f1"]
+        diff = (
+            by_key[(g["fraction"], "pretrained")]["test_macro_f1"] - by_key[(g["fraction"], "random")]["test_macro_f1"]
+        )
         assert g["macro_f1_gain"] == pytest.approx(diff)
 
     written = json.loads((tmp_path / "lc" / "learning_curve.json").read_text())
@@ -119,14 +130,38 @@ def test_learning_curve_rows_json_and_plot(curve_data, tmp_path):
 def test_cli_learning_curve(curve_data, tmp_path, capsys):
     from ml_core.cli import main
 
-    main([
-        "bench", "--learning-curve", "--data", str(curve_data), "--out", str(tmp_path / "lc"), "--fractions", "0.5",
-        "--inits", "random", "--arch", "cxr_tiny", "--image-size", "32", "--epochs", "1", "--min-steps", "1",
-        "--batch-size", "8", "--max-test-images", "12", "--json",
-    ])
+    main(
+        [
+            "bench",
+            "--learning-curve",
+            "--data",
+            str(curve_data),
+            "--out",
+            str(tmp_path / "lc"),
+            "--fractions",
+            "0.5",
+            "--inits",
+            "random",
+            "--arch",
+            "cxr_tiny",
+            "--image-size",
+            "32",
+            "--epochs",
+            "1",
+            "--min-steps",
+            "1",
+            "--batch-size",
+            "8",
+            "--max-test-images",
+            "12",
+            "--json",
+        ]
+    )
     lines = capsys.readouterr().out.strip().splitlines()
     out = json.loads(lines[-1])
-    assert [(r["fraction"], r["init"], r["n_train_images"], r["epochs"]) for r in out["rows"]] == [(0.5, "random", 30, 1)]
+    assert [(r["fraction"], r["init"], r["n_train_images"], r["epochs"]) for r in out["rows"]] == [
+        (0.5, "random", 30, 1)
+    ]
     assert out["config"]["architecture"] == "cxr_tiny" and out["data"]["n_test_scored"] == 12
     assert out["gains"] == [] and any(line.startswith("learning curve: ") for line in lines)
     assert (tmp_path / "lc" / "learning_curve.png").is_file()

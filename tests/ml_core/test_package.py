@@ -21,8 +21,20 @@ def test_round_trip(tiny_package):
     assert meta.created_at and len(meta.model_sha256) == 64
     assert PackageMeta.from_dict(json.loads(json.dumps(meta.to_dict()))) == meta
     raw = json.loads((tiny_package / "package.json").read_text())
-    for key in ("name", "version", "classes", "architecture", "preprocess", "temperature", "cam_weights",
-                "ood", "metrics", "dataset_manifest_sha256", "created_at", "onnx_parity_max_abs_diff"):
+    for key in (
+        "name",
+        "version",
+        "classes",
+        "architecture",
+        "preprocess",
+        "temperature",
+        "cam_weights",
+        "ood",
+        "metrics",
+        "dataset_manifest_sha256",
+        "created_at",
+        "onnx_parity_max_abs_diff",
+    ):
         assert key in raw
     assert np.load(tiny_package / raw["cam_weights"]).shape[0] == 3
 
@@ -30,10 +42,17 @@ def test_round_trip(tiny_package):
 def test_resave_with_new_temperature_and_metrics(tiny_package, tmp_path):
     meta = load_package_meta(tiny_package)
     out = save_package(
-        tmp_path / "v2", onnx_path=tiny_package / "model.onnx", name=meta.name, version="2",
-        classes=meta.classes, architecture=meta.architecture, preprocess=meta.preprocess,
-        cam_weights=np.load(tiny_package / meta.cam_weights), temperature=1.7,
-        metrics={"macro_f1": 0.5}, dataset_manifest_sha256="ab" * 32,
+        tmp_path / "v2",
+        onnx_path=tiny_package / "model.onnx",
+        name=meta.name,
+        version="2",
+        classes=meta.classes,
+        architecture=meta.architecture,
+        preprocess=meta.preprocess,
+        cam_weights=np.load(tiny_package / meta.cam_weights),
+        temperature=1.7,
+        metrics={"macro_f1": 0.5},
+        dataset_manifest_sha256="ab" * 32,
     )
     again = load_package_meta(out)
     assert again.temperature == 1.7 and again.metrics == {"macro_f1": 0.5}
@@ -42,8 +61,13 @@ def test_resave_with_new_temperature_and_metrics(tiny_package, tmp_path):
 
 
 def test_inconsistent_inputs_are_refused(tiny_package, tmp_path):
-    common = dict(onnx_path=tiny_package / "model.onnx", name="x", version="1", architecture="cxr_tiny",
-                  preprocess=PreprocessConfig())
+    common = {
+        "onnx_path": tiny_package / "model.onnx",
+        "name": "x",
+        "version": "1",
+        "architecture": "cxr_tiny",
+        "preprocess": PreprocessConfig(),
+    }
     with pytest.raises(PackageError):
         save_package(tmp_path / "a", classes=["A", "B"], cam_weights=np.zeros((3, 64)), **common)
     with pytest.raises(PackageError):

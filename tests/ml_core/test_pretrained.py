@@ -63,15 +63,17 @@ def test_mapping_refuses_other_networks():
     with pytest.raises(PretrainedError, match="tensors"):
         map_ordered_state_dict(state, timm.create_model("resnet10t", pretrained=False, num_classes=3))
     with pytest.raises(PretrainedError, match="fit tf_efficientnet_lite0"):
-        load_initial_weights(timm.create_model("resnet10t", pretrained=False), "efficientnet-lite0",
-                             architecture="resnet10t")
+        load_initial_weights(
+            timm.create_model("resnet10t", pretrained=False), "efficientnet-lite0", architecture="resnet10t"
+        )
     with pytest.raises(PretrainedError, match="no weights named"):
         load_initial_weights(_lite0(), "efficientnet-lite9", architecture="tf_efficientnet_lite0")
 
 
 def test_build_from_imagenet_records_the_wheels_sha256_and_keeps_a_fresh_head():
-    cfg = ModelConfig(architecture="tf_efficientnet_lite0", num_classes=3, pretrained=True,
-                      pretrained_path="efficientnet-lite0")
+    cfg = ModelConfig(
+        architecture="tf_efficientnet_lite0", num_classes=3, pretrained=True, pretrained_path="efficientnet-lite0"
+    )
     model, init = build_initialised_model(cfg)
     assert init.kind == "imagenet"
     assert init.sha256 == file_sha256(weights_file(LITE0))
@@ -88,8 +90,16 @@ def test_fine_tune_a_few_steps_from_the_wheel_weights(tmp_path):
     from ml_core.train import load_checkpoint_model, train
 
     data = make_tiny_imagefolder(tmp_path / "data", per_split={"train": 8, "val": 3}, size=64)
-    cfg = tiny_train_config(data, tmp_path / "run", architecture="tf_efficientnet_lite0",
-                            pretrained="efficientnet-lite0", image_size=64, epochs=1, max_steps_per_epoch=2, lr=1e-3)
+    cfg = tiny_train_config(
+        data,
+        tmp_path / "run",
+        architecture="tf_efficientnet_lite0",
+        pretrained="efficientnet-lite0",
+        image_size=64,
+        epochs=1,
+        max_steps_per_epoch=2,
+        lr=1e-3,
+    )
     result = train(cfg)
     assert result.initialisation.kind == "imagenet"
     assert result.initialisation.sha256 == file_sha256(weights_file(LITE0))
@@ -110,8 +120,11 @@ def test_warm_start_from_a_champion_package(trained, tiny_data, tmp_path):
     champion = result.package_dir
     champion_model, meta = load_package_torch_model(champion)
     # Starting point: exactly the champion's (fp16-stored) weights, head included.
-    model, init = build_initialised_model(ModelConfig(architecture="cxr_tiny", num_classes=3, drop_rate=0.0,
-                                                      pretrained=True, pretrained_path=str(champion)))
+    model, init = build_initialised_model(
+        ModelConfig(
+            architecture="cxr_tiny", num_classes=3, drop_rate=0.0, pretrained=True, pretrained_path=str(champion)
+        )
+    )
     assert init.kind == "warm_start" and init.name == f"{meta.name} v{meta.version}"
     assert init.sha256 == file_sha256(champion / meta.torch_weights)
     for key, value in champion_model.state_dict().items():
@@ -128,8 +141,9 @@ def test_warm_start_from_a_champion_package(trained, tiny_data, tmp_path):
 def test_warm_start_refuses_a_package_of_another_architecture(trained):
     result, _ = trained
     with pytest.raises(PretrainedError, match="not tf_efficientnet_lite0"):
-        build_initialised_model(ModelConfig(architecture="tf_efficientnet_lite0", pretrained=True,
-                                            pretrained_path=str(result.package_dir)))
+        build_initialised_model(
+            ModelConfig(architecture="tf_efficientnet_lite0", pretrained=True, pretrained_path=str(result.package_dir))
+        )
 
 
 def test_random_initialisation_stays_available():
@@ -139,8 +153,11 @@ def test_random_initialisation_stays_available():
 
 
 def test_imagenet_start_has_a_zero_head_so_every_class_starts_equally_likely():
-    model, _ = build_initialised_model(ModelConfig(architecture="tf_efficientnet_lite0", num_classes=3, pretrained=True,
-                                                   pretrained_path="efficientnet-lite0"))
+    model, _ = build_initialised_model(
+        ModelConfig(
+            architecture="tf_efficientnet_lite0", num_classes=3, pretrained=True, pretrained_path="efficientnet-lite0"
+        )
+    )
     with torch.no_grad():
         logits = model.eval()(torch.randn(2, 3, 96, 96))
     assert torch.equal(logits, torch.zeros_like(logits))

@@ -115,11 +115,12 @@ def test_cam_mapping_undoes_letterbox():
 def test_ood_gate_flags_noise_and_passes_xray_like(tiny_package_ood):
     predictor = load_predictor(tiny_package_ood)
     assert predictor.ood is not None and predictor.meta.ood["method"] == "mahalanobis"
-    in_dist = [predictor.predict(make_xray_like_pixels(s, seed=7000 + i), with_heatmap=False)
-               for i, s in enumerate((100, 160, 256, 400) * 5)]
+    in_dist = [
+        predictor.predict(make_xray_like_pixels(s, seed=7000 + i), with_heatmap=False)
+        for i, s in enumerate((100, 160, 256, 400) * 5)
+    ]
     rng = np.random.default_rng(0)
-    noise = [predictor.predict(rng.integers(0, 256, (200, 200), dtype=np.uint8), with_heatmap=False)
-             for _ in range(10)]
+    noise = [predictor.predict(rng.integers(0, 256, (200, 200), dtype=np.uint8), with_heatmap=False) for _ in range(10)]
     flat = predictor.predict(np.full((200, 200), 255, np.uint8), with_heatmap=False)
     assert all(r.ood_score is not None for r in in_dist + noise)
     assert np.mean([r.is_out_of_distribution for r in in_dist]) <= 0.15

@@ -45,13 +45,18 @@ def test_training_run_logs_params_epochs_and_manifest(store, tmp_path):
     result = SimpleNamespace(
         config={"architecture": "cxr_tiny", "epochs": 2},
         manifest_sha256="ab" * 32,
-        history=[{"epoch": 1, "train_loss": 1.0, "val_macro_f1": 0.5}, {"epoch": 2, "train_loss": 0.7, "val_macro_f1": 0.6}],
+        history=[
+            {"epoch": 1, "train_loss": 1.0, "val_macro_f1": 0.5},
+            {"epoch": 2, "train_loss": 0.7, "val_macro_f1": 0.6},
+        ],
         best_val_macro_f1=0.6,
         best_epoch=2,
     )
     plot = tmp_path / "roc.png"
     plot.write_bytes(b"\x89PNG fake")
-    run_id = tracking.log_training_run(store, result, test_metrics={"macro_f1": 0.55, "per_class": {"A": {"f1": 0.5}}}, plots=[plot])
+    run_id = tracking.log_training_run(
+        store, result, test_metrics={"macro_f1": 0.55, "per_class": {"A": {"f1": 0.5}}}, plots=[plot]
+    )
     client = mlflow.tracking.MlflowClient(store)
     run = client.get_run(run_id)
     assert run.data.params["train.architecture"] == "cxr_tiny"
@@ -79,8 +84,12 @@ def test_per_source_metric_names_are_made_acceptable_to_mlflow(tmp_path):
     from ml_core import tracking
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    metrics = {"per_source": {"NIH ChestX-ray8 'No Finding' (selection of Ozturk et al. 2020)": {"accuracy": 0.5},
-                              "Kermany et al. 2018 paediatric CXR (Guangzhou)": {"n": 161}}}
+    metrics = {
+        "per_source": {
+            "NIH ChestX-ray8 'No Finding' (selection of Ozturk et al. 2020)": {"accuracy": 0.5},
+            "Kermany et al. 2018 paediatric CXR (Guangzhou)": {"n": 161},
+        }
+    }
     with tracking.start_run(uri, experiment="names") as run:
         run.log_metrics(metrics)
     logged = MlflowClient(uri).get_run(run.run_id).data.metrics

@@ -7,12 +7,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from ml_core.data import load_dataset, load_pixels  # noqa: E402
-from ml_core.pipeline import PackageConfig, build_package  # noqa: E402
-from ml_core.serve import load_predictor, softmax  # noqa: E402
-from ml_core.train import TrainingCancelled, load_checkpoint_model, predict_logits, train  # noqa: E402
-
-from ml_core.testing import FAST_PACKAGE_SETTINGS, tiny_train_config  # noqa: E402
+from ml_core.data import load_dataset, load_pixels
+from ml_core.pipeline import PackageConfig, build_package
+from ml_core.serve import load_predictor, softmax
+from ml_core.testing import FAST_PACKAGE_SETTINGS, tiny_train_config
+from ml_core.train import TrainingCancelled, load_checkpoint_model, predict_logits, train
 
 
 def test_loss_falls_and_progress_is_reported(trained):
@@ -75,7 +74,10 @@ def test_exported_model_gives_training_time_probabilities_on_the_same_file(train
 def test_quantised_package_loads_and_predicts(trained, tiny_data, tmp_path, fmt):
     result, _ = trained
     build = build_package(
-        result.best_checkpoint, tmp_path / fmt, load_dataset(tiny_data), PackageConfig(format=fmt, **FAST_PACKAGE_SETTINGS)
+        result.best_checkpoint,
+        tmp_path / fmt,
+        load_dataset(tiny_data),
+        PackageConfig(format=fmt, **FAST_PACKAGE_SETTINGS),
     )
     predictor = load_predictor(build.package_dir)
     assert predictor.meta.format == fmt
@@ -148,13 +150,29 @@ def test_card_command_writes_the_targets_with_bench_speed_and_ood_verdicts(train
 
     result, _ = trained
     gate = load_package_meta(result.package_dir).metrics["ood"]["mahalanobis"]
-    bench = {"torch_p50_ms": 8.0, "served_p50_ms": 4.0, "served_format": "fp32", "speedup_served_vs_torch": 2.0,
-             "batch_images_per_s": 100.0}
+    bench = {
+        "torch_p50_ms": 8.0,
+        "served_p50_ms": 4.0,
+        "served_format": "fp32",
+        "speedup_served_vs_torch": 2.0,
+        "batch_images_per_s": 100.0,
+    }
     (tmp_path / "bench.json").write_text("bench log line\n" + json.dumps(bench))
     (tmp_path / "notes.md").write_text("Trained on a test fixture.")
     out = tmp_path / "CARD.md"
-    main(["card", "--model", str(result.package_dir), "--bench", str(tmp_path / "bench.json"),
-          "--notes", str(tmp_path / "notes.md"), "--out", str(out)])
+    main(
+        [
+            "card",
+            "--model",
+            str(result.package_dir),
+            "--bench",
+            str(tmp_path / "bench.json"),
+            "--notes",
+            str(tmp_path / "notes.md"),
+            "--out",
+            str(out),
+        ]
+    )
     card = out.read_text()
     assert "| served ≥ 5× torch eager, 1 thread | 2.00× | **no** |" in card
     assert "| served p50 ≤ 3 ms, 1 thread | 4.00 ms | **no** |" in card
@@ -176,8 +194,13 @@ def test_package_carries_the_drift_reference_of_its_served_outputs(trained, tiny
     served = predictor.predict_batch([load_pixels(s.path) for s in val])
     assert sorted(reference.confidence) == pytest.approx(sorted(r.confidence for r in served), abs=1e-6)
     assert len(reference.embedding_score) == len(val)  # the OOD gate's score, as stored per prediction
-    same = compute_drift(reference, [r.label for r in served], [r.confidence for r in served],
-                         [r.ood_score for r in served], DriftConfig(min_samples=1))
+    same = compute_drift(
+        reference,
+        [r.label for r in served],
+        [r.confidence for r in served],
+        [r.ood_score for r in served],
+        DriftConfig(min_samples=1),
+    )
     assert same.score == pytest.approx(0.0, abs=1e-6)  # the reference window against itself: no drift
 
 
@@ -190,7 +213,9 @@ def test_augmented_batches_do_not_depend_on_the_number_of_loader_workers():
     pixels = [make_xray_like_pixels(48, seed=i) for i in range(12)]
     labels = np.arange(12) % 3
     order = np.random.default_rng(0).permutation(12)
-    batches = EpochBatches(pixels, labels, order, 4, 3, AugmentConfig(level="medium"), PreprocessConfig(image_size=32), (0, 1))
+    batches = EpochBatches(
+        pixels, labels, order, 4, 3, AugmentConfig(level="medium"), PreprocessConfig(image_size=32), (0, 1)
+    )
     in_process = list(epoch_loader(batches, num_workers=0, pin_memory=False))
     two_workers = list(epoch_loader(batches, num_workers=2, pin_memory=False))
     assert len(in_process) == len(two_workers) == 3
@@ -219,10 +244,35 @@ def test_training_under_torchrun_runs_distributed_data_parallel(tiny_data, tmp_p
 
     out = tmp_path / "ddp"
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "ml_core", "train",
-        "--data", str(tiny_data), "--out", str(out), "--arch", "cxr_tiny", "--image-size", "32", "--epochs", "2",
-        "--augment", "none", "--batch-size", "4", "--threads", "1", "--device", "cpu", "--no-package",
-        "--time-budget-s", "600",
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node=2",
+        "-m",
+        "ml_core",
+        "train",
+        "--data",
+        str(tiny_data),
+        "--out",
+        str(out),
+        "--arch",
+        "cxr_tiny",
+        "--image-size",
+        "32",
+        "--epochs",
+        "2",
+        "--augment",
+        "none",
+        "--batch-size",
+        "4",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--no-package",
+        "--time-budget-s",
+        "600",
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

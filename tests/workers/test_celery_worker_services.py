@@ -85,7 +85,10 @@ def test_a_worker_killed_mid_task_loses_nothing(
     hooks = str(Path(__file__).parent / "hooks")
     first = celery_worker_process(
         include="stall_before_task",
-        extra_env={"STALL_MARKER": str(marker), "PYTHONPATH": os.pathsep.join(filter(None, [hooks, process_env.get("PYTHONPATH")]))},
+        extra_env={
+            "STALL_MARKER": str(marker),
+            "PYTHONPATH": os.pathsep.join(filter(None, [hooks, process_env.get("PYTHONPATH")])),
+        },
     )
     process_tools.wait_until(marker.exists, timeout=60, what="first worker holds the task")
     first.kill(signal.SIGKILL)

@@ -5,11 +5,20 @@ import os
 
 import pytest
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.skipif(bool(os.environ.get("REDIS_URL")), reason="embedded mode only")]
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.skipif(bool(os.environ.get("REDIS_URL")), reason="embedded mode only"),
+]
 
 
 def test_upload_is_predicted_then_explained_by_the_in_process_worker(
-    client, consenting_patient, champion, xray_png, settings, tiny_llm_checkpoint, study_settled,
+    client,
+    consenting_patient,
+    champion,
+    xray_png,
+    settings,
+    tiny_llm_checkpoint,
+    study_settled,
     embedded_worker_thread,
 ):
     from django.core.files.uploadedfile import SimpleUploadedFile

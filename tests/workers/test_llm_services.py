@@ -6,8 +6,9 @@ import pytest
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
 
-def test_worker_process_explains_after_predicting(consenting_patient, champion, xray_png, flushed_redis,
-                                                   celery_worker_process, process_env, tiny_llm_checkpoint):
+def test_worker_process_explains_after_predicting(
+    consenting_patient, champion, xray_png, flushed_redis, celery_worker_process, process_env, tiny_llm_checkpoint
+):
     import time
 
     from apps.studies.models import Study, StudyStatus

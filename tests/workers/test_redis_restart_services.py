@@ -12,8 +12,9 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 DONE = ("predicted", "explaining", "explained")
 
 
-def test_no_study_is_lost_when_redis_restarts_mid_run(request, private_redis, process_env, consenting_patient,
-                                                        champion, bearer, process_tools, flushed_redis):
+def test_no_study_is_lost_when_redis_restarts_mid_run(
+    request, private_redis, process_env, consenting_patient, champion, bearer, process_tools, flushed_redis
+):
     import httpx
 
     from apps.studies.models import Study
@@ -25,8 +26,12 @@ def test_no_study_is_lost_when_redis_restarts_mid_run(request, private_redis, pr
     def upload(seed: int) -> str:
         from ml_core.testing import make_xray_like_png
 
-        response = httpx.post(f"{base}/api/v1/studies", headers=auth, timeout=60,
-                              files={"image": (f"{seed}.png", make_xray_like_png(size=128, seed=seed), "image/png")})
+        response = httpx.post(
+            f"{base}/api/v1/studies",
+            headers=auth,
+            timeout=60,
+            files={"image": (f"{seed}.png", make_xray_like_png(size=128, seed=seed), "image/png")},
+        )
         assert response.status_code == 201, response.text
         return response.json()["id"]
 
@@ -38,9 +43,19 @@ def test_no_study_is_lost_when_redis_restarts_mid_run(request, private_redis, pr
     # The periodic sweeper (beat: workers.maintenance.requeue_stalled_studies) re-enqueues
     # studies still `queued`; run it now rather than wait for its schedule.
     sweep = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c",
-         "from apps.studies.services import requeue_stalled_studies as r; print('requeued', r(older_than_seconds=0))"],
-        cwd=process_tools.root, env=process_env, capture_output=True, text=True, timeout=120)
+        [
+            sys.executable,
+            "manage.py",
+            "shell",
+            "-c",
+            "from apps.studies.services import requeue_stalled_studies as r; print('requeued', r(older_than_seconds=0))",
+        ],
+        cwd=process_tools.root,
+        env=process_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert sweep.returncode == 0, sweep.stderr
     # The worker holds one message at a time (prefetch 1): the others died with Redis.
     requeued = int(sweep.stdout.split("requeued")[-1])

@@ -6,30 +6,39 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('audit', '0001_initial'),
+        ("audit", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='auditevent',
-            name='patient',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="auditevent",
+            name="patient",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='auditevent',
-            name='patient_username',
+            model_name="auditevent",
+            name="patient_username",
             field=models.CharField(blank=True, db_index=True, max_length=150),
         ),
         migrations.AlterField(
-            model_name='auditevent',
-            name='outcome',
-            field=models.CharField(choices=[('allowed', 'Allowed'), ('denied', 'Denied'), ('invalid', 'Invalid'), ('error', 'Error')], default='allowed', max_length=16),
+            model_name="auditevent",
+            name="outcome",
+            field=models.CharField(
+                choices=[("allowed", "Allowed"), ("denied", "Denied"), ("invalid", "Invalid"), ("error", "Error")],
+                default="allowed",
+                max_length=16,
+            ),
         ),
         migrations.AddIndex(
-            model_name='auditevent',
-            index=models.Index(fields=['actor_username', 'at'], name='audit_actor_at_idx'),
+            model_name="auditevent",
+            index=models.Index(fields=["actor_username", "at"], name="audit_actor_at_idx"),
         ),
     ]

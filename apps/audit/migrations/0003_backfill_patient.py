@@ -11,11 +11,11 @@ def backfill(apps, schema_editor):
     for study_id, owner_id, username in owners.iterator(chunk_size=2000):
         # Historical models use a plain manager: this update is the migration's, not the app's.
         AuditEvent.objects.filter(object_type="studies.study", object_id=str(study_id), patient_id=None).update(
-            patient_id=owner_id, patient_username=username)
+            patient_id=owner_id, patient_username=username
+        )
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
         ("audit", "0002_patient_and_outcomes"),
         ("studies", "0001_initial"),

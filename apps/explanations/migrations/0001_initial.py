@@ -6,30 +6,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('studies', '0001_initial'),
+        ("studies", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='ExplanationEdit',
+            name="ExplanationEdit",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('original_text', models.TextField()),
-                ('original_engine', models.CharField(max_length=32)),
-                ('edited_text', models.TextField()),
-                ('prompt', models.TextField(help_text='the structured-facts prompt (no names or identifiers)')),
-                ('validation', models.JSONField(blank=True, default=dict, help_text='validator verdict on the edited text (informational)')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('editor', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='explanation_edits', to=settings.AUTH_USER_MODEL)),
-                ('explanation', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='edits', to='studies.explanation')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("original_text", models.TextField()),
+                ("original_engine", models.CharField(max_length=32)),
+                ("edited_text", models.TextField()),
+                ("prompt", models.TextField(help_text="the structured-facts prompt (no names or identifiers)")),
+                (
+                    "validation",
+                    models.JSONField(
+                        blank=True, default=dict, help_text="validator verdict on the edited text (informational)"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "editor",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="explanation_edits",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "explanation",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="edits", to="studies.explanation"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
     ]

@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,50 +14,94 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ModelVersion',
+            name="ModelVersion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('registered_name', models.CharField(max_length=128)),
-                ('version', models.CharField(max_length=32)),
-                ('alias', models.CharField(blank=True, choices=[('champion', 'Champion (deployed)'), ('challenger', 'Challenger (shadow)'), ('archived', 'Archived'), ('', 'None')], db_index=True, default='', max_length=16)),
-                ('classes', models.JSONField(default=list)),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('package_uri', models.CharField(max_length=500)),
-                ('mlflow_run_id', models.CharField(blank=True, max_length=64)),
-                ('status', models.CharField(default='ready', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("registered_name", models.CharField(max_length=128)),
+                ("version", models.CharField(max_length=32)),
+                (
+                    "alias",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("champion", "Champion (deployed)"),
+                            ("challenger", "Challenger (shadow)"),
+                            ("archived", "Archived"),
+                            ("", "None"),
+                        ],
+                        db_index=True,
+                        default="",
+                        max_length=16,
+                    ),
+                ),
+                ("classes", models.JSONField(default=list)),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("package_uri", models.CharField(max_length=500)),
+                ("mlflow_run_id", models.CharField(blank=True, max_length=64)),
+                ("status", models.CharField(default="ready", max_length=16)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='TrainingRun',
+            name="TrainingRun",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('params', models.JSONField(default=dict)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=16)),
-                ('progress', models.JSONField(blank=True, default=dict)),
-                ('mlflow_run_id', models.CharField(blank=True, max_length=64)),
-                ('logs', models.TextField(blank=True)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('result_version', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to='modelops.modelversion')),
-                ('started_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("params", models.JSONField(default=dict)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("progress", models.JSONField(blank=True, default=dict)),
+                ("mlflow_run_id", models.CharField(blank=True, max_length=64)),
+                ("logs", models.TextField(blank=True)),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "result_version",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to="modelops.modelversion"
+                    ),
+                ),
+                (
+                    "started_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(fields=('registered_name', 'version'), name='unique_registered_version'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(fields=("registered_name", "version"), name="unique_registered_version"),
         ),
         migrations.AddConstraint(
-            model_name='modelversion',
-            constraint=models.UniqueConstraint(condition=models.Q(('alias', 'champion')), fields=('alias',), name='single_champion'),
+            model_name="modelversion",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("alias", "champion")), fields=("alias",), name="single_champion"
+            ),
         ),
     ]

@@ -6,76 +6,122 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('modelops', '0001_initial'),
+        ("modelops", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='modelversion',
-            name='dataset_manifest_sha256',
+            model_name="modelversion",
+            name="dataset_manifest_sha256",
             field=models.CharField(blank=True, max_length=64),
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='evaluation',
+            model_name="modelversion",
+            name="evaluation",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='cancel_requested',
+            model_name="trainingrun",
+            name="cancel_requested",
             field=models.BooleanField(default=False),
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='dataset_summary',
+            model_name="trainingrun",
+            name="dataset_summary",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='trigger',
-            field=models.CharField(choices=[('manual', 'Started by an admin'), ('new_labels', 'Enough new physician labels'), ('low_agreement', 'Champion disagrees with physicians')], default='manual', max_length=16),
+            model_name="trainingrun",
+            name="trigger",
+            field=models.CharField(
+                choices=[
+                    ("manual", "Started by an admin"),
+                    ("new_labels", "Enough new physician labels"),
+                    ("low_agreement", "Champion disagrees with physicians"),
+                ],
+                default="manual",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='trigger_reason',
+            model_name="trainingrun",
+            name="trigger_reason",
             field=models.TextField(blank=True),
         ),
         migrations.CreateModel(
-            name='AugmentationJob',
+            name="AugmentationJob",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(max_length=64)),
-                ('target_count', models.PositiveIntegerField()),
-                ('intensity', models.CharField(default='medium', max_length=16)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('running', 'Running'), ('succeeded', 'Succeeded'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], default='queued', max_length=16)),
-                ('progress', models.JSONField(blank=True, default=dict)),
-                ('output_dir', models.CharField(blank=True, max_length=500)),
-                ('error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('started_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("label", models.CharField(max_length=64)),
+                ("target_count", models.PositiveIntegerField()),
+                ("intensity", models.CharField(default="medium", max_length=16)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("running", "Running"),
+                            ("succeeded", "Succeeded"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("progress", models.JSONField(blank=True, default=dict)),
+                ("output_dir", models.CharField(blank=True, max_length=500)),
+                ("error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "started_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Promotion',
+            name="Promotion",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('action', models.CharField(choices=[('promote', 'Promote'), ('rollback', 'Rollback')], max_length=16)),
-                ('gates', models.JSONField(blank=True, default=list)),
-                ('override_reason', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
-                ('previous', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to='modelops.modelversion')),
-                ('version', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='promotions', to='modelops.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("action", models.CharField(choices=[("promote", "Promote"), ("rollback", "Rollback")], max_length=16)),
+                ("gates", models.JSONField(blank=True, default=list)),
+                ("override_reason", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "previous",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to="modelops.modelversion",
+                    ),
+                ),
+                (
+                    "version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="promotions",
+                        to="modelops.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
     ]

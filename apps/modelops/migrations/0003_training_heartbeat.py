@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('modelops', '0002_operations'),
+        ("modelops", "0002_operations"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='trainingrun',
-            name='heartbeat_at',
-            field=models.DateTimeField(blank=True, help_text='last progress report from the worker', null=True),
+            model_name="trainingrun",
+            name="heartbeat_at",
+            field=models.DateTimeField(blank=True, help_text="last progress report from the worker", null=True),
         ),
     ]

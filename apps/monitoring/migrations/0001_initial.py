@@ -6,52 +6,88 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('modelops', '0002_operations'),
+        ("modelops", "0002_operations"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DriftScore',
+            name="DriftScore",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('window_start', models.DateTimeField()),
-                ('window_end', models.DateTimeField()),
-                ('n', models.PositiveIntegerField(help_text='predictions in the window')),
-                ('label_psi', models.FloatField()),
-                ('confidence_ks', models.FloatField()),
-                ('embedding_ks', models.FloatField(blank=True, null=True)),
-                ('components', models.JSONField(default=dict, help_text='normalised signals: 1.0 = significant')),
-                ('score', models.FloatField(blank=True, help_text='largest normalised signal; empty when the window was too small', null=True)),
-                ('threshold', models.FloatField()),
-                ('drifted', models.BooleanField(default=False)),
-                ('reference_source', models.CharField(help_text='training | first_window', max_length=32)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='drift_scores', to='modelops.modelversion')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("window_start", models.DateTimeField()),
+                ("window_end", models.DateTimeField()),
+                ("n", models.PositiveIntegerField(help_text="predictions in the window")),
+                ("label_psi", models.FloatField()),
+                ("confidence_ks", models.FloatField()),
+                ("embedding_ks", models.FloatField(blank=True, null=True)),
+                ("components", models.JSONField(default=dict, help_text="normalised signals: 1.0 = significant")),
+                (
+                    "score",
+                    models.FloatField(
+                        blank=True,
+                        help_text="largest normalised signal; empty when the window was too small",
+                        null=True,
+                    ),
+                ),
+                ("threshold", models.FloatField()),
+                ("drifted", models.BooleanField(default=False)),
+                ("reference_source", models.CharField(help_text="training | first_window", max_length=32)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="drift_scores",
+                        to="modelops.modelversion",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='RetrainingReview',
+            name="RetrainingReview",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('reason', models.TextField()),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('resolved_at', models.DateTimeField(blank=True, null=True)),
-                ('resolution_note', models.TextField(blank=True)),
-                ('drift_score', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='monitoring.driftscore')),
-                ('model_version', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='retraining_reviews', to='modelops.modelversion')),
-                ('resolved_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("reason", models.TextField()),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("resolved_at", models.DateTimeField(blank=True, null=True)),
+                ("resolution_note", models.TextField(blank=True)),
+                (
+                    "drift_score",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="monitoring.driftscore"
+                    ),
+                ),
+                (
+                    "model_version",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="retraining_reviews",
+                        to="modelops.modelversion",
+                    ),
+                ),
+                (
+                    "resolved_by",
+                    models.ForeignKey(
+                        blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('resolved_at', None)), fields=('model_version',), name='one_open_review_per_version')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("resolved_at", None)),
+                        fields=("model_version",),
+                        name="one_open_review_per_version",
+                    )
+                ],
             },
         ),
     ]

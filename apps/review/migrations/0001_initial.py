@@ -6,56 +6,122 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('modelops', '0001_initial'),
-        ('studies', '0001_initial'),
+        ("modelops", "0001_initial"),
+        ("studies", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Review',
+            name="Review",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('decision', models.CharField(choices=[('confirm', "Confirm the model's label"), ('correct', 'Correct to another label'), ('not_assessable', 'Not assessable')], max_length=16)),
-                ('final_label', models.CharField(blank=True, max_length=64)),
-                ('note', models.TextField(blank=True)),
-                ('fit_for_training', models.BooleanField(default=True)),
-                ('version', models.PositiveIntegerField(default=1)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('physician', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='reviews', to=settings.AUTH_USER_MODEL)),
-                ('study', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='reviews', to='studies.study')),
-                ('supersedes', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='superseded_by', to='review.review')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "decision",
+                    models.CharField(
+                        choices=[
+                            ("confirm", "Confirm the model's label"),
+                            ("correct", "Correct to another label"),
+                            ("not_assessable", "Not assessable"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("final_label", models.CharField(blank=True, max_length=64)),
+                ("note", models.TextField(blank=True)),
+                ("fit_for_training", models.BooleanField(default=True)),
+                ("version", models.PositiveIntegerField(default=1)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "physician",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="reviews", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
+                (
+                    "study",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="reviews", to="studies.study"
+                    ),
+                ),
+                (
+                    "supersedes",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="superseded_by",
+                        to="review.review",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='LabeledSample',
+            name="LabeledSample",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('image', models.FileField(max_length=255, upload_to='')),
-                ('sha256', models.CharField(db_index=True, max_length=64)),
-                ('label', models.CharField(max_length=64)),
-                ('source', models.CharField(choices=[('physician_review', 'Physician review'), ('dataset_import', 'Dataset import')], max_length=24)),
-                ('model_agreed', models.BooleanField(help_text='did the physician agree with the model?', null=True)),
-                ('excluded', models.BooleanField(default=False, help_text='withdrawn, e.g. patient deleted data without research consent')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('predicted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='modelops.modelversion')),
-                ('study', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='samples', to='studies.study')),
-                ('used_in_runs', models.ManyToManyField(blank=True, related_name='samples', to='modelops.trainingrun')),
-                ('review', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='samples', to='review.review')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("image", models.FileField(max_length=255, upload_to="")),
+                ("sha256", models.CharField(db_index=True, max_length=64)),
+                ("label", models.CharField(max_length=64)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("physician_review", "Physician review"), ("dataset_import", "Dataset import")],
+                        max_length=24,
+                    ),
+                ),
+                ("model_agreed", models.BooleanField(help_text="did the physician agree with the model?", null=True)),
+                (
+                    "excluded",
+                    models.BooleanField(
+                        default=False, help_text="withdrawn, e.g. patient deleted data without research consent"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "predicted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="modelops.modelversion",
+                    ),
+                ),
+                (
+                    "study",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="samples",
+                        to="studies.study",
+                    ),
+                ),
+                ("used_in_runs", models.ManyToManyField(blank=True, related_name="samples", to="modelops.trainingrun")),
+                (
+                    "review",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="samples",
+                        to="review.review",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
+                "ordering": ["-created_at"],
             },
         ),
         migrations.AddConstraint(
-            model_name='review',
-            constraint=models.UniqueConstraint(fields=('study', 'version'), name='one_review_per_study_version'),
+            model_name="review",
+            constraint=models.UniqueConstraint(fields=("study", "version"), name="one_review_per_study_version"),
         ),
     ]

@@ -4,15 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('studies', '0001_initial'),
+        ("studies", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='study',
-            name='identifying_text',
-            field=models.CharField(blank=True, choices=[('', 'None seen'), ('burned_in_annotation', 'Text burned in (DICOM BurnedInAnnotation)'), ('secondary_capture', 'DICOM secondary capture (screenshot or scan)'), ('physician', 'Identifying text seen by a physician')], default='', max_length=32),
+            model_name="study",
+            name="identifying_text",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("", "None seen"),
+                    ("burned_in_annotation", "Text burned in (DICOM BurnedInAnnotation)"),
+                    ("secondary_capture", "DICOM secondary capture (screenshot or scan)"),
+                    ("physician", "Identifying text seen by a physician"),
+                ],
+                default="",
+                max_length=32,
+            ),
         ),
     ]

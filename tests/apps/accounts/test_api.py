@@ -13,12 +13,18 @@ def _token(api_client, username="alice", password=PASSWORD):
 
 
 def test_register_then_token_then_refresh(api_client, db):
-    created = api_client.post("/api/v1/auth/register",
-                              {"username": "erin", "password": "correct-horse-battery", "email": "e@example.org"},
-                              format="json")
+    created = api_client.post(
+        "/api/v1/auth/register",
+        {"username": "erin", "password": "correct-horse-battery", "email": "e@example.org"},
+        format="json",
+    )
     assert created.status_code == 201
-    assert created.json() == {"id": User.objects.get(username="erin").pk, "username": "erin",
-                              "email": "e@example.org", "role": "patient"}
+    assert created.json() == {
+        "id": User.objects.get(username="erin").pk,
+        "username": "erin",
+        "email": "e@example.org",
+        "role": "patient",
+    }
     tokens = _token(api_client, "erin", "correct-horse-battery").json()
     assert set(tokens) == {"access", "refresh"}
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {tokens['access']}")
@@ -31,15 +37,19 @@ def test_register_refusals_use_the_envelope(api_client, patient):
     weak = api_client.post("/api/v1/auth/register", {"username": "x1", "password": "123"}, format="json")
     assert weak.status_code == 400
     assert weak.json()["error"]["code"] == "invalid_request" and "password" in weak.json()["error"]["details"]["fields"]
-    taken = api_client.post("/api/v1/auth/register", {"username": "alice", "password": "correct-horse-battery"},
-                            format="json")
+    taken = api_client.post(
+        "/api/v1/auth/register", {"username": "alice", "password": "correct-horse-battery"}, format="json"
+    )
     assert taken.status_code == 400 and "username" in taken.json()["error"]["details"]["fields"]
     assert User.objects.count() == 1
 
 
 def test_register_cannot_choose_a_role(api_client, db):
-    api_client.post("/api/v1/auth/register", {"username": "mallory", "password": "correct-horse-battery",
-                                              "role": "admin"}, format="json")
+    api_client.post(
+        "/api/v1/auth/register",
+        {"username": "mallory", "password": "correct-horse-battery", "role": "admin"},
+        format="json",
+    )
     assert User.objects.get(username="mallory").role == Role.PATIENT
 
 
@@ -74,8 +84,9 @@ def test_an_api_log_in_clears_only_its_own_username_and_address(api_client, pati
     from axes.models import AccessAttempt
 
     _token(api_client, password="wrong", username="bob")
-    api_client.post("/api/v1/auth/token", {"username": "alice", "password": "wrong"}, format="json",
-                    REMOTE_ADDR="10.9.9.9")
+    api_client.post(
+        "/api/v1/auth/token", {"username": "alice", "password": "wrong"}, format="json", REMOTE_ADDR="10.9.9.9"
+    )
     _token(api_client, password="wrong")
     assert _token(api_client).status_code == 200
     left = set(AccessAttempt.objects.values_list("username", "ip_address"))
@@ -90,8 +101,12 @@ def test_consent_get_post(api_client, patient, new_disclaimer_version):
     assert posted.status_code == 201 and posted.json()["accepted"] is True
     assert has_current_consent(patient)
     new_disclaimer_version()
-    assert api_client.get("/api/v1/consent").json() | {"text": ""} == {"version": "2", "text": "", "accepted": False,
-                                                                        "accepted_at": None}
+    assert api_client.get("/api/v1/consent").json() | {"text": ""} == {
+        "version": "2",
+        "text": "",
+        "accepted": False,
+        "accepted_at": None,
+    }
     stale = api_client.post("/api/v1/consent", {"version": "1"}, format="json")
     assert stale.status_code == 409 and stale.json()["error"]["code"] == "consent_version_mismatch"
     assert not has_current_consent(patient)

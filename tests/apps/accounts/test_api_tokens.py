@@ -3,7 +3,6 @@ password change, and rate limits on the authentication doors."""
 
 from __future__ import annotations
 
-
 import pytest
 
 from apps.audit.models import AuditEvent
@@ -66,13 +65,15 @@ def test_logout_revokes_the_refresh_token(api_client, patient):
 def test_password_change_revokes_every_token_and_hands_out_a_new_pair(api_client, patient):
     phone, tablet = _pair(api_client), _pair(api_client)
     api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {phone['access']}")
-    wrong = api_client.post("/api/v1/auth/password", {"old_password": "nope", "new_password": "another-long-pass-1"},
-                            format="json")
+    wrong = api_client.post(
+        "/api/v1/auth/password", {"old_password": "nope", "new_password": "another-long-pass-1"}, format="json"
+    )
     assert wrong.status_code == 403 and wrong.json()["error"]["code"] == "wrong_password"
     weak = api_client.post("/api/v1/auth/password", {"old_password": PASSWORD, "new_password": "123"}, format="json")
     assert weak.status_code == 400 and "new_password" in weak.json()["error"]["details"]["fields"]
-    changed = api_client.post("/api/v1/auth/password",
-                              {"old_password": PASSWORD, "new_password": "another-long-pass-1"}, format="json")
+    changed = api_client.post(
+        "/api/v1/auth/password", {"old_password": PASSWORD, "new_password": "another-long-pass-1"}, format="json"
+    )
     api_client.credentials()
     assert changed.status_code == 200 and set(changed.json()) == {"access", "refresh"}
     for device in (phone, tablet):  # access tokens die at once (password hash claim), refresh tokens are blacklisted
@@ -87,14 +88,19 @@ def test_a_refresh_token_of_a_deleted_account_is_refused_cleanly(api_client, pat
     pair = _pair(api_client)
     patient.delete()
     response = _refresh(api_client, pair["refresh"])
-    assert response.status_code == 401 and response.json()["error"]["code"] in ("token_not_valid", "authentication_failed")
+    assert response.status_code == 401 and response.json()["error"]["code"] in (
+        "token_not_valid",
+        "authentication_failed",
+    )
 
 
 def test_web_password_change_also_revokes_app_tokens(client, patient, api_client):
     pair = _pair(api_client)
     client.force_login(patient)
-    response = client.post("/accounts/me/password/", {"old_password": PASSWORD, "new_password1": "another-long-pass-1",
-                                             "new_password2": "another-long-pass-1"})
+    response = client.post(
+        "/accounts/me/password/",
+        {"old_password": PASSWORD, "new_password1": "another-long-pass-1", "new_password2": "another-long-pass-1"},
+    )
     assert response.status_code == 302
     assert _refresh(api_client, pair["refresh"]).status_code == 401
     assert _me(api_client, pair["access"]).status_code == 401
@@ -107,20 +113,36 @@ def tight_auth_rates(settings):
 
 
 def test_token_requests_are_limited_per_account(api_client, patient, tight_auth_rates):
-    codes = [api_client.post("/api/v1/auth/token", {"username": "alice", "password": PASSWORD}, format="json",
-                             REMOTE_ADDR=f"10.0.0.{i}").status_code for i in range(4)]
+    codes = [
+        api_client.post(
+            "/api/v1/auth/token", {"username": "alice", "password": PASSWORD}, format="json", REMOTE_ADDR=f"10.0.0.{i}"
+        ).status_code
+        for i in range(4)
+    ]
     assert codes == [200, 200, 200, 429]
-    other = api_client.post("/api/v1/auth/token", {"username": "bob", "password": "x"}, format="json",
-                            REMOTE_ADDR="10.0.0.9")
+    other = api_client.post(
+        "/api/v1/auth/token", {"username": "bob", "password": "x"}, format="json", REMOTE_ADDR="10.0.0.9"
+    )
     assert other.status_code == 401  # another account from another address is not held back
 
 
 def test_auth_requests_are_limited_per_address(api_client, db, tight_auth_rates):
-    responses = [api_client.post("/api/v1/auth/register", {"username": f"user{i}", "password": "correct-horse-battery"},
-                                 format="json", REMOTE_ADDR="10.1.1.1") for i in range(6)]
+    responses = [
+        api_client.post(
+            "/api/v1/auth/register",
+            {"username": f"user{i}", "password": "correct-horse-battery"},
+            format="json",
+            REMOTE_ADDR="10.1.1.1",
+        )
+        for i in range(6)
+    ]
     assert [r.status_code for r in responses] == [201] * 5 + [429]
     refused = responses[-1]
     assert refused.json()["error"]["code"] == "throttled" and int(refused["Retry-After"]) > 0
-    elsewhere = api_client.post("/api/v1/auth/register", {"username": "user9", "password": "correct-horse-battery"},
-                                format="json", REMOTE_ADDR="10.1.1.2")
+    elsewhere = api_client.post(
+        "/api/v1/auth/register",
+        {"username": "user9", "password": "correct-horse-battery"},
+        format="json",
+        REMOTE_ADDR="10.1.1.2",
+    )
     assert elsewhere.status_code == 201

@@ -1,7 +1,6 @@
 import pytest
-from django.core.management import CommandError, call_command
-
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 
 from apps.accounts.models import Role, User
 from apps.accounts.selectors import has_current_consent, has_research_consent

@@ -65,15 +65,18 @@ def test_lookalikes_of_staff_usernames_are_refused(staff, raw):
     assert "too similar" in " ".join(exc.value.messages) or "taken" in " ".join(exc.value.messages)
 
 
-@pytest.mark.parametrize("raw,stored", [
-    ("carol", "carol"),
-    ("Mar\u00eda.Garc\u00eda", "Mar\u00eda.Garc\u00eda"),
-    ("jo+deepmed@example.org", "jo+deepmed@example.org"),
-    ("\ufb01ona_2", "fiona_2"),  # the ligature ﬁ is normalised (NFKC)
-    ("e\u0301mile", "\u00e9mile"),  # e + combining acute = é
-    ("  padded  ", "padded"),
-    ("demo-patient", "demo-patient"),  # not a lookalike of demo-physician
-])
+@pytest.mark.parametrize(
+    "raw,stored",
+    [
+        ("carol", "carol"),
+        ("Mar\u00eda.Garc\u00eda", "Mar\u00eda.Garc\u00eda"),
+        ("jo+deepmed@example.org", "jo+deepmed@example.org"),
+        ("\ufb01ona_2", "fiona_2"),  # the ligature ﬁ is normalised (NFKC)
+        ("e\u0301mile", "\u00e9mile"),  # e + combining acute = é
+        ("  padded  ", "padded"),
+        ("demo-patient", "demo-patient"),  # not a lookalike of demo-physician
+    ],
+)
 def test_accepted_usernames_are_normalised(staff, raw, stored):
     assert clean_username(raw) == stored
 
@@ -90,6 +93,7 @@ def test_lookalikes_of_patients_are_not_refused(db):
 
 
 # --- the three ways in ----------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("raw", ["demo-physician\u200b", "dr house (Physician)", "<b>admin</b>", "dr-h\u043euse"])
 def test_api_sign_up_refuses(api_client, staff, raw):
@@ -108,8 +112,9 @@ def test_api_sign_up_stores_the_normalised_name(api_client, db):
 
 @pytest.mark.parametrize("raw", ["demo-physician\u200b", "dr house (Physician)", "<b>admin</b>", "dr-h\u043euse"])
 def test_web_sign_up_refuses(client, staff, raw):
-    response = client.post("/accounts/signup/", {"username": raw, "email": "", "password1": PASSWORD,
-                                                 "password2": PASSWORD})
+    response = client.post(
+        "/accounts/signup/", {"username": raw, "email": "", "password1": PASSWORD, "password2": PASSWORD}
+    )
     assert response.status_code == 400
     assert response.context["form"].errors.get("username")
     assert User.objects.count() == 3

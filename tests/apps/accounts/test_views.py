@@ -13,8 +13,10 @@ PASSWORD = "a-long-test-password"
 
 
 def _signup(client, username="carol", password="correct-horse-battery", **extra):
-    return client.post("/accounts/signup/", {"username": username, "email": "c@example.org", "password1": password,
-                                             "password2": password, **extra})
+    return client.post(
+        "/accounts/signup/",
+        {"username": username, "email": "c@example.org", "password1": password, "password2": password, **extra},
+    )
 
 
 def test_signup_makes_a_logged_in_patient_and_asks_for_the_disclaimer(client, db):
@@ -39,8 +41,10 @@ def test_signup_refusals(client, patient, kwargs, field_error):
 
 
 def test_signup_passwords_must_match(client, db):
-    response = client.post("/accounts/signup/", {"username": "dan", "password1": "correct-horse-battery",
-                                                 "password2": "correct-horse-batterz"})
+    response = client.post(
+        "/accounts/signup/",
+        {"username": "dan", "password1": "correct-horse-battery", "password2": "correct-horse-batterz"},
+    )
     assert response.status_code == 400 and not User.objects.filter(username="dan").exists()
 
 
@@ -103,12 +107,19 @@ def test_web_sign_up_shares_the_api_rate_limit(client, db, settings):
     settings.DEEPMED_THROTTLE_RATES = {**settings.DEEPMED_THROTTLE_RATES, "auth_ip": "2/min"}
     codes = []
     for i in range(2):
-        codes.append(client.post("/accounts/signup/", {"username": f"web{i}", "password1": "correct-horse-battery",
-                                                       "password2": "correct-horse-battery"},
-                                 REMOTE_ADDR="10.3.3.3").status_code)
+        codes.append(
+            client.post(
+                "/accounts/signup/",
+                {"username": f"web{i}", "password1": "correct-horse-battery", "password2": "correct-horse-battery"},
+                REMOTE_ADDR="10.3.3.3",
+            ).status_code
+        )
         client.logout()  # a signed-in visitor is sent home before any sign-up
-    refused = client.post("/accounts/signup/", {"username": "web9", "password1": "correct-horse-battery",
-                                                "password2": "correct-horse-battery"}, REMOTE_ADDR="10.3.3.3")
+    refused = client.post(
+        "/accounts/signup/",
+        {"username": "web9", "password1": "correct-horse-battery", "password2": "correct-horse-battery"},
+        REMOTE_ADDR="10.3.3.3",
+    )
     assert codes == [302, 302] and refused.status_code == 429
     assert "Too many sign-ups" in refused.content.decode()
     from apps.accounts.models import User

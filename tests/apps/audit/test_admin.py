@@ -23,8 +23,17 @@ def _patient_data_models():
     from apps.accounts.models import Consent, ResearchConsent
     from apps.explanations.models import ExplanationEdit
 
-    return [Study, Prediction, Explanation, Review, LabeledSample, ReviewClaim, ExplanationEdit, Consent,
-            ResearchConsent]
+    return [
+        Study,
+        Prediction,
+        Explanation,
+        Review,
+        LabeledSample,
+        ReviewClaim,
+        ExplanationEdit,
+        Consent,
+        ResearchConsent,
+    ]
 
 
 def test_every_patient_data_admin_is_read_only(admin_user):
@@ -47,8 +56,9 @@ def test_the_study_change_form_is_audited_and_a_post_changes_nothing(admin_web, 
     assert viewed.actor == admin_user and viewed.outcome == Outcome.ALLOWED
     assert viewed.object_type == "studies.study" and viewed.patient_username == "alice"
 
-    response = admin_web.post(url, {"owner": admin_user.pk, "symptoms": "changed by admin", "patient_age": 99,
-                                    "status": "failed"})
+    response = admin_web.post(
+        url, {"owner": admin_user.pk, "symptoms": "changed by admin", "patient_age": 99, "status": "failed"}
+    )
     assert response.status_code == 403
     queued_study.refresh_from_db()
     assert (queued_study.symptoms, queued_study.patient_age, queued_study.status) == ("", None, "queued")
@@ -62,8 +72,9 @@ def test_add_and_delete_are_refused_and_audited(admin_web, queued_study):
     delete = f"/admin/studies/study/{queued_study.pk}/delete/"
     assert admin_web.post(delete, {"post": "yes"}).status_code == 403
     assert Study.objects.filter(pk=queued_study.pk).exists()
-    assert AuditEvent.objects.filter(action="admin.delete", object_id=str(queued_study.pk),
-                                     outcome=Outcome.DENIED).exists()
+    assert AuditEvent.objects.filter(
+        action="admin.delete", object_id=str(queued_study.pk), outcome=Outcome.DENIED
+    ).exists()
     assert AuditEvent.objects.filter(action="admin.add", object_type="studies.study", outcome=Outcome.DENIED).exists()
 
 
@@ -82,10 +93,18 @@ def test_a_list_page_records_the_ids_it_shows(admin_web, admin_user, queued_stud
 
 @pytest.mark.parametrize(
     "path",
-    ["/admin/studies/prediction/", "/admin/studies/explanation/", "/admin/review/review/",
-     "/admin/review/labeledsample/", "/admin/review/reviewclaim/", "/admin/explanations/explanationedit/",
-     "/admin/accounts/consent/", "/admin/accounts/researchconsent/", "/admin/accounts/user/",
-     "/admin/audit/auditevent/"],
+    [
+        "/admin/studies/prediction/",
+        "/admin/studies/explanation/",
+        "/admin/review/review/",
+        "/admin/review/labeledsample/",
+        "/admin/review/reviewclaim/",
+        "/admin/explanations/explanationedit/",
+        "/admin/accounts/consent/",
+        "/admin/accounts/researchconsent/",
+        "/admin/accounts/user/",
+        "/admin/audit/auditevent/",
+    ],
 )
 def test_every_admin_list_of_patient_data_is_audited(admin_web, explained_study, path):
     assert admin_web.get(path).status_code == 200
@@ -99,11 +118,13 @@ def test_each_patient_data_object_page_renders_and_is_audited(admin_web, explain
     review = save_review(explained_study.pk, physician=physician, decision="confirm")
     prediction, sample = explained_study.predictions.get(), LabeledSample.objects.get()
     consent = explained_study.owner.consents.get()
-    for path, obj in [(f"/admin/studies/prediction/{prediction.pk}/change/", prediction),
-                      (f"/admin/studies/explanation/{explained_study.explanation.pk}/change/", explained_study.explanation),
-                      (f"/admin/review/review/{review.pk}/change/", review),
-                      (f"/admin/review/labeledsample/{sample.pk}/change/", sample),
-                      (f"/admin/accounts/consent/{consent.pk}/change/", consent)]:
+    for path, obj in [
+        (f"/admin/studies/prediction/{prediction.pk}/change/", prediction),
+        (f"/admin/studies/explanation/{explained_study.explanation.pk}/change/", explained_study.explanation),
+        (f"/admin/review/review/{review.pk}/change/", review),
+        (f"/admin/review/labeledsample/{sample.pk}/change/", sample),
+        (f"/admin/accounts/consent/{consent.pk}/change/", consent),
+    ]:
         assert admin_web.get(path).status_code == 200, path
         event = AuditEvent.objects.get(action="admin.view", object_type=obj._meta.label_lower, object_id=str(obj.pk))
         assert event.patient_username == "alice"

@@ -16,8 +16,10 @@ def _aged(event: AuditEvent, days: float) -> AuditEvent:
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {AuditEvent._meta.db_table} SET at = %s WHERE id = %s",
-                       [timezone.now() - timezone.timedelta(days=days), event.pk])
+        cursor.execute(
+            f"UPDATE {AuditEvent._meta.db_table} SET at = %s WHERE id = %s",
+            [timezone.now() - timezone.timedelta(days=days), event.pk],
+        )
     return event
 
 
@@ -30,7 +32,9 @@ def test_events_about_a_study_or_what_hangs_off_it_name_its_patient(queued_study
     by_id = record_event(actor=physician, action="x", object_type="studies.study", object_id=str(queued_study.pk))
     for event in (on_study, on_review, by_id):
         assert event.patient == queued_study.owner and event.patient_username == "alice"
-    assert record_event(actor=physician, action="x", object_type="studies.study", object_id="not-a-uuid").patient is None
+    assert (
+        record_event(actor=physician, action="x", object_type="studies.study", object_id="not-a-uuid").patient is None
+    )
     assert record_event(actor=None, action="x", obj=physician).patient is None  # staff are no patients
     assert record_event(actor=None, action="x", obj=queued_study.owner).patient == queued_study.owner
 

@@ -26,16 +26,26 @@ def trail(patient, other_patient, physician):
         cursor.execute(f"DELETE FROM {AuditEvent._meta.db_table}")
     events = [
         record_event(actor=patient, action="study.read", object_type="studies.study", object_id="s1", patient=patient),
-        record_event(actor=physician, action="review.read", object_type="studies.study", object_id="s1",
-                     patient=patient),
-        record_event(actor=other_patient, action="study.image", object_type="studies.study", object_id="s1",
-                     patient=patient, outcome=Outcome.DENIED),
-        record_event(actor=other_patient, action="study.read", object_type="studies.study", object_id="s2",
-                     patient=other_patient),
+        record_event(
+            actor=physician, action="review.read", object_type="studies.study", object_id="s1", patient=patient
+        ),
+        record_event(
+            actor=other_patient,
+            action="study.image",
+            object_type="studies.study",
+            object_id="s1",
+            patient=patient,
+            outcome=Outcome.DENIED,
+        ),
+        record_event(
+            actor=other_patient, action="study.read", object_type="studies.study", object_id="s2", patient=other_patient
+        ),
     ]
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {AuditEvent._meta.db_table} SET at = %s WHERE id = %s",
-                       [timezone.now() - timezone.timedelta(days=40), events[3].pk])
+        cursor.execute(
+            f"UPDATE {AuditEvent._meta.db_table} SET at = %s WHERE id = %s",
+            [timezone.now() - timezone.timedelta(days=40), events[3].pk],
+        )
     return events
 
 
@@ -107,7 +117,7 @@ def test_csv_export_streams_the_filtered_rows_and_is_audited(admin_web, admin_us
 
 
 def test_csv_cells_cannot_become_formulas(admin_web, patient):
-    record_event(actor=patient, action="study.read", object_id="=HYPERLINK(\"http://x\")", patient=patient)
+    record_event(actor=patient, action="study.read", object_id='=HYPERLINK("http://x")', patient=patient)
     body = b"".join(admin_web.get(CSV_URL).streaming_content).decode()
     assert "'=HYPERLINK" in body
 

@@ -12,8 +12,14 @@ def predicted_study(queued_study, champion):
 
     transition_study(queued_study, StudyStatus.PREDICTING)
     result = PredictionResult(
-        label="PNEUMONIA", probabilities=dict(SAMPLE_PROBABILITIES), confidence=SAMPLE_PROBABILITIES["PNEUMONIA"],
-        latency_ms=5.0, heatmap_png=None, heatmap_regions={}, model_name="cxr-tiny", model_version=champion.version,
+        label="PNEUMONIA",
+        probabilities=dict(SAMPLE_PROBABILITIES),
+        confidence=SAMPLE_PROBABILITIES["PNEUMONIA"],
+        latency_ms=5.0,
+        heatmap_png=None,
+        heatmap_regions={},
+        model_name="cxr-tiny",
+        model_version=champion.version,
     )
     record_prediction(queued_study, model_version=champion, result=result)
     queued_study.refresh_from_db()

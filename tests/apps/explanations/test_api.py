@@ -34,13 +34,18 @@ def test_not_ready_yet_has_its_own_code(client, predicted_study):
     client.force_login(predicted_study.owner)
     response = client.get(url(predicted_study))
     assert response.status_code == 404
-    assert response.json()["error"] == {"code": "explanation_not_ready", "message": "The explanation is not ready yet.",
-                                         "details": {"status": "predicted"}}
+    assert response.json()["error"] == {
+        "code": "explanation_not_ready",
+        "message": "The explanation is not ready yet.",
+        "details": {"status": "predicted"},
+    }
 
 
 def test_physician_edits_through_the_api(client, explained_study, physician):
     client.force_login(physician)
-    response = client.put(url(explained_study), {"text": "Signs that can fit pneumonia."}, content_type="application/json")
+    response = client.put(
+        url(explained_study), {"text": "Signs that can fit pneumonia."}, content_type="application/json"
+    )
     assert response.status_code == 200, response.content
     assert response.json()["engine"] == "physician" and response.json()["edits"] == 1
 

@@ -48,7 +48,9 @@ def test_fine_tune_job_refuses_to_run_without_edits(db, tmp_path):
 
 
 @pytest.mark.slow
-def test_finetune_command_trains_on_the_edits(explained_study, physician, tiny_llm_checkpoint, tmp_path, settings, capsys):
+def test_finetune_command_trains_on_the_edits(
+    explained_study, physician, tiny_llm_checkpoint, tmp_path, settings, capsys
+):
     from django.core.management import call_command
 
     settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'mlflow.db'}"

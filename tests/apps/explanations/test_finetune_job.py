@@ -65,7 +65,9 @@ def test_admin_starts_it_the_worker_runs_it_once_and_mlflow_has_it(
     assert AuditEvent.objects.filter(action="explainer.finetune.start", actor=admin_user).exists()
 
 
-def test_a_failing_job_stores_its_error(edited, admin_user, settings, mlflow_in_tmp, django_capture_on_commit_callbacks):
+def test_a_failing_job_stores_its_error(
+    edited, admin_user, settings, mlflow_in_tmp, django_capture_on_commit_callbacks
+):
     settings.DEEPMED_LLM_CHECKPOINT = str(mlflow_in_tmp / "no-such-checkpoint")
     with django_capture_on_commit_callbacks(execute=False):
         run = services.start_explainer_finetune(actor=admin_user, steps=2)

@@ -32,7 +32,9 @@ def test_language_model_explanation_is_stored_with_its_provenance(predicted_stud
     assert explanation.generation_ms > 0
     assert explanation.validation["outcome"] == "passed"
     assert explanation.validation["facts"]["label"] == "PNEUMONIA"
-    assert explanation.technical_summary.startswith(f"cxr-tiny v{predicted_study.predictions.get().model_version_label}: PNEUMONIA")
+    assert explanation.technical_summary.startswith(
+        f"cxr-tiny v{predicted_study.predictions.get().model_version_label}: PNEUMONIA"
+    )
     assert _metric("deepmed_explanations_total", engine="litgpt", outcome="passed") == before + 1
 
 
@@ -100,15 +102,23 @@ def test_a_study_reviewed_while_explaining_keeps_its_review_status(predicted_stu
 def test_recording_a_prediction_enqueues_the_explanation_on_commit(
     queued_study, champion, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from apps.studies.services import record_prediction, transition_study as move
+    from apps.studies.services import record_prediction
+    from apps.studies.services import transition_study as move
     from ml_core.llm.testing import SAMPLE_PROBABILITIES
     from ml_core.serve import PredictionResult
 
     queued = []
     monkeypatch.setattr(services, "enqueue_explanation", queued.append)
     move(queued_study, StudyStatus.PREDICTING)
-    result = PredictionResult(label="PNEUMONIA", probabilities=SAMPLE_PROBABILITIES, confidence=0.82, latency_ms=1.0,
-                              heatmap_png=None, model_name="m", model_version="1")
+    result = PredictionResult(
+        label="PNEUMONIA",
+        probabilities=SAMPLE_PROBABILITIES,
+        confidence=0.82,
+        latency_ms=1.0,
+        heatmap_png=None,
+        model_name="m",
+        model_version="1",
+    )
     with django_capture_on_commit_callbacks(execute=True):
         record_prediction(queued_study, model_version=champion, result=result)
     assert queued == [queued_study.pk]

@@ -11,8 +11,9 @@ def _ready(client):
     return response.status_code, response.json()
 
 
-def test_ready_names_broker_and_worker_through_a_redis_restart(client, champion, celery_broker, private_redis,
-                                                             process_env, celery_worker_process, process_tools):
+def test_ready_names_broker_and_worker_through_a_redis_restart(
+    client, champion, celery_broker, private_redis, process_env, celery_worker_process, process_tools
+):
     celery_broker(private_redis.url)
     status, body = _ready(client)
     assert (status, body["failed"]) == (503, ["worker"])  # Redis is up, nobody consumes from it yet

@@ -52,7 +52,10 @@ def test_ready_names_the_worker_when_none_answers(client, champion, embedded_wor
 def test_ready_names_a_broken_storage(client, champion, settings, tmp_path, embedded_worker):
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the media folder should be")
-    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(blocker)}}}
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(blocker)}},
+    }
     response = client.get("/health/ready")
     assert response.status_code == 503 and response.json()["failed"] == ["storage"]
 

@@ -43,8 +43,14 @@ def prediction_factory(db):
 
     def make(study, version, label: str, role: str = "champion"):
         return Prediction.objects.create(
-            study=study, role=role, model_version=version, model_name=version.registered_name,
-            model_version_label=version.version, label=label, probabilities={label: 1.0}, confidence=1.0,
+            study=study,
+            role=role,
+            model_version=version,
+            model_name=version.registered_name,
+            model_version_label=version.version,
+            label=label,
+            probabilities={label: 1.0},
+            confidence=1.0,
             latency_ms=1.0,
         )
 

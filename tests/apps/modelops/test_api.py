@@ -35,12 +35,16 @@ def test_models_list(api_client, admin_user, champion):
     assert body[0]["classes"] == ["COVID-19", "NORMAL", "PNEUMONIA"]
 
 
-def test_start_training_run_is_accepted_and_readable(api_client, admin_user, modelops_settings,
-                                                     django_capture_on_commit_callbacks):
+def test_start_training_run_is_accepted_and_readable(
+    api_client, admin_user, modelops_settings, django_capture_on_commit_callbacks
+):
     api_client.force_authenticate(admin_user)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = api_client.post("/api/v1/training-runs",
-                                   {"architecture": "cxr_tiny", "tier": "quick", "augmentation": "none"}, format="json")
+        response = api_client.post(
+            "/api/v1/training-runs",
+            {"architecture": "cxr_tiny", "tier": "quick", "augmentation": "none"},
+            format="json",
+        )
     assert response.status_code == 202, response.json()
     assert len(callbacks) == 1
     run_id = response.json()["id"]

@@ -12,8 +12,9 @@ from apps.modelops.models import AugmentationJob, RunStatus
 pytestmark = pytest.mark.django_db
 
 
-def test_augmentation_job_materialises_copies_with_progress(modelops_settings, admin_user,
-                                                            django_capture_on_commit_callbacks):
+def test_augmentation_job_materialises_copies_with_progress(
+    modelops_settings, admin_user, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         job = services.start_augmentation_job(label="COVID-19", target_count=20, intensity="medium", actor=admin_user)
     assert len(callbacks) == 1 and job.status == RunStatus.QUEUED

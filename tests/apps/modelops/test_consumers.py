@@ -28,7 +28,9 @@ async def test_admin_follows_a_run_live(admin_user):
     await database_sync_to_async(report)({"phase": "step", "epoch": 1, "step": 1, "loss": 1.2})
     job = (await communicator.receive_json_from(timeout=5))["job"]
     assert job["progress"]["step"] == 1 and job["progress"].get("history", []) == []
-    await database_sync_to_async(report)({"phase": "epoch", "epoch": 1, "epochs": 3, "train_loss": 0.9, "val_accuracy": 0.5})
+    await database_sync_to_async(report)(
+        {"phase": "epoch", "epoch": 1, "epochs": 3, "train_loss": 0.9, "val_accuracy": 0.5}
+    )
     job = (await communicator.receive_json_from(timeout=5))["job"]
     assert job["progress"]["epoch"] == 1
     assert job["progress"]["history"] == [{"epoch": 1, "epochs": 3, "train_loss": 0.9, "val_accuracy": 0.5}]
@@ -55,9 +57,11 @@ async def test_anonymous_gets_4401_and_an_unknown_job_4403(admin_user):
     from django.contrib.auth.models import AnonymousUser
 
     run = await database_sync_to_async(TrainingRun.objects.create)(params={})
-    for path, user, code in [(f"/ws/modelops/training/{run.pk}/", AnonymousUser(), 4401),
-                             (f"/ws/modelops/training/{run.pk + 1000}/", admin_user, 4403),
-                             (f"/ws/modelops/unknown-kind/{run.pk}/", admin_user, 4403)]:
+    for path, user, code in [
+        (f"/ws/modelops/training/{run.pk}/", AnonymousUser(), 4401),
+        (f"/ws/modelops/training/{run.pk + 1000}/", admin_user, 4403),
+        (f"/ws/modelops/unknown-kind/{run.pk}/", admin_user, 4403),
+    ]:
         communicator = _communicator(path, user)
         assert (await communicator.connect())[0], path
         assert await communicator.receive_output(timeout=5) == {"type": "websocket.close", "code": code}, path

@@ -35,14 +35,17 @@ def test_evaluation_is_on_the_held_out_set_and_cached(candidate, monkeypatch):
     assert services.evaluate_version(candidate) == report
 
 
-@pytest.mark.parametrize("setting,value,gate", [
-    ("DEEPMED_GATE_F1_FLOOR", 1.01, "macro_f1_floor"),
-    ("DEEPMED_GATE_RECALL_FLOOR", 1.01, "class_recall_floor"),
-    ("DEEPMED_GATE_P95_LATENCY_MS", 0.0, "p95_latency_ms"),
-    ("DEEPMED_GATE_ONNX_PARITY", -1.0, "onnx_parity"),
-    ("DEEPMED_GATE_REQUIRE_OOD", True, "ood_calibrated"),  # the tiny package has no OOD gate
-    ("DEEPMED_GATE_F1_TOLERANCE", -1.01, "macro_f1_vs_champion"),
-])
+@pytest.mark.parametrize(
+    "setting,value,gate",
+    [
+        ("DEEPMED_GATE_F1_FLOOR", 1.01, "macro_f1_floor"),
+        ("DEEPMED_GATE_RECALL_FLOOR", 1.01, "class_recall_floor"),
+        ("DEEPMED_GATE_P95_LATENCY_MS", 0.0, "p95_latency_ms"),
+        ("DEEPMED_GATE_ONNX_PARITY", -1.0, "onnx_parity"),
+        ("DEEPMED_GATE_REQUIRE_OOD", True, "ood_calibrated"),  # the tiny package has no OOD gate
+        ("DEEPMED_GATE_F1_TOLERANCE", -1.01, "macro_f1_vs_champion"),
+    ],
+)
 def test_each_failing_gate_blocks_promotion(modelops_settings, candidate, champion, setting, value, gate):
     assert all(g.passed for g in services.check_gates(candidate))
     setattr(modelops_settings, setting, value)
@@ -53,8 +56,9 @@ def test_each_failing_gate_blocks_promotion(modelops_settings, candidate, champi
     assert AuditEvent.objects.filter(action="model.promote", outcome="denied").exists()
 
 
-def test_promote_then_rollback_switches_the_served_version(candidate, champion, admin_user, queued_study,
-                                                            django_capture_on_commit_callbacks):
+def test_promote_then_rollback_switches_the_served_version(
+    candidate, champion, admin_user, queued_study, django_capture_on_commit_callbacks
+):
     promotion = services.promote_version(candidate, actor=admin_user)
     assert promotion.previous == champion and selectors.get_champion() == candidate
     champion.refresh_from_db()
@@ -89,26 +93,41 @@ def test_promote_api_returns_409_with_failed_gates(modelops_settings, candidate,
     response = api_client.post("/api/v1/models/cxr-tiny/versions/2/promote", {}, format="json")
     assert response.status_code == 409
     error = response.json()["error"]
-    assert error["code"] == "gates_failed" and [g["name"] for g in error["details"]["failed_gates"]] == ["class_recall_floor"]
+    assert error["code"] == "gates_failed" and [g["name"] for g in error["details"]["failed_gates"]] == [
+        "class_recall_floor"
+    ]
     modelops_settings.DEEPMED_GATE_RECALL_FLOOR = 0.0
-    assert api_client.post("/api/v1/models/cxr-tiny/versions/2/promote", {}, format="json").json()["champion"] == "cxr-tiny v2 @champion"
+    assert (
+        api_client.post("/api/v1/models/cxr-tiny/versions/2/promote", {}, format="json").json()["champion"]
+        == "cxr-tiny v2 @champion"
+    )
     assert api_client.post("/api/v1/models/cxr-tiny/rollback").json()["champion"] == "cxr-tiny v1 @champion"
     assert list(Promotion.objects.values_list("action", flat=True)) == ["rollback", "promote"]
 
 
-@pytest.mark.parametrize("figures,passes", [
-    # Starter v2 (trained from scratch): macro-F1 0.888 on the held-out split.
-    ({"macro_f1": 0.888, "per_class_recall": {"COVID-19": 0.932, "NORMAL": 0.824, "PNEUMONIA": 0.904}},
-     {"macro_f1_floor": False, "class_recall_floor": True}),
-    # A model that is good on average but misses most of one class.
-    ({"macro_f1": 0.905, "per_class_recall": {"COVID-19": 0.99, "NORMAL": 0.75, "PNEUMONIA": 0.97}},
-     {"macro_f1_floor": True, "class_recall_floor": False}),
-    # Starter v3 (fine-tuned EfficientNet-Lite0): 0.923, lowest recall 0.832.
-    ({"macro_f1": 0.923, "per_class_recall": {"COVID-19": 0.992, "NORMAL": 0.832, "PNEUMONIA": 0.948}},
-     {"macro_f1_floor": True, "class_recall_floor": True}),
-])
-def test_default_floors_are_at_the_transfer_learning_level(modelops_settings, champion, second_package, monkeypatch,
-                                                          figures, passes):
+@pytest.mark.parametrize(
+    "figures,passes",
+    [
+        # Starter v2 (trained from scratch): macro-F1 0.888 on the held-out split.
+        (
+            {"macro_f1": 0.888, "per_class_recall": {"COVID-19": 0.932, "NORMAL": 0.824, "PNEUMONIA": 0.904}},
+            {"macro_f1_floor": False, "class_recall_floor": True},
+        ),
+        # A model that is good on average but misses most of one class.
+        (
+            {"macro_f1": 0.905, "per_class_recall": {"COVID-19": 0.99, "NORMAL": 0.75, "PNEUMONIA": 0.97}},
+            {"macro_f1_floor": True, "class_recall_floor": False},
+        ),
+        # Starter v3 (fine-tuned EfficientNet-Lite0): 0.923, lowest recall 0.832.
+        (
+            {"macro_f1": 0.923, "per_class_recall": {"COVID-19": 0.992, "NORMAL": 0.832, "PNEUMONIA": 0.948}},
+            {"macro_f1_floor": True, "class_recall_floor": True},
+        ),
+    ],
+)
+def test_default_floors_are_at_the_transfer_learning_level(
+    modelops_settings, champion, second_package, monkeypatch, figures, passes
+):
     """With the shipped defaults (not the lenient test ones), a model at the old from-scratch level
     fails the macro-F1 floor, one class left behind fails the recall floor, and v3 passes both."""
     import deepmed_web.settings as shipped

@@ -16,8 +16,12 @@ pytestmark = pytest.mark.django_db
 def add_samples(n: int, label: str = "PNEUMONIA", *, excluded: bool = False) -> list[LabeledSample]:
     samples = []
     for i in range(n):
-        sample = LabeledSample(sha256=f"{label}-{i}-{excluded}".ljust(64, "0")[:64], label=label,
-                               source=SampleSource.PHYSICIAN_REVIEW, excluded=excluded)
+        sample = LabeledSample(
+            sha256=f"{label}-{i}-{excluded}".ljust(64, "0")[:64],
+            label=label,
+            source=SampleSource.PHYSICIAN_REVIEW,
+            excluded=excluded,
+        )
         sample.image.save(f"sample-{i}.png", ContentFile(b"png"), save=False)
         sample.save()
         samples.append(sample)
@@ -39,7 +43,10 @@ def test_trigger_fires_at_the_threshold_and_not_before(modelops_settings, django
     assert run.trigger == Trigger.NEW_LABELS
     assert "3 confirmed labels" in run.trigger_reason
     assert {k: run.params[k] for k in ("architecture", "tier", "augmentation")} == {
-        "architecture": "cxr_tiny", "tier": "quick", "augmentation": "light"}
+        "architecture": "cxr_tiny",
+        "tier": "quick",
+        "augmentation": "light",
+    }
     assert run.params["init"]["requested"] == "champion"  # automatic runs warm-start by default
     queue = selectors.retraining_queue()
     assert queue["counts_by_label"] == {"PNEUMONIA": 2, "NORMAL": 1}
@@ -63,8 +70,9 @@ def test_labels_used_by_a_successful_run_leave_the_queue(modelops_settings, djan
         assert services.check_retraining_queue() is not None
 
 
-def test_low_champion_agreement_triggers(modelops_settings, champion, queued_study, prediction_factory,
-                                         physician, django_capture_on_commit_callbacks):
+def test_low_champion_agreement_triggers(
+    modelops_settings, champion, queued_study, prediction_factory, physician, django_capture_on_commit_callbacks
+):
     from apps.review.models import Review
 
     modelops_settings.DEEPMED_RETRAIN_LABEL_THRESHOLD = 1000

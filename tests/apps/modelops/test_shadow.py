@@ -61,8 +61,14 @@ def test_agreement_with_champion_and_physicians(challenger, champion, queued_stu
     assert selectors.physician_agreement(challenger)["rate"] == 0.0
     assert selectors.physician_agreement(champion)["rate"] == 1.0
     # A correction (newer review version) is what counts.
-    Review.objects.create(study=queued_study, physician=physician, decision="correct", final_label="PNEUMONIA",
-                          version=2, supersedes=first)
+    Review.objects.create(
+        study=queued_study,
+        physician=physician,
+        decision="correct",
+        final_label="PNEUMONIA",
+        version=2,
+        supersedes=first,
+    )
     assert selectors.physician_agreement(challenger) == {"reviews": 1, "agreed": 1, "rate": 1.0}
 
 

@@ -19,8 +19,12 @@ pytestmark = pytest.mark.django_db
 def _run(status: str, *, minutes_since_progress: float | None) -> TrainingRun:
     now = timezone.now()
     beat = None if minutes_since_progress is None else now - timedelta(minutes=minutes_since_progress)
-    return TrainingRun.objects.create(status=status, started_at=now - timedelta(hours=3), heartbeat_at=beat,
-                                      params={"architecture": "cxr_tiny", "tier": "quick"})
+    return TrainingRun.objects.create(
+        status=status,
+        started_at=now - timedelta(hours=3),
+        heartbeat_at=beat,
+        params={"architecture": "cxr_tiny", "tier": "quick"},
+    )
 
 
 def test_only_running_runs_without_recent_progress_are_failed(settings):

@@ -29,12 +29,14 @@ def _physician_label(label: str, seed: int) -> LabeledSample:
 
 def _start(admin_user, django_capture_on_commit_callbacks) -> TrainingRun:
     with django_capture_on_commit_callbacks(execute=False):
-        return services.start_training_run(architecture="cxr_tiny", tier="quick", augmentation="light",
-                                           actor=admin_user, overrides=TINY)
+        return services.start_training_run(
+            architecture="cxr_tiny", tier="quick", augmentation="light", actor=admin_user, overrides=TINY
+        )
 
 
-def test_training_run_is_tracked_registered_and_mirrored(modelops_settings, admin_user, champion,
-                                                         django_capture_on_commit_callbacks):
+def test_training_run_is_tracked_registered_and_mirrored(
+    modelops_settings, admin_user, champion, django_capture_on_commit_callbacks
+):
     from mlflow.tracking import MlflowClient
 
     from ml_core import tracking
@@ -59,7 +61,9 @@ def test_training_run_is_tracked_registered_and_mirrored(modelops_settings, admi
     mlflow_run = client.get_run(run.mlflow_run_id)
     assert mlflow_run.data.params["architecture"] == "cxr_tiny" and mlflow_run.data.params["tier"] == "quick"
     assert [m.step for m in client.get_metric_history(run.mlflow_run_id, "val_loss")] == [1, 2]
-    local = Path(client.download_artifacts(run.mlflow_run_id, "dataset/dataset_manifest.csv", str(modelops_settings.DATA_DIR)))
+    local = Path(
+        client.download_artifacts(run.mlflow_run_id, "dataset/dataset_manifest.csv", str(modelops_settings.DATA_DIR))
+    )
     rows = list(csv.DictReader(local.open()))
     physician_rows = [r for r in rows if r["source"] == "physician_review"]
     assert [(r["label"], r["sample_id"]) for r in physician_rows] == [("PNEUMONIA", str(labelled.pk))]
@@ -68,7 +72,10 @@ def test_training_run_is_tracked_registered_and_mirrored(modelops_settings, admi
 
     version = run.result_version
     assert version.alias == Alias.CHALLENGER and version.mlflow_run_id == run.mlflow_run_id
-    assert tracking.get_alias_version(modelops_settings.MLFLOW_TRACKING_URI, version.registered_name, "challenger") == version.version
+    assert (
+        tracking.get_alias_version(modelops_settings.MLFLOW_TRACKING_URI, version.registered_name, "challenger")
+        == version.version
+    )
     assert services.load_predictor(version).meta.version == version.version
     assert version.evaluation["n"] == 12
 
@@ -92,8 +99,9 @@ def test_training_run_is_tracked_registered_and_mirrored(modelops_settings, admi
     assert synced[0].mlflow_run_id == run.mlflow_run_id
 
 
-def test_cancelled_run_stops_and_failed_run_keeps_its_error(modelops_settings, admin_user,
-                                                            django_capture_on_commit_callbacks):
+def test_cancelled_run_stops_and_failed_run_keeps_its_error(
+    modelops_settings, admin_user, django_capture_on_commit_callbacks
+):
     run = _start(admin_user, django_capture_on_commit_callbacks)
     TrainingRun.objects.filter(pk=run.pk).update(cancel_requested=True)  # as if clicked right after it began
     assert services.execute_training_run(run.pk).status == RunStatus.CANCELLED
@@ -106,14 +114,21 @@ def test_cancelled_run_stops_and_failed_run_keeps_its_error(modelops_settings, a
     assert services.execute_training_run(failing.pk) is None  # a re-delivered task does not run it again
 
 
-def test_automatic_run_is_promoted_only_when_configured(modelops_settings, champion,
-                                                        django_capture_on_commit_callbacks):
+def test_automatic_run_is_promoted_only_when_configured(
+    modelops_settings, champion, django_capture_on_commit_callbacks
+):
     from apps.modelops.models import Trigger
 
     modelops_settings.DEEPMED_RETRAIN_AUTO_PROMOTE = True
     with django_capture_on_commit_callbacks(execute=False):
-        run = services.start_training_run(architecture="cxr_tiny", tier="quick", augmentation="none",
-                                          trigger=Trigger.NEW_LABELS, reason="test", overrides=TINY)
+        run = services.start_training_run(
+            architecture="cxr_tiny",
+            tier="quick",
+            augmentation="none",
+            trigger=Trigger.NEW_LABELS,
+            reason="test",
+            overrides=TINY,
+        )
     run = services.execute_training_run(run.pk)
     assert run.status == RunStatus.SUCCEEDED, run.error
     assert selectors.get_champion() == run.result_version  # gates passed (lenient here), so promoted

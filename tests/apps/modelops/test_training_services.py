@@ -20,12 +20,19 @@ def test_training_worker_runs_the_job_and_the_console_sees_it_live(
 
     from apps.modelops import services
 
-    process_env.update(MLFLOW_TRACKING_URI=modelops_settings.MLFLOW_TRACKING_URI,
-                       MLFLOW_ARTIFACT_ROOT=modelops_settings.MLFLOW_ARTIFACT_ROOT,
-                       DEEPMED_BASE_DATASET_DIR=str(modelops_settings.DEEPMED_BASE_DATASET_DIR),
-                       DEEPMED_MODEL_DIR=str(modelops_settings.DEEPMED_MODEL_DIR))
-    run = services.start_training_run(architecture="cxr_tiny", tier="quick", augmentation="none", actor=admin_user,
-                                      overrides={"epochs": 2, "image_size": 64, "batch_size": 8, "num_threads": 1})
+    process_env.update(
+        MLFLOW_TRACKING_URI=modelops_settings.MLFLOW_TRACKING_URI,
+        MLFLOW_ARTIFACT_ROOT=modelops_settings.MLFLOW_ARTIFACT_ROOT,
+        DEEPMED_BASE_DATASET_DIR=str(modelops_settings.DEEPMED_BASE_DATASET_DIR),
+        DEEPMED_MODEL_DIR=str(modelops_settings.DEEPMED_MODEL_DIR),
+    )
+    run = services.start_training_run(
+        architecture="cxr_tiny",
+        tier="quick",
+        augmentation="none",
+        actor=admin_user,
+        overrides={"epochs": 2, "image_size": 64, "batch_size": 8, "num_threads": 1},
+    )
     assert flushed_redis.llen("training") == 1  # on the training queue, nowhere else
     client.force_login(admin_user)
     cookie = f"sessionid={client.cookies['sessionid'].value}"

@@ -27,7 +27,9 @@ def test_console_shows_versions_preview_and_queue(client, admin_user, champion, 
 def test_start_and_cancel_a_run(client, admin_user, modelops_settings, django_capture_on_commit_callbacks):
     client.force_login(admin_user)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = client.post("/modelops/runs/", {"architecture": "cxr_tiny", "tier": "quick", "augmentation": "light"})
+        response = client.post(
+            "/modelops/runs/", {"architecture": "cxr_tiny", "tier": "quick", "augmentation": "light"}
+        )
     run = TrainingRun.objects.get()
     assert response.status_code == 302 and response["Location"] == f"/modelops/runs/{run.pk}/"
     assert len(callbacks) == 1
@@ -39,8 +41,12 @@ def test_start_and_cancel_a_run(client, admin_user, modelops_settings, django_ca
 
 
 def test_failed_run_shows_error_and_logs(client, admin_user):
-    run = TrainingRun.objects.create(params={"architecture": "cxr_tiny", "tier": "quick"}, status=RunStatus.FAILED,
-                                     error="RuntimeError: out of memory", logs="epoch=1 train_loss=0.9\nTraceback …")
+    run = TrainingRun.objects.create(
+        params={"architecture": "cxr_tiny", "tier": "quick"},
+        status=RunStatus.FAILED,
+        error="RuntimeError: out of memory",
+        logs="epoch=1 train_loss=0.9\nTraceback …",
+    )
     client.force_login(admin_user)
     page = client.get(f"/modelops/runs/{run.pk}/").content.decode()
     assert "RuntimeError: out of memory" in page and "Traceback" in page and 'id="cancel-run"' not in page

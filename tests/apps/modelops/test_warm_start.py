@@ -19,12 +19,14 @@ TINY = {"epochs": 1, "image_size": 64, "batch_size": 8}
 
 def _queue(admin_user, capture, **kwargs):
     with capture(execute=False):
-        return services.start_training_run(architecture="cxr_tiny", tier="quick", augmentation="none",
-                                           actor=admin_user, overrides=TINY, **kwargs)
+        return services.start_training_run(
+            architecture="cxr_tiny", tier="quick", augmentation="none", actor=admin_user, overrides=TINY, **kwargs
+        )
 
 
-def test_champion_without_torch_weights_falls_back_and_says_why(modelops_settings, admin_user, champion,
-                                                                 django_capture_on_commit_callbacks):
+def test_champion_without_torch_weights_falls_back_and_says_why(
+    modelops_settings, admin_user, champion, django_capture_on_commit_callbacks
+):
     run = _queue(admin_user, django_capture_on_commit_callbacks)
     assert run.params["init"]["requested"] == "champion"  # DEEPMED_TRAINING_INIT's default
     assert run.params["init"]["kind"] == "random"  # cxr_tiny has no ImageNet weights either
@@ -38,13 +40,15 @@ def test_imagenet_weights_when_the_champion_is_another_architecture(modelops_set
     assert "is a cxr_tiny" in init["note"]
     assert services.resolve_initialisation("random", "tf_efficientnet_lite0")["kind"] == "random"
     with pytest.raises(ValueError):
-        services.validate_training_params(architecture="cxr_tiny", tier="quick", augmentation="none",
-                                          initialisation="from-the-hub")
+        services.validate_training_params(
+            architecture="cxr_tiny", tier="quick", augmentation="none", initialisation="from-the-hub"
+        )
 
 
 @pytest.mark.slow
-def test_next_run_fine_tunes_the_promoted_champion(modelops_settings, admin_user, champion, client,
-                                                   django_capture_on_commit_callbacks):
+def test_next_run_fine_tunes_the_promoted_champion(
+    modelops_settings, admin_user, champion, client, django_capture_on_commit_callbacks
+):
     from mlflow.tracking import MlflowClient
 
     first = services.execute_training_run(_queue(admin_user, django_capture_on_commit_callbacks).pk)
@@ -53,8 +57,13 @@ def test_next_run_fine_tunes_the_promoted_champion(modelops_settings, admin_user
     trained = first.result_version
 
     warm = _queue(admin_user, django_capture_on_commit_callbacks)
-    assert warm.params["init"] == {"requested": "champion", "kind": "champion", "pretrained": trained.package_uri,
-                                   "label": f"{trained.registered_name} v{trained.version}", "note": ""}
+    assert warm.params["init"] == {
+        "requested": "champion",
+        "kind": "champion",
+        "pretrained": trained.package_uri,
+        "label": f"{trained.registered_name} v{trained.version}",
+        "note": "",
+    }
     warm = services.execute_training_run(warm.pk)
     assert warm.status == RunStatus.SUCCEEDED, warm.error
     weights_sha = file_sha256(Path(trained.package_uri) / "torch_weights.pt")

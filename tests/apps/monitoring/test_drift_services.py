@@ -26,11 +26,22 @@ def _stream(version, owner, n: int, *, seed: int, shifted: bool = False, hours_a
         for i in range(n)
     )
     predictions = Prediction.objects.bulk_create(
-        Prediction(study=s, model_version=version, model_name="cxr", model_version_label=version.version, label=str(label),
-                   probabilities={}, confidence=float(c), latency_ms=5.0, ood_score=float(o))
+        Prediction(
+            study=s,
+            model_version=version,
+            model_name="cxr",
+            model_version_label=version.version,
+            label=str(label),
+            probabilities={},
+            confidence=float(c),
+            latency_ms=5.0,
+            ood_score=float(o),
+        )
         for s, label, c, o in zip(studies, labels, confidences, ood)
     )
-    Prediction.objects.filter(pk__in=[p.pk for p in predictions]).update(created_at=timezone.now() - timezone.timedelta(hours=hours_ago))
+    Prediction.objects.filter(pk__in=[p.pk for p in predictions]).update(
+        created_at=timezone.now() - timezone.timedelta(hours=hours_ago)
+    )
 
 
 @pytest.fixture
@@ -93,7 +104,8 @@ def test_training_reference_in_the_package_is_preferred(tiny_package, tmp_path, 
     classes = meta["classes"]
     # The training reference says: always the first class, always confident.
     meta.setdefault("extra", {})["drift_reference"] = build_reference(
-        [classes[0]] * 500, rng.beta(20, 1, size=500).tolist(), classes).to_dict()
+        [classes[0]] * 500, rng.beta(20, 1, size=500).tolist(), classes
+    ).to_dict()
     (package / "package.json").write_text(json.dumps(meta))
     version = register_model_version(package, alias="champion")
     assert selectors.drift_reference(version).reference.source == "training"

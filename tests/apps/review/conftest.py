@@ -19,8 +19,9 @@ _seeds = itertools.count(100)
 def model_version(db):
     from apps.modelops.models import ModelVersion
 
-    return ModelVersion.objects.create(registered_name="deepmed-cxr", version="3", alias="champion",
-                                       classes=CLASSES, package_uri="/nowhere")
+    return ModelVersion.objects.create(
+        registered_name="deepmed-cxr", version="3", alias="champion", classes=CLASSES, package_uri="/nowhere"
+    )
 
 
 @pytest.fixture
@@ -40,9 +41,15 @@ def make_study(consenting_patient, model_version):
         study = create_study(owner=owner or consenting_patient, data=make_xray_like_png(size=64, seed=next(_seeds)))
         start_prediction(study.pk)
         label = max(probabilities, key=probabilities.get)
-        result = PredictionResult(label=label, probabilities=probabilities, confidence=probabilities[label],
-                                  latency_ms=5.0, heatmap_png=None, model_name="cxr-test",
-                                  model_version=(version or model_version).version)
+        result = PredictionResult(
+            label=label,
+            probabilities=probabilities,
+            confidence=probabilities[label],
+            latency_ms=5.0,
+            heatmap_png=None,
+            model_name="cxr-test",
+            model_version=(version or model_version).version,
+        )
         record_prediction(study, model_version=version or model_version, result=result)
         if hours_old:
             Study.objects.filter(pk=study.pk).update(created_at=timezone.now() - timezone.timedelta(hours=hours_old))

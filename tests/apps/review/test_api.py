@@ -18,9 +18,12 @@ def _client(user) -> APIClient:
 
 def test_patients_get_403_on_every_review_endpoint(pneumonia_study, consenting_patient):
     client = _client(consenting_patient)
-    for method, url in [("get", WORKLIST), ("post", f"/api/v1/review/{pneumonia_study.pk}/claim"),
-                        ("post", f"/api/v1/review/{pneumonia_study.pk}/release"),
-                        ("post", f"/api/v1/review/{pneumonia_study.pk}")]:
+    for method, url in [
+        ("get", WORKLIST),
+        ("post", f"/api/v1/review/{pneumonia_study.pk}/claim"),
+        ("post", f"/api/v1/review/{pneumonia_study.pk}/release"),
+        ("post", f"/api/v1/review/{pneumonia_study.pk}"),
+    ]:
         response = getattr(client, method)(url, {"decision": "confirm"}, format="json")
         assert response.status_code == 403, url
         assert response.json()["error"]["code"] == "permission_denied"
@@ -62,9 +65,11 @@ def test_two_physicians_claim_the_same_study(pneumonia_study, physician, second_
 def test_review_is_created_and_the_patient_sees_it(pneumonia_study, physician, consenting_patient):
     client = _client(physician)
     client.post(f"/api/v1/review/{pneumonia_study.pk}/claim")
-    response = client.post(f"/api/v1/review/{pneumonia_study.pk}",
-                           {"decision": "correct", "final_label": "NORMAL", "note": "Clear lungs.", "fit_for_training": True},
-                           format="json")
+    response = client.post(
+        f"/api/v1/review/{pneumonia_study.pk}",
+        {"decision": "correct", "final_label": "NORMAL", "note": "Clear lungs.", "fit_for_training": True},
+        format="json",
+    )
     assert response.status_code == 201, response.content
     body = response.json()
     assert (body["final_label"], body["version"], body["physician"]) == ("NORMAL", 1, physician.username)
@@ -76,12 +81,22 @@ def test_review_is_created_and_the_patient_sees_it(pneumonia_study, physician, c
 
 def test_review_errors_use_the_envelope(pneumonia_study, physician, second_physician):
     client = _client(physician)
-    bad = client.post(f"/api/v1/review/{pneumonia_study.pk}", {"decision": "correct", "final_label": "CANCER"}, format="json")
+    bad = client.post(
+        f"/api/v1/review/{pneumonia_study.pk}", {"decision": "correct", "final_label": "CANCER"}, format="json"
+    )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_final_label"
-    assert client.post(f"/api/v1/review/{pneumonia_study.pk}", {"decision": "maybe"}, format="json").json()["error"]["code"] == "invalid_request"
-    assert client.post(f"/api/v1/review/{pneumonia_study.pk}", {"decision": "confirm"}, format="json").status_code == 201
-    other = _client(second_physician).post(f"/api/v1/review/{pneumonia_study.pk}",
-                                           {"decision": "correct", "final_label": "NORMAL"}, format="json")
+    assert (
+        client.post(f"/api/v1/review/{pneumonia_study.pk}", {"decision": "maybe"}, format="json").json()["error"][
+            "code"
+        ]
+        == "invalid_request"
+    )
+    assert (
+        client.post(f"/api/v1/review/{pneumonia_study.pk}", {"decision": "confirm"}, format="json").status_code == 201
+    )
+    other = _client(second_physician).post(
+        f"/api/v1/review/{pneumonia_study.pk}", {"decision": "correct", "final_label": "NORMAL"}, format="json"
+    )
     assert other.status_code == 403 and other.json()["error"]["code"] == "review_owned_by_other"
     missing = client.post("/api/v1/review/00000000-0000-0000-0000-000000000000/claim")
     assert missing.status_code == 404 and missing.json()["error"]["code"] == "not_found"
@@ -97,11 +112,17 @@ def test_the_identifying_text_flag_through_the_api(pneumonia_study, physician, c
     assert training_samples().count() == 1
     response = client.post(url, {"flagged": True}, format="json")
     assert response.status_code == 200
-    assert response.json() == {"study_id": str(pneumonia_study.pk), "flagged": True,
-                               "identifying_text": "physician", "samples_excluded": 1}
+    assert response.json() == {
+        "study_id": str(pneumonia_study.pk),
+        "flagged": True,
+        "identifying_text": "physician",
+        "samples_excluded": 1,
+    }
     assert not training_samples().exists()
     assert AuditEvent.objects.filter(action="study.identifying_text", actor=physician).count() == 1
     assert _client(consenting_patient).post(url, {"flagged": False}, format="json").status_code == 403
     assert client.post(url, {}, format="json").status_code == 400  # `flagged` is required
-    assert client.post(f"/api/v1/review/{uuid.uuid4()}/identifying-text", {"flagged": True},
-                       format="json").status_code == 404
+    assert (
+        client.post(f"/api/v1/review/{uuid.uuid4()}/identifying-text", {"flagged": True}, format="json").status_code
+        == 404
+    )

@@ -13,12 +13,18 @@ PNEUMONIA = {"COVID-19": 0.1, "NORMAL": 0.2, "PNEUMONIA": 0.7}
 
 @pytest.fixture
 def reviewed_by_two_versions(make_study, physician, model_version):
-    older = ModelVersion.objects.create(registered_name="deepmed-cxr", version="2", classes=model_version.classes,
-                                        package_uri="/nowhere")
+    older = ModelVersion.objects.create(
+        registered_name="deepmed-cxr", version="2", classes=model_version.classes, package_uri="/nowhere"
+    )
     for decision, label in [("confirm", ""), ("confirm", ""), ("correct", "NORMAL"), ("not_assessable", "")]:
         save_review(make_study(PNEUMONIA).pk, physician=physician, decision=decision, final_label=label)
-    save_review(make_study(PNEUMONIA, version=older).pk, physician=physician, decision="correct", final_label="COVID-19",
-                fit_for_training=False)
+    save_review(
+        make_study(PNEUMONIA, version=older).pk,
+        physician=physician,
+        decision="correct",
+        final_label="COVID-19",
+        fit_for_training=False,
+    )
     make_study(PNEUMONIA)  # awaiting review
     return model_version, older
 
@@ -50,8 +56,12 @@ def test_prometheus_exports_the_feedback_figures(reviewed_by_two_versions):
     assert REGISTRY.get_sample_value("deepmed_review_agreement_rate", labels) == pytest.approx(2 / 3)
     assert REGISTRY.get_sample_value("deepmed_review_reviews", labels) == 3
     assert REGISTRY.get_sample_value("deepmed_review_samples_waiting", labels) == 3
-    assert REGISTRY.get_sample_value("deepmed_review_confusion",
-                                     {**labels, "model_label": "PNEUMONIA", "physician_label": "NORMAL"}) == 1
+    assert (
+        REGISTRY.get_sample_value(
+            "deepmed_review_confusion", {**labels, "model_label": "PNEUMONIA", "physician_label": "NORMAL"}
+        )
+        == 1
+    )
     assert REGISTRY.get_sample_value("deepmed_review_worklist_size") == 1
     assert b"deepmed_review_agreement_rate" in generate_latest(REGISTRY)
 

@@ -2,8 +2,8 @@ import pytest
 from django.utils import timezone
 
 from apps.review import selectors
-from apps.review.services import save_review
 from apps.review.models import Review
+from apps.review.services import save_review
 from apps.studies.models import StudyStatus
 from apps.studies.services import fail_study
 
@@ -69,10 +69,18 @@ def test_counts_cover_everything_awaiting_whatever_the_filter(make_study, physic
 
 
 def test_current_review_is_the_newest_version(pneumonia_study, physician):
-    first = Review.objects.create(study=pneumonia_study, physician=physician, decision="confirm", final_label="PNEUMONIA")
+    first = Review.objects.create(
+        study=pneumonia_study, physician=physician, decision="confirm", final_label="PNEUMONIA"
+    )
     assert selectors.get_current_review(pneumonia_study) == first
-    second = Review.objects.create(study=pneumonia_study, physician=physician, decision="correct", final_label="NORMAL",
-                                   version=2, supersedes=first)
+    second = Review.objects.create(
+        study=pneumonia_study,
+        physician=physician,
+        decision="correct",
+        final_label="NORMAL",
+        version=2,
+        supersedes=first,
+    )
     assert selectors.get_current_review(pneumonia_study) == second
     assert selectors.review_history(pneumonia_study) == [second, first]
 
@@ -80,7 +88,8 @@ def test_current_review_is_the_newest_version(pneumonia_study, physician):
 def test_lapsed_claim_is_no_claim(pneumonia_study, physician):
     from apps.review.models import ReviewClaim
 
-    ReviewClaim.objects.create(study=pneumonia_study, physician=physician,
-                               expires_at=timezone.now() - timezone.timedelta(seconds=1))
+    ReviewClaim.objects.create(
+        study=pneumonia_study, physician=physician, expires_at=timezone.now() - timezone.timedelta(seconds=1)
+    )
     assert selectors.active_claim(pneumonia_study) is None
     assert selectors.worklist().items[0].claim is None

@@ -71,7 +71,12 @@ def test_confirm_reviews_the_study_and_queues_a_sample_with_provenance(pneumonia
     assert (review.final_label, review.version, review.supersedes) == ("PNEUMONIA", 1, None)
     sample = LabeledSample.objects.get()
     assert (sample.study, sample.review, sample.predicted_by) == (pneumonia_study, review, model_version)
-    assert (sample.label, sample.source, sample.model_agreed, sample.excluded) == ("PNEUMONIA", "physician_review", True, False)
+    assert (sample.label, sample.source, sample.model_agreed, sample.excluded) == (
+        "PNEUMONIA",
+        "physician_review",
+        True,
+        False,
+    )
     assert sample.image.name == pneumonia_study.image.name and sample.sha256 == pneumonia_study.sha256
     assert not ReviewClaim.objects.exists()  # finishing frees the claim
     event = AuditEvent.objects.get(action="review.create")
@@ -91,13 +96,16 @@ def test_no_sample_without_a_class_label_or_when_unfit(pneumonia_study, physicia
     assert not LabeledSample.objects.exists()
 
 
-@pytest.mark.parametrize("decision,label,code", [
-    ("correct", "PNEUMONIA", "invalid_final_label"),  # the model's own label
-    ("correct", "CANCER", "invalid_final_label"),  # not a class of the model
-    ("correct", "", "invalid_final_label"),
-    ("confirm", "NORMAL", "invalid_final_label"),
-    ("approve", "", "invalid_decision"),
-])
+@pytest.mark.parametrize(
+    "decision,label,code",
+    [
+        ("correct", "PNEUMONIA", "invalid_final_label"),  # the model's own label
+        ("correct", "CANCER", "invalid_final_label"),  # not a class of the model
+        ("correct", "", "invalid_final_label"),
+        ("confirm", "NORMAL", "invalid_final_label"),
+        ("approve", "", "invalid_decision"),
+    ],
+)
 def test_invalid_decisions_are_refused(pneumonia_study, physician, decision, label, code):
     with pytest.raises(ReviewError) as refused:
         save_review(pneumonia_study.pk, physician=physician, decision=decision, final_label=label)
@@ -114,14 +122,23 @@ def test_a_study_without_a_result_cannot_be_reviewed(queued_study, physician):
 
 def test_correction_is_a_new_version_and_the_old_one_is_kept(pneumonia_study, physician):
     first = save_review(pneumonia_study.pk, physician=physician, decision="confirm")
-    second = save_review(pneumonia_study.pk, physician=physician, decision="correct", final_label="COVID-19",
-                         note="Second look: bilateral ground glass.")
+    second = save_review(
+        pneumonia_study.pk,
+        physician=physician,
+        decision="correct",
+        final_label="COVID-19",
+        note="Second look: bilateral ground glass.",
+    )
     assert (second.version, second.supersedes) == (2, first)
     assert Review.objects.filter(pk=first.pk, final_label="PNEUMONIA").exists()
     assert selectors.get_current_review(pneumonia_study) == second
     samples = {s.review_id: s for s in LabeledSample.objects.all()}
     assert samples[first.pk].excluded is True  # the superseded label leaves the queue
-    assert (samples[second.pk].label, samples[second.pk].excluded, samples[second.pk].model_agreed) == ("COVID-19", False, False)
+    assert (samples[second.pk].label, samples[second.pk].excluded, samples[second.pk].model_agreed) == (
+        "COVID-19",
+        False,
+        False,
+    )
     assert AuditEvent.objects.filter(action="review.correct", detail__version=2).exists()
 
 
@@ -146,7 +163,10 @@ def test_saving_notifies_the_patient_live(pneumonia_study, physician, listen, dj
         save_review(pneumonia_study.pk, physician=physician, decision="not_assessable")
     correction = receive()
     assert (correction["study_id"], correction["status"], correction["review_version"]) == (
-        str(pneumonia_study.pk), "reviewed", 2)
+        str(pneumonia_study.pk),
+        "reviewed",
+        2,
+    )
 
 
 def test_a_study_with_review_versions_can_still_be_deleted(pneumonia_study, physician):
@@ -160,8 +180,9 @@ def test_a_study_with_review_versions_can_still_be_deleted(pneumonia_study, phys
     assert all(s.excluded for s in LabeledSample.objects.all())  # no research consent: withdrawn
 
 
-def test_claims_and_releases_reach_the_worklist_group(pneumonia_study, physician, listen,
-                                                     django_capture_on_commit_callbacks):
+def test_claims_and_releases_reach_the_worklist_group(
+    pneumonia_study, physician, listen, django_capture_on_commit_callbacks
+):
     from apps.studies.events import WORKLIST_GROUP
 
     receive = listen(WORKLIST_GROUP)

@@ -46,14 +46,28 @@ def test_claim_then_review_page_shows_everything_the_physician_needs(doctor, mak
     study = make_study({"COVID-19": 0.1, "NORMAL": 0.2, "PNEUMONIA": 0.7})
     study.patient_age, study.symptoms = 67, "fever and cough for 5 days"
     study.save()
-    Explanation.objects.create(study=study, text="Patchy shadows in the right lower zone.", engine="template",
-                               technical_summary="Grad-CAM peak right lower zone.")
+    Explanation.objects.create(
+        study=study,
+        text="Patchy shadows in the right lower zone.",
+        engine="template",
+        technical_summary="Grad-CAM peak right lower zone.",
+    )
     response = doctor.post(reverse("review-claim", kwargs={"study_id": study.pk}))
-    assert response.status_code == 302 and response["Location"] == reverse("review-study", kwargs={"study_id": study.pk})
+    assert response.status_code == 302 and response["Location"] == reverse(
+        "review-study", kwargs={"study_id": study.pk}
+    )
     page = doctor.get(response["Location"]).content.decode()
-    for expected in [reverse("study-image", kwargs={"study_id": study.pk}), "67", "fever and cough for 5 days",
-                     "Patchy shadows in the right lower zone.", "Grad-CAM peak right lower zone.", "0.700",
-                     "review-viewer.js", 'id="review-form"', "You hold this study"]:
+    for expected in [
+        reverse("study-image", kwargs={"study_id": study.pk}),
+        "67",
+        "fever and cough for 5 days",
+        "Patchy shadows in the right lower zone.",
+        "Grad-CAM peak right lower zone.",
+        "0.700",
+        "review-viewer.js",
+        'id="review-form"',
+        "You hold this study",
+    ]:
         assert expected in page, expected
     assert study.owner.username not in page  # no identity beyond what the review needs
     assert AuditEvent.objects.filter(action="review.read", object_id=str(study.pk), actor=physician).exists()
@@ -61,12 +75,17 @@ def test_claim_then_review_page_shows_everything_the_physician_needs(doctor, mak
 
 def test_posting_the_form_saves_the_review(doctor, pneumonia_study, physician):
     url = reverse("review-study", kwargs={"study_id": pneumonia_study.pk})
-    response = doctor.post(url, {"decision": "correct", "final_label": "NORMAL", "note": "No consolidation.",
-                                 "fit_for_training": "on"})
+    response = doctor.post(
+        url, {"decision": "correct", "final_label": "NORMAL", "note": "No consolidation.", "fit_for_training": "on"}
+    )
     assert response.status_code == 302
     review = Review.objects.get()
     assert (review.final_label, review.note, review.fit_for_training, review.physician) == (
-        "NORMAL", "No consolidation.", True, physician)
+        "NORMAL",
+        "No consolidation.",
+        True,
+        physician,
+    )
     refused = doctor.post(url, {"decision": "correct", "final_label": "PNEUMONIA_X"})
     assert refused.status_code == 400 and Review.objects.count() == 1
 

@@ -8,16 +8,27 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from apps.audit.models import AuditEvent, Outcome
 from apps.studies.models import Study
 
-STUDY_FIELDS = {"id", "status", "created_at", "prediction", "low_confidence", "explanation", "review", "heatmap_url",
-                "image_url", "error"}
+STUDY_FIELDS = {
+    "id",
+    "status",
+    "created_at",
+    "prediction",
+    "low_confidence",
+    "explanation",
+    "review",
+    "heatmap_url",
+    "image_url",
+    "error",
+}
 
 
 def _upload(api_client, data, **extra):
-    return api_client.post("/api/v1/studies", {"image": SimpleUploadedFile("cxr.png", data), **extra}, format="multipart")
+    return api_client.post(
+        "/api/v1/studies", {"image": SimpleUploadedFile("cxr.png", data), **extra}, format="multipart"
+    )
 
 
-def test_upload_without_consent_is_403_consent_required(api_client, patient, xray_png, stored_files,
-                                                       api_as):
+def test_upload_without_consent_is_403_consent_required(api_client, patient, xray_png, stored_files, api_as):
     api_as(patient)
     response = _upload(api_client, xray_png)
     assert response.status_code == 403
@@ -27,8 +38,9 @@ def test_upload_without_consent_is_403_consent_required(api_client, patient, xra
     assert no_file.status_code == 403 and no_file.json()["error"]["code"] == "consent_required"
 
 
-def test_upload_after_consent_creates_a_queued_study(api_client, patient, xray_png, monkeypatch,
-                                                     django_capture_on_commit_callbacks, api_as):
+def test_upload_after_consent_creates_a_queued_study(
+    api_client, patient, xray_png, monkeypatch, django_capture_on_commit_callbacks, api_as
+):
     enqueued = []
     monkeypatch.setattr("apps.studies.services.enqueue_inference", enqueued.append)
     api_as(patient)
@@ -60,7 +72,10 @@ def test_detail_has_the_contract_fields(api_client, reviewed_study, api_as):
         "model_version": "7",
         "model_name": "cxr-test",
     }
-    assert body["explanation"] == {"text": "The model saw patchy shadows in the lower right lung.", "engine": "template"}
+    assert body["explanation"] == {
+        "text": "The model saw patchy shadows in the lower right lung.",
+        "engine": "template",
+    }
     assert body["review"]["final_label"] == "NORMAL" and body["review"]["note"] == "No consolidation on my reading."
     assert body["review"]["reviewed_at"]
     assert body["heatmap_url"].endswith(f"/api/v1/studies/{reviewed_study.pk}/heatmap")
@@ -75,11 +90,14 @@ def test_failed_study_has_error_and_no_prediction(api_client, queued_study, pred
     api_as(study.owner)
     body = api_client.get(f"/api/v1/studies/{study.pk}").json()
     assert body["status"] == "failed" and body["prediction"] is None and body["heatmap_url"] is None
-    assert body["error"]["code"] == "not_a_chest_xray" and "does not look like a chest X-ray" in body["error"]["message"]
+    assert (
+        body["error"]["code"] == "not_a_chest_xray" and "does not look like a chest X-ray" in body["error"]["message"]
+    )
 
 
-def test_list_is_own_paginated_newest_first(api_client, consenting_patient, other_patient, xray_png,
-                                            django_capture_on_commit_callbacks, monkeypatch, api_as):
+def test_list_is_own_paginated_newest_first(
+    api_client, consenting_patient, other_patient, xray_png, django_capture_on_commit_callbacks, monkeypatch, api_as
+):
     from apps.accounts.services import accept_disclaimer
     from apps.studies.services import create_study
     from ml_core.testing import make_xray_like_png
@@ -107,8 +125,9 @@ def test_another_patient_gets_404_everywhere_and_it_is_audited(api_client, predi
     assert AuditEvent.objects.filter(actor=other_patient, outcome=Outcome.DENIED).count() == 4
 
 
-def test_delete_is_204_and_removes_the_files(api_client, predicted_study, django_capture_on_commit_callbacks,
-                                            stored_files, api_as):
+def test_delete_is_204_and_removes_the_files(
+    api_client, predicted_study, django_capture_on_commit_callbacks, stored_files, api_as
+):
     api_as(predicted_study.owner)
     assert stored_files()
     with django_capture_on_commit_callbacks(execute=True):

@@ -40,7 +40,9 @@ def test_list_filters_by_status_and_date_and_paginates(api_as, consenting_patien
     from apps.studies.services import create_study
 
     with django_capture_on_commit_callbacks(execute=False):
-        studies = [create_study(owner=consenting_patient, data=make_xray_like_png(size=96, seed=100 + i)) for i in range(3)]
+        studies = [
+            create_study(owner=consenting_patient, data=make_xray_like_png(size=96, seed=100 + i)) for i in range(3)
+        ]
     Study.objects.filter(pk=studies[0].pk).update(status=StudyStatus.FAILED, created_at="2026-01-05T10:00:00Z")
     api = api_as(consenting_patient)
     failed = api.get("/api/v1/studies", {"status": "failed"}).json()
@@ -59,8 +61,7 @@ def test_uploads_are_rate_limited_per_account(api_as, consenting_patient, settin
     monkeypatch.setattr("apps.studies.services.enqueue_inference", lambda study_id: None)
     settings.DEEPMED_THROTTLE_RATES = {**settings.DEEPMED_THROTTLE_RATES, "upload_account": "2/hour"}
     api = api_as(consenting_patient)
-    codes = [api.post("/api/v1/studies", {"image": _image(i)},
-                      format="multipart").status_code for i in range(3)]
+    codes = [api.post("/api/v1/studies", {"image": _image(i)}, format="multipart").status_code for i in range(3)]
     assert codes == [201, 201, 429]
     assert Study.objects.count() == 2
     assert api.get("/api/v1/studies").status_code == 200  # reading is not limited by the upload quota
@@ -75,6 +76,7 @@ def test_uploads_are_rate_limited_per_address(api_as, consenting_patient, other_
     codes = []
     for i, user in enumerate([consenting_patient, other_patient, other_patient]):
         api = api_as(user)
-        codes.append(api.post("/api/v1/studies", {"image": _image(i)},
-                              format="multipart", REMOTE_ADDR="10.2.2.2").status_code)
+        codes.append(
+            api.post("/api/v1/studies", {"image": _image(i)}, format="multipart", REMOTE_ADDR="10.2.2.2").status_code
+        )
     assert codes == [201, 201, 429]

@@ -81,8 +81,11 @@ async def test_physician_may_follow_a_study_and_the_worklist(queued_study, physi
 def _subscriptions(**filters) -> list:
     from apps.audit.models import AuditEvent
 
-    return list(AuditEvent.objects.filter(**filters).values("action", "outcome", "actor_id", "object_id",
-                                                            "patient_id", "ip_address", "detail"))
+    return list(
+        AuditEvent.objects.filter(**filters).values(
+            "action", "outcome", "actor_id", "object_id", "patient_id", "ip_address", "detail"
+        )
+    )
 
 
 async def test_an_allowed_subscription_is_audited(queued_study, physician):

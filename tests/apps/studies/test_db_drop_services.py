@@ -38,7 +38,12 @@ def test_connection_drop_during_upload_is_a_clean_error_without_orphan_file(
         if not dropped:  # the image is in storage by now; kill this connection's backend from outside
             pid = connection.connection.info.backend_pid
             db = connection.settings_dict
-            admin = psycopg2.connect(dbname=db["NAME"], user=db["USER"] or "postgres", host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432)
+            admin = psycopg2.connect(
+                dbname=db["NAME"],
+                user=db["USER"] or "postgres",
+                host=db["HOST"] or "127.0.0.1",
+                port=db["PORT"] or 5432,
+            )
             admin.autocommit = True
             with admin.cursor() as cursor:
                 cursor.execute("SELECT pg_terminate_backend(%s)", [pid])

@@ -18,8 +18,9 @@ from apps.studies.services import delete_study
 def _sample(study, *, source=SampleSource.PHYSICIAN_REVIEW, own_copy=True) -> LabeledSample:
     review = Review.objects.filter(study=study).first()
     name = default_storage.save(f"samples/{study.pk}.png", ContentFile(b"png")) if own_copy else study.image.name
-    return LabeledSample.objects.create(image=name, sha256=study.sha256, label="NORMAL", source=source,
-                                        study=study, review=review)
+    return LabeledSample.objects.create(
+        image=name, sha256=study.sha256, label="NORMAL", source=source, study=study, review=review
+    )
 
 
 def _delete(study, django_capture_on_commit_callbacks, **kwargs):
@@ -76,12 +77,15 @@ def test_folder_removal_is_a_no_op_on_azure_blob_storage(predicted_study):
 
     from apps.studies.services import remove_empty_study_folder
 
-    azure = AzureStorage(account_name="devstoreaccount1", account_key="a2V5", azure_container="deepmed",
-                         custom_domain="127.0.0.1:9")
+    azure = AzureStorage(
+        account_name="devstoreaccount1", account_key="a2V5", azure_container="deepmed", custom_domain="127.0.0.1:9"
+    )
     assert remove_empty_study_folder(azure, predicted_study.pk) is False
 
 
-def test_files_stay_when_the_database_delete_rolls_back(predicted_study, monkeypatch, django_capture_on_commit_callbacks):
+def test_files_stay_when_the_database_delete_rolls_back(
+    predicted_study, monkeypatch, django_capture_on_commit_callbacks
+):
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
@@ -161,13 +165,17 @@ def test_delete_account_removes_everything_and_is_audited(
     assert events.filter(action="study.delete", detail__reason="account_deleted").count() == 2
 
 
-def test_web_delete_is_owner_only(client, predicted_study, other_patient, physician, django_capture_on_commit_callbacks):
+def test_web_delete_is_owner_only(
+    client, predicted_study, other_patient, physician, django_capture_on_commit_callbacks
+):
     url = f"/studies/{predicted_study.pk}/delete/"
     for intruder in (other_patient, physician):
         client.force_login(intruder)
         assert client.post(url).status_code == 404
     assert Study.objects.filter(pk=predicted_study.pk).exists()
-    denied = AuditEvent.objects.filter(action="study.delete_request", object_id=str(predicted_study.pk), outcome="denied")
+    denied = AuditEvent.objects.filter(
+        action="study.delete_request", object_id=str(predicted_study.pk), outcome="denied"
+    )
     assert denied.count() == 2
     client.force_login(predicted_study.owner)
     assert client.get(url).status_code == 405  # deleting needs a POST (CSRF-protected form)
@@ -178,7 +186,9 @@ def test_web_delete_is_owner_only(client, predicted_study, other_patient, physic
     assert b"deleted" in response.content
 
 
-def test_web_account_deletion_needs_password_and_confirmation(client, predicted_study, django_capture_on_commit_callbacks):
+def test_web_account_deletion_needs_password_and_confirmation(
+    client, predicted_study, django_capture_on_commit_callbacks
+):
     owner = predicted_study.owner
     client.force_login(owner)
     assert client.post("/accounts/me/delete/", {"password": "wrong-password", "confirm": "on"}).status_code == 400
@@ -191,9 +201,9 @@ def test_web_account_deletion_needs_password_and_confirmation(client, predicted_
     assert client.get("/studies/").status_code == 302  # logged out
 
 
-
-def test_a_study_deleted_during_inference_leaves_no_heatmap(queued_study, champion, stored_files, prediction_result,
-                                                            django_capture_on_commit_callbacks):
+def test_a_study_deleted_during_inference_leaves_no_heatmap(
+    queued_study, champion, stored_files, prediction_result, django_capture_on_commit_callbacks
+):
     from apps.studies.services import record_prediction, start_prediction
 
     claimed = start_prediction(queued_study.pk)

@@ -32,8 +32,13 @@ SECONDARY_CAPTURE = {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.7", "ConversionType
 def model_version(db):
     from apps.modelops.models import ModelVersion
 
-    return ModelVersion.objects.create(registered_name="deepmed-cxr", version="3", alias="champion",
-                                       classes=["COVID-19", "NORMAL", "PNEUMONIA"], package_uri="/nowhere")
+    return ModelVersion.objects.create(
+        registered_name="deepmed-cxr",
+        version="3",
+        alias="champion",
+        classes=["COVID-19", "NORMAL", "PNEUMONIA"],
+        package_uri="/nowhere",
+    )
 
 
 @pytest.fixture
@@ -43,9 +48,19 @@ def predicted(model_version):
     def run(study: Study) -> Study:
         start_prediction(study.pk)
         probabilities = {"COVID-19": 0.05, "NORMAL": 0.15, "PNEUMONIA": 0.80}
-        record_prediction(study, model_version=model_version, result=PredictionResult(
-            label="PNEUMONIA", probabilities=probabilities, confidence=0.8, latency_ms=5.0, heatmap_png=None,
-            model_name="cxr-test", model_version="3"))
+        record_prediction(
+            study,
+            model_version=model_version,
+            result=PredictionResult(
+                label="PNEUMONIA",
+                probabilities=probabilities,
+                confidence=0.8,
+                latency_ms=5.0,
+                heatmap_png=None,
+                model_name="cxr-test",
+                model_version="3",
+            ),
+        )
         study.refresh_from_db()
         return study
 

@@ -55,18 +55,43 @@ def _jpeg() -> bytes:
 BAD_UPLOADS = {
     "pdf_named_png": (lambda: b"%PDF-1.7\n" + b"\0" * 500, "unsupported_file_type", "", "only PNG, JPEG and DICOM"),
     "gif": (lambda: b"GIF89a" + b"\0" * 500, "unsupported_file_type", "", "only PNG, JPEG and DICOM"),
-    "text_named_dcm": (lambda: b"\0" * 128 + b"DICX" + b"hello", "unsupported_file_type", "", "only PNG, JPEG and DICOM"),
+    "text_named_dcm": (
+        lambda: b"\0" * 128 + b"DICX" + b"hello",
+        "unsupported_file_type",
+        "",
+        "only PNG, JPEG and DICOM",
+    ),
     "decompression_bomb": (lambda: _png_claiming(40_000, 40_000), "image_too_large", "decompression_bomb", "pixels"),
     "truncated_png": (lambda: _png(256, 256)[:60], "corrupt_image", "", "corrupt or truncated"),
     "truncated_jpeg": (lambda: _jpeg()[:400], "corrupt_image", "", "corrupt or truncated"),
     "garbage_after_png_magic": (lambda: b"\x89PNG\r\n\x1a\n" + b"\x13" * 400, "corrupt_image", "", "corrupt"),
     "garbage_dicom": (lambda: b"\0" * 128 + b"DICM" + b"\xff" * 300, "corrupt_image", "", "DICOM"),
-    "dicom_without_pixels": (lambda: make_dicom_bytes(with_pixel_data=False), "corrupt_image", "dicom_no_pixel_data", "no pixel data"),
+    "dicom_without_pixels": (
+        lambda: make_dicom_bytes(with_pixel_data=False),
+        "corrupt_image",
+        "dicom_no_pixel_data",
+        "no pixel data",
+    ),
     "absurdly_wide": (lambda: _png(12_000, 64), "image_too_large", "", "largest side"),
-    "deflated_dicom_bomb": (lambda: make_deflated_dicom_bomb(inflated_mb=16), "image_too_large", "decompression_bomb", "pixels"),
-    "dicom_pixels_longer_than_declared": (lambda: make_dicom_bytes(stored_values=np.zeros(256 * 257)), "corrupt_image", "", "pixel data"),
+    "deflated_dicom_bomb": (
+        lambda: make_deflated_dicom_bomb(inflated_mb=16),
+        "image_too_large",
+        "decompression_bomb",
+        "pixels",
+    ),
+    "dicom_pixels_longer_than_declared": (
+        lambda: make_dicom_bytes(stored_values=np.zeros(256 * 257)),
+        "corrupt_image",
+        "",
+        "pixel data",
+    ),
     "dicom_rle": (lambda: make_dicom_bytes(transfer_syntax=RLE_LOSSLESS), "unsupported_file_type", "", "RLE Lossless"),
-    "png_16bit_7000": (lambda: make_png_stream(7000, 7000, flat=True), "image_too_large", "decompression_bomb", "pixels"),
+    "png_16bit_7000": (
+        lambda: make_png_stream(7000, 7000, flat=True),
+        "image_too_large",
+        "decompression_bomb",
+        "pixels",
+    ),
     "absurdly_small": (lambda: _png(8, 8), "image_too_small", "", "at least"),
     "empty": (lambda: b"", "empty_file", "", "empty"),
 }
@@ -165,8 +190,9 @@ def busy_decoder(settings):
         yield
 
 
-def test_api_answers_busy_decoder_with_503_and_retry_after(api_client, consenting_patient, stored_files, xray_png,
-                                                             busy_decoder):
+def test_api_answers_busy_decoder_with_503_and_retry_after(
+    api_client, consenting_patient, stored_files, xray_png, busy_decoder
+):
     api_client.force_authenticate(consenting_patient)
     response = api_client.post("/api/v1/studies", {"image": SimpleUploadedFile("x.png", xray_png)}, format="multipart")
     assert response.status_code == 503 and response["Retry-After"] == "5"
@@ -176,8 +202,9 @@ def test_api_answers_busy_decoder_with_503_and_retry_after(api_client, consentin
 
 
 @pytest.mark.parametrize("accept", ["application/json", "text/html"])
-def test_web_form_answers_busy_decoder_with_503_and_retry_after(client, consenting_patient, stored_files, xray_png,
-                                                                busy_decoder, accept):
+def test_web_form_answers_busy_decoder_with_503_and_retry_after(
+    client, consenting_patient, stored_files, xray_png, busy_decoder, accept
+):
     client.force_login(consenting_patient)
     response = client.post("/studies/upload/", {"image": SimpleUploadedFile("x.png", xray_png)}, HTTP_ACCEPT=accept)
     assert response.status_code == 503 and response["Retry-After"] == "5"
@@ -185,7 +212,9 @@ def test_web_form_answers_busy_decoder_with_503_and_retry_after(client, consenti
     _assert_nothing_left(stored_files)
 
 
-def test_busy_decoder_refusal_is_not_remembered(consenting_patient, settings, xray_png, django_capture_on_commit_callbacks):
+def test_busy_decoder_refusal_is_not_remembered(
+    consenting_patient, settings, xray_png, django_capture_on_commit_callbacks
+):
     settings.DEEPMED_MAX_CONCURRENT_DECODES = 1
     settings.DEEPMED_DECODE_WAIT_SECONDS = 0.01
     with intake_decode_slots().hold(), pytest.raises(StudyIntakeError) as exc:
@@ -209,7 +238,9 @@ def test_type_is_judged_by_content_not_by_name(consenting_patient, django_captur
     assert study.original_format == "jpeg"
 
 
-def test_dicom_identity_is_neither_stored_nor_shown(client, api_client, consenting_patient, django_capture_on_commit_callbacks):
+def test_dicom_identity_is_neither_stored_nor_shown(
+    client, api_client, consenting_patient, django_capture_on_commit_callbacks
+):
     data = make_dicom_bytes(with_patient_tags=True)
     secrets = [v for v in FAKE_PATIENT_TAGS.values() if len(v) > 3]
     assert all(v.encode() in data for v in secrets)  # the upload really carries identity
@@ -243,9 +274,14 @@ def test_web_uploads_share_the_api_rate_limit(client, consenting_patient, settin
     monkeypatch.setattr("apps.studies.services.enqueue_inference", lambda study_id: None)
     settings.DEEPMED_THROTTLE_RATES = {**settings.DEEPMED_THROTTLE_RATES, "upload_account": "1/hour"}
     client.force_login(consenting_patient)
-    first = client.post("/studies/upload/", {"image": SimpleUploadedFile("a.png", make_xray_like_png(size=96, seed=41))})
-    second = client.post("/studies/upload/", {"image": SimpleUploadedFile("b.png", make_xray_like_png(size=96, seed=42))},
-                         HTTP_ACCEPT="application/json")
+    first = client.post(
+        "/studies/upload/", {"image": SimpleUploadedFile("a.png", make_xray_like_png(size=96, seed=41))}
+    )
+    second = client.post(
+        "/studies/upload/",
+        {"image": SimpleUploadedFile("b.png", make_xray_like_png(size=96, seed=42))},
+        HTTP_ACCEPT="application/json",
+    )
     assert first.status_code == 302
     assert second.status_code == 429 and second.json()["error"]["code"] == "throttled"
     assert Study.objects.count() == 1

@@ -8,7 +8,7 @@ import re
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from apps.studies.services import create_study, fail_study, NOT_A_CXR_REASON
+from apps.studies.services import NOT_A_CXR_REASON, create_study, fail_study
 
 
 def _page(client, study) -> str:
@@ -75,8 +75,9 @@ def test_failed_study_never_shows_a_stored_prediction(client, predicted_study):
     """Even if a result was stored before the failure, a failed study shows no label nor heat-map."""
     from apps.studies.models import Study
 
-    Study.objects.filter(pk=predicted_study.pk).update(status="failed", failure_code="not_a_chest_xray",
-                                                       failure_reason=NOT_A_CXR_REASON)
+    Study.objects.filter(pk=predicted_study.pk).update(
+        status="failed", failure_code="not_a_chest_xray", failure_reason=NOT_A_CXR_REASON
+    )
     predicted_study.refresh_from_db()
     html = _page(client, predicted_study)
     assert "PNEUMONIA" not in html
@@ -102,8 +103,9 @@ def test_history_is_newest_first_with_status(client, consenting_patient, predict
     assert rows == [(str(newer.pk), "queued"), (str(older.pk), "predicted")]
 
 
-def test_duplicate_upload_links_to_the_existing_study(client, consenting_patient, xray_png, stored_files, monkeypatch,
-                                                      django_capture_on_commit_callbacks):
+def test_duplicate_upload_links_to_the_existing_study(
+    client, consenting_patient, xray_png, stored_files, monkeypatch, django_capture_on_commit_callbacks
+):
     enqueued = []
     monkeypatch.setattr("apps.studies.services.enqueue_inference", enqueued.append)
     client.force_login(consenting_patient)
@@ -116,8 +118,9 @@ def test_duplicate_upload_links_to_the_existing_study(client, consenting_patient
     assert consenting_patient.studies.count() == 1 and len(enqueued) == 1 and stored_files() == files
 
 
-def test_same_image_from_another_patient_is_a_new_study(consenting_patient, other_patient, xray_png,
-                                                         django_capture_on_commit_callbacks):
+def test_same_image_from_another_patient_is_a_new_study(
+    consenting_patient, other_patient, xray_png, django_capture_on_commit_callbacks
+):
     from apps.accounts.services import accept_disclaimer
 
     accept_disclaimer(other_patient)
@@ -134,26 +137,38 @@ def test_a_transient_failure_is_not_linked_again(queued_study, xray_png, django_
     assert retry.pk != queued_study.pk and not retry.is_duplicate_upload
 
 
-def test_xhr_upload_gets_json_for_the_progress_bar(client, consenting_patient, xray_png, monkeypatch,
-                                                   django_capture_on_commit_callbacks):
+def test_xhr_upload_gets_json_for_the_progress_bar(
+    client, consenting_patient, xray_png, monkeypatch, django_capture_on_commit_callbacks
+):
     monkeypatch.setattr("apps.studies.services.enqueue_inference", lambda study_id: None)
     client.force_login(consenting_patient)
     with django_capture_on_commit_callbacks(execute=True):
-        ok = client.post("/studies/upload/", {"image": SimpleUploadedFile("a.png", xray_png), "patient_age": "54",
-                                              "symptoms": "cough"}, HTTP_ACCEPT="application/json")
+        ok = client.post(
+            "/studies/upload/",
+            {"image": SimpleUploadedFile("a.png", xray_png), "patient_age": "54", "symptoms": "cough"},
+            HTTP_ACCEPT="application/json",
+        )
     assert ok.status_code == 201
     study = consenting_patient.studies.get()
     assert ok.json() == {"redirect": f"/studies/{study.pk}/", "duplicate": False}
     assert (study.patient_age, study.symptoms) == (54, "cough")
-    bad = client.post("/studies/upload/", {"image": SimpleUploadedFile("a.png", b"GIF89a....")}, HTTP_ACCEPT="application/json")
+    bad = client.post(
+        "/studies/upload/", {"image": SimpleUploadedFile("a.png", b"GIF89a....")}, HTTP_ACCEPT="application/json"
+    )
     assert bad.status_code == 400 and bad.json()["error"]["code"] == "unsupported_file_type"
 
 
 def test_upload_page_has_drop_zone_picker_and_progress_bar(client, consenting_patient):
     client.force_login(consenting_patient)
     html = client.get("/studies/upload/").content.decode()
-    for marker in ('id="dropzone"', 'type="file"', '<progress id="upload-progress"', "js/upload.js",
-                   'name="patient_age"', 'name="symptoms"'):
+    for marker in (
+        'id="dropzone"',
+        'type="file"',
+        '<progress id="upload-progress"',
+        "js/upload.js",
+        'name="patient_age"',
+        'name="symptoms"',
+    ):
         assert marker in html
 
 

@@ -15,7 +15,9 @@ def test_upload_without_current_consent_is_refused(patient, xray_png):
     assert not Study.objects.exists()
 
 
-def test_upload_creates_queued_study_with_deidentified_png(consenting_patient, xray_png, django_capture_on_commit_callbacks, monkeypatch):
+def test_upload_creates_queued_study_with_deidentified_png(
+    consenting_patient, xray_png, django_capture_on_commit_callbacks, monkeypatch
+):
     enqueued = []
     monkeypatch.setattr("apps.studies.services.enqueue_inference", enqueued.append)
     with django_capture_on_commit_callbacks(execute=True):
@@ -61,9 +63,9 @@ def test_too_large_upload_is_refused(consenting_patient, xray_png, settings):
 
 
 def test_dicom_patient_tags_never_reach_storage_or_the_record(consenting_patient, django_capture_on_commit_callbacks):
-    from ml_core.testing import make_dicom_bytes
-
     import pydicom
+
+    from ml_core.testing import make_dicom_bytes
 
     data = make_dicom_bytes(with_patient_tags=True)
     name = str(pydicom.dcmread(io.BytesIO(data)).PatientName)

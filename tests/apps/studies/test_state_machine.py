@@ -8,7 +8,9 @@ HAPPY_PATH = [S.QUEUED, S.PREDICTING, S.PREDICTED, S.EXPLAINING, S.EXPLAINED, S.
 
 
 def _study(owner, status=S.UPLOADED):
-    return Study.objects.create(owner=owner, image="studies/x.png", sha256="0" * 64, original_format="png", status=status)
+    return Study.objects.create(
+        owner=owner, image="studies/x.png", sha256="0" * 64, original_format="png", status=status
+    )
 
 
 def test_happy_path_walks_every_state(patient):

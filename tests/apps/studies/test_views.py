@@ -46,13 +46,17 @@ def test_image_download_is_private(client, queued_study):
     assert "no-store" in response["Cache-Control"]
 
 
-def test_upload_through_the_web_form(client, consenting_patient, xray_png, django_capture_on_commit_callbacks, monkeypatch):
+def test_upload_through_the_web_form(
+    client, consenting_patient, xray_png, django_capture_on_commit_callbacks, monkeypatch
+):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     monkeypatch.setattr("apps.studies.services.enqueue_inference", lambda study_id: None)
     client.force_login(consenting_patient)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.post("/studies/upload/", {"image": SimpleUploadedFile("cxr.png", xray_png), "symptoms": "cough"})
+        response = client.post(
+            "/studies/upload/", {"image": SimpleUploadedFile("cxr.png", xray_png), "symptoms": "cough"}
+        )
     assert response.status_code == 302
     study = consenting_patient.studies.get()
     assert response["Location"] == f"/studies/{study.pk}/"

@@ -52,8 +52,11 @@ def test_random_model_output_fails_twice_then_the_template_is_used(tiny_llm_chec
 
 def test_memorizing_model_passes_the_validator(memorizing_llm_checkpoint):
     facts = sample_facts()
-    outcome = explain(facts, load_engine(memorizing_llm_checkpoint, device="cpu"),
-                      settings=GenerationSettings(temperature=0.1, device="cpu"))
+    outcome = explain(
+        facts,
+        load_engine(memorizing_llm_checkpoint, device="cpu"),
+        settings=GenerationSettings(temperature=0.1, device="cpu"),
+    )
     assert outcome.outcome == "passed", outcome.attempts
     assert outcome.engine == "litgpt"
     assert outcome.text == compose_explanation(facts) and outcome.text.endswith(DISCLAIMER)

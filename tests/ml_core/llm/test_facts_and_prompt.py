@@ -13,7 +13,9 @@ def test_label_must_be_the_most_likely_class():
         build_facts(label="NORMAL", probabilities=PROBS)
 
 
-@pytest.mark.parametrize("p, band", [(0.34, "low"), (0.59, "low"), (0.6, "moderate"), (0.849, "moderate"), (0.85, "high")])
+@pytest.mark.parametrize(
+    "p, band", [(0.34, "low"), (0.59, "low"), (0.6, "moderate"), (0.849, "moderate"), (0.85, "high")]
+)
 def test_confidence_bands(p, band):
     assert confidence_band(p) == band
 
@@ -34,11 +36,21 @@ def test_patient_text_is_reduced_to_known_symptoms():
 
 
 def test_prompt_carries_label_probabilities_band_and_region():
-    facts = build_facts(label="PNEUMONIA", probabilities=PROBS,
-                        heatmap_regions={"dominant_region": "right lower zone", "high_activation_fraction": 0.05})
+    facts = build_facts(
+        label="PNEUMONIA",
+        probabilities=PROBS,
+        heatmap_regions={"dominant_region": "right lower zone", "high_activation_fraction": 0.05},
+    )
     prompt = build_prompt(facts)
-    for line in ("finding: PNEUMONIA", "probability: 70%", "confidence: moderate", "others: NORMAL 20%, COVID-19 10%",
-                 "region: right lower zone", "pattern: focal", "age: not given"):
+    for line in (
+        "finding: PNEUMONIA",
+        "probability: 70%",
+        "confidence: moderate",
+        "others: NORMAL 20%, COVID-19 10%",
+        "region: right lower zone",
+        "pattern: focal",
+        "age: not given",
+    ):
         assert line in prompt
 
 

@@ -19,8 +19,10 @@ def body(text: str) -> str:
     return f"{text} Questions you could ask your doctor: Do I need more tests? {DISCLAIMER}"
 
 
-CONFORMING = body("The model's most likely reading is signs that can fit pneumonia, at 70% probability "
-                  "(moderate confidence). Pneumonia is an infection of the lung tissue.")
+CONFORMING = body(
+    "The model's most likely reading is signs that can fit pneumonia, at 70% probability "
+    "(moderate confidence). Pneumonia is an infection of the lung tissue."
+)
 
 
 def test_conforming_text_passes():
@@ -45,14 +47,17 @@ def test_out_of_scope_findings_are_never_named():
     assert "out_of_scope_finding:tuberculosis" in validate_explanation(text, facts()).failures
 
 
-@pytest.mark.parametrize("claim, code", [
-    ("at 95% probability", "overstated_probability:95>70"),
-    ("at 71 percent probability", "overstated_probability:71>70"),
-    ("and this is definitely the case", "certainty_language:definitely"),
-    ("so you have pneumonia", "asserts_disease"),
-    ("with high confidence", "overstated_band:high>moderate"),
-    ("which is very likely", "overstated_band:very likely>moderate"),
-])
+@pytest.mark.parametrize(
+    "claim, code",
+    [
+        ("at 95% probability", "overstated_probability:95>70"),
+        ("at 71 percent probability", "overstated_probability:71>70"),
+        ("and this is definitely the case", "certainty_language:definitely"),
+        ("so you have pneumonia", "asserts_disease"),
+        ("with high confidence", "overstated_band:high>moderate"),
+        ("which is very likely", "overstated_band:very likely>moderate"),
+    ],
+)
 def test_overstated_certainty_is_rejected(claim, code):
     text = body(f"The model's reading is signs that can fit pneumonia {claim}.")
     assert code in validate_explanation(text, facts()).failures
@@ -63,11 +68,14 @@ def test_stated_probability_equal_to_the_calibrated_one_is_allowed():
     assert validate_explanation(text, facts()).passed
 
 
-@pytest.mark.parametrize("advice, code", [
-    ("Take 500 mg of amoxicillin twice a day.", "dose"),
-    ("Ask for antibiotics.", "medication:antibiotics"),
-    ("Paracetamol can help with the fever.", "medication:paracetamol"),
-])
+@pytest.mark.parametrize(
+    "advice, code",
+    [
+        ("Take 500 mg of amoxicillin twice a day.", "dose"),
+        ("Ask for antibiotics.", "medication:antibiotics"),
+        ("Paracetamol can help with the fever.", "medication:paracetamol"),
+    ],
+)
 def test_medication_and_doses_are_rejected(advice, code):
     text = body(f"The model's reading is signs that can fit pneumonia at 70% probability. {advice}")
     assert code in validate_explanation(text, facts()).failures
@@ -79,13 +87,19 @@ def test_must_end_with_the_disclaimer():
 
 
 def test_length_limits():
-    assert "too_short" in validate_explanation(f"Pneumonia. {DISCLAIMER}", facts(), ValidationLimits(min_chars=300)).failures
+    assert (
+        "too_short"
+        in validate_explanation(f"Pneumonia. {DISCLAIMER}", facts(), ValidationLimits(min_chars=300)).failures
+    )
     long_text = body("Signs that can fit pneumonia. " + "The model looked at the image. " * 60)
     assert "too_long" in validate_explanation(long_text, facts()).failures
 
 
 def test_prompt_markup_is_rejected():
-    assert "prompt_markup" in validate_explanation(CONFORMING.replace("Pneumonia is", "finding: PNEUMONIA is"), facts()).failures
+    assert (
+        "prompt_markup"
+        in validate_explanation(CONFORMING.replace("Pneumonia is", "finding: PNEUMONIA is"), facts()).failures
+    )
 
 
 def test_normal_is_matched_as_a_word_not_inside_abnormal():
@@ -102,14 +116,29 @@ def test_unknown_class_gets_a_generic_entry():
 
 
 def test_stated_facts_must_be_the_given_ones():
-    grounded = build_facts(label="PNEUMONIA", probabilities={"PNEUMONIA": 0.7, "NORMAL": 0.2, "COVID-19": 0.1},
-                           heatmap_regions={"dominant_region": "right lower zone"}, age=54, symptoms_text="cough")
-    ok = body("Signs that can fit pneumonia, at 70% probability. It is mostly in the lower part of the right side "
-              "of your chest. You mentioned cough. Your age (54) matters.")
+    grounded = build_facts(
+        label="PNEUMONIA",
+        probabilities={"PNEUMONIA": 0.7, "NORMAL": 0.2, "COVID-19": 0.1},
+        heatmap_regions={"dominant_region": "right lower zone"},
+        age=54,
+        symptoms_text="cough",
+    )
+    ok = body(
+        "Signs that can fit pneumonia, at 70% probability. It is mostly in the lower part of the right side "
+        "of your chest. You mentioned cough. Your age (54) matters."
+    )
     assert validate_explanation(ok, grounded).passed, validate_explanation(ok, grounded).failures
-    wrong = (ok.replace("lower part of the right", "upper part of the left").replace("cough.", "cough and fever.")
-             .replace("(54)", "(45)").replace("70%", "60%"))
+    wrong = (
+        ok.replace("lower part of the right", "upper part of the left")
+        .replace("cough.", "cough and fever.")
+        .replace("(54)", "(45)")
+        .replace("70%", "60%")
+    )
     failures = validate_explanation(wrong, grounded).failures
-    for code in ("wrong_region:left upper zone", "unsupported_symptom:fever", "unsupported_number:45",
-                 "wrong_probability:60!=70"):
+    for code in (
+        "wrong_region:left upper zone",
+        "unsupported_symptom:fever",
+        "unsupported_number:45",
+        "wrong_probability:60!=70",
+    ):
         assert code in failures

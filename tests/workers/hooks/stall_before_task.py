@@ -4,6 +4,7 @@ Every task waits here after the worker has taken it and before it runs, so a tes
 the worker with the message in hand deterministically (no race with a fast machine).
 The worker writes the task id to $STALL_MARKER first, so the test knows when to kill it.
 """
+
 import os
 import time
 from pathlib import Path

@@ -39,11 +39,17 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         classes = [c.strip() for c in opts["classes"].split(",") if c.strip()] or default_classes()
-        cfg = PretrainConfig(steps=opts["steps"], documents_per_class=opts["documents_per_class"],
-                             batch_size=opts["batch_size"], threads=opts["threads"])
+        cfg = PretrainConfig(
+            steps=opts["steps"],
+            documents_per_class=opts["documents_per_class"],
+            batch_size=opts["batch_size"],
+            threads=opts["threads"],
+        )
         report = build_explainer(Path(opts["out"]).resolve(), classes, cfg=cfg)
         self.stdout.write(json.dumps(asdict(report), indent=2))
-        self.stdout.write(self.style.SUCCESS(
-            f"explainer saved to {report.checkpoint_dir} ({report.parameters:,} parameters, "
-            f"{report.checkpoint_bytes / 1e6:.1f} MB, {report.train_seconds:.0f} s)"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"explainer saved to {report.checkpoint_dir} ({report.parameters:,} parameters, "
+                f"{report.checkpoint_bytes / 1e6:.1f} MB, {report.train_seconds:.0f} s)"
+            )
+        )

@@ -18,10 +18,14 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         try:
-            result = services.run_explainer_finetune(steps=opts["steps"], out_dir=opts["out"], base_checkpoint=opts["base"])
+            result = services.run_explainer_finetune(
+                steps=opts["steps"], out_dir=opts["out"], base_checkpoint=opts["base"]
+            )
         except services.ExplanationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(json.dumps(asdict(result), indent=2))
-        self.stdout.write(self.style.SUCCESS(
-            f"fine-tuned checkpoint: {result.checkpoint_dir} — set DEEPMED_LLM_CHECKPOINT to deploy it"
-        ))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"fine-tuned checkpoint: {result.checkpoint_dir} — set DEEPMED_LLM_CHECKPOINT to deploy it"
+            )
+        )

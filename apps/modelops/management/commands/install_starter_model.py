@@ -46,8 +46,10 @@ class Command(BaseCommand):
             name, version = tracking.register_package(
                 settings.MLFLOW_TRACKING_URI, package_dir, settings.DEEPMED_REGISTERED_MODEL, alias=Alias.CHAMPION
             )
-            run_id = next(v.run_id for v in tracking.list_versions(settings.MLFLOW_TRACKING_URI, name) if v.version == version)
-        except Exception as exc:  # noqa: BLE001 — the DB mirror alone still deploys the model
+            run_id = next(
+                v.run_id for v in tracking.list_versions(settings.MLFLOW_TRACKING_URI, name) if v.version == version
+            )
+        except Exception as exc:
             self.stderr.write(f"MLflow registration skipped: {exc}")
             return {}
         self.stdout.write(f"registered in MLflow as {name} v{version}")

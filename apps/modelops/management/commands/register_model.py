@@ -9,7 +9,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("package_dir")
-        parser.add_argument("--alias", default="", choices=[a for a in Alias.values])
+        parser.add_argument("--alias", default="", choices=list(Alias.values))
 
     def handle(self, *args, package_dir, alias, **options):
         try:
