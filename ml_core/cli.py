@@ -110,6 +110,8 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
         lr=args.lr,
         weight_decay=args.weight_decay,
         label_smoothing=args.label_smoothing,
+        ema_decay=args.ema_decay,
+        warmup_epochs=args.warmup_epochs,
         imbalance=args.imbalance,
         seed=args.seed,
         num_threads=args.threads,
@@ -395,6 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=1e-3)
     t.add_argument("--weight-decay", type=float, default=0.05)
     t.add_argument("--label-smoothing", type=float, default=0.0)
+    t.add_argument("--ema-decay", type=float, default=None, help="validate and ship an EMA of the weights (e.g. 0.99)")
+    t.add_argument("--warmup-epochs", type=float, default=1.0)
     t.add_argument("--imbalance", default="weighted_loss", choices=("weighted_loss", "balanced_sampler", "none"))
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default min(2, cores))")

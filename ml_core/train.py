@@ -83,6 +83,9 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     label_smoothing: float = 0.0
     drop_rate: float = 0.2
+    # Validate and ship an exponential moving average of the weights (timm ModelEmaV3); None = off.
+    # Few steps per epoch make single-epoch weights noisy (validation macro-F1 swung by 0.07).
+    ema_decay: float | None = None
     imbalance: Imbalance = "weighted_loss"
     seed: int = 0
     split_seed: int = 0  # only used when the data has no train/val split of its own
@@ -331,7 +334,8 @@ def _resolve_device(cfg: TrainConfig, dist: _Dist) -> torch.device:
     return torch.device("cpu")
 
 
-def _validate(model: nn.Module, images, labels: np.ndarray, pre_cfg, device, loss_fn) -> dict[str, float]:
+def validate(model: nn.Module, images, labels: np.ndarray, pre_cfg, device, loss_fn) -> dict[str, float]:
+    """Validation loss, accuracy and macro-F1 of ``model`` (eval mode) on uint8 images."""
     from sklearn.metrics import f1_score
 
     logits = predict_logits(model, images, pre_cfg, batch_size=64, device=device)
@@ -341,6 +345,227 @@ def _validate(model: nn.Module, images, labels: np.ndarray, pre_cfg, device, los
         "val_loss": loss,
         "val_accuracy": float((pred == labels).mean()),
         "val_macro_f1": float(f1_score(labels, pred, average="macro", zero_division=0)),
+    }
+
+
+@dataclass
+class LoopState:
+    """What the loop carries between epochs; saved in ``last.pt`` (as a dict) for resuming."""
+
+    epoch: int = 0
+    best_f1: float = -1.0
+    best_loss: float = math.inf
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def record(self, metrics: dict[str, Any]) -> bool:
+        """Checkpoint/early-stopping policy: the best epoch is the highest validation macro-F1
+        (lower validation loss breaks ties). Returns whether this epoch is the new best."""
+        f1, loss = metrics["val_macro_f1"], metrics["val_loss"]
+        improved = f1 > self.best_f1 + 1e-9 or (abs(f1 - self.best_f1) <= 1e-9 and loss < self.best_loss)
+        if improved:
+            self.best_f1, self.best_loss, self.best_epoch, self.bad_epochs = f1, loss, metrics["epoch"], 0
+        else:
+            self.bad_epochs += 1
+        self.epoch = metrics["epoch"]
+        self.history.append(metrics)
+        return improved
+
+    def patience_spent(self, patience: int) -> bool:
+        return self.bad_epochs >= patience
+
+
+@dataclass
+class TrainingSetup:
+    """Everything ``train`` builds before the first epoch (see ``setup_training``)."""
+
+    cfg: TrainConfig
+    dist: _Dist
+    device: torch.device
+    dataset: Dataset
+    classes: list[str]
+    train_pixels: list[np.ndarray]
+    train_labels: np.ndarray
+    val_pixels: list[np.ndarray]
+    val_labels: np.ndarray
+    base_train_count: int  # the training split's size; an extra pool adds variety, not steps
+    sampling_weights: np.ndarray | None
+    pre_cfg: PreprocessConfig
+    aug_cfg: AugmentConfig
+    model_cfg: ModelConfig
+    initialisation: Initialisation
+    model: nn.Module
+    net: nn.Module  # ``model``, or its DistributedDataParallel wrapper
+    ema: Any  # timm ModelEmaV3 when cfg.ema_decay, else None
+    loss_fn: nn.Module
+    eval_loss_fn: nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    precision: MixedPrecision
+    steps_per_epoch: int
+
+    @property
+    def eval_model(self) -> nn.Module:
+        """The weights validated and checkpointed: the EMA average when enabled."""
+        return self.ema.module if self.ema is not None else self.model
+
+
+def setup_training(cfg: TrainConfig, dataset: Dataset | None) -> TrainingSetup:
+    """Device, data, model (with its initialisation), loss, optimiser and lr schedule."""
+    device_kind = "cuda" if (cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
+    dist = _init_distributed(device_kind)
+    device = _resolve_device(cfg, dist)
+    on_cuda = device.type == "cuda"
+    if on_cuda:
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+    else:
+        # Explicit: torch's default (one thread per core) thrashes when workers share cores.
+        torch.set_num_threads(cfg.num_threads or min(2, os.cpu_count() or 1))
+    torch.manual_seed(cfg.seed)
+
+    if dataset is None and not cfg.data:
+        raise ValueError("train needs data (cfg.data or a Dataset)")
+    ds = ensure_splits(dataset or load_dataset(cfg.data), seed=cfg.split_seed)
+    train_samples, val_samples = ds.split("train"), ds.split("val")
+    if not train_samples or not val_samples:
+        raise ValueError("training needs non-empty train and val splits")
+    base_train_count = len(train_samples)
+    sampling_weights = None
+    if cfg.extra_data:
+        ds, sampling_weights = _with_extra_pool(ds, cfg.extra_data)
+        train_samples = ds.split("train")
+    classes = ds.classes
+    index = {c: i for i, c in enumerate(classes)}
+    if cfg.max_val_images:
+        val_samples = val_samples[: cfg.max_val_images]
+    train_labels = np.array([index[s.label] for s in train_samples])
+    base_labels = train_labels[:base_train_count]  # the extra pool is appended after the base split
+
+    pre_cfg = PreprocessConfig(image_size=int(cfg.image_size))
+    aug_cfg = AugmentConfig(level=cfg.augment, hflip=cfg.hflip)  # type: ignore[arg-type]
+    model_cfg = ModelConfig(
+        architecture=cfg.architecture,
+        num_classes=len(classes),
+        pretrained=bool(cfg.pretrained),
+        pretrained_path=cfg.pretrained,
+        drop_rate=cfg.drop_rate,
+    )
+    model, initialisation = build_initialised_model(model_cfg)
+    model = model.to(device)
+    if on_cuda and cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net: nn.Module = model
+    if dist.world > 1:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if on_cuda else None)
+    ema = None
+    if cfg.ema_decay:
+        from timm.utils import ModelEmaV3
+
+        # Warm-up lets the average follow the fast early changes, then settle (few steps per epoch here).
+        ema = ModelEmaV3(model, decay=cfg.ema_decay, use_warmup=True)
+
+    weights = class_weights(base_labels, len(classes)) if cfg.imbalance == "weighted_loss" else None
+    loss_fn = nn.CrossEntropyLoss(
+        weight=None if weights is None else torch.from_numpy(weights).to(device), label_smoothing=cfg.label_smoothing
+    )
+    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = max(1, base_train_count // dist.world // cfg.batch_size)
+    if cfg.max_steps_per_epoch:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
+    total_steps = steps_per_epoch * int(cfg.epochs)
+    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, total_steps, warmup))
+    return TrainingSetup(
+        cfg=cfg,
+        dist=dist,
+        device=device,
+        dataset=ds,
+        classes=classes,
+        train_pixels=load_all_pixels(train_samples),
+        train_labels=train_labels,
+        val_pixels=load_all_pixels(val_samples),
+        val_labels=np.array([index[s.label] for s in val_samples]),
+        base_train_count=base_train_count,
+        sampling_weights=sampling_weights,
+        pre_cfg=pre_cfg,
+        aug_cfg=aug_cfg,
+        model_cfg=model_cfg,
+        initialisation=initialisation,
+        model=model,
+        net=net,
+        ema=ema,
+        loss_fn=loss_fn,
+        eval_loss_fn=nn.CrossEntropyLoss(),
+        optimizer=optimizer,
+        scheduler=scheduler,
+        precision=MixedPrecision.for_device(device, enabled=cfg.amp),
+        steps_per_epoch=steps_per_epoch,
+    )
+
+
+def train_one_epoch(
+    run: TrainingSetup,
+    epoch: int,
+    *,
+    progress: ProgressFn | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> dict[str, Any]:
+    """One pass over the epoch's draw of the training split; returns the train metrics."""
+    cfg, dist, device = run.cfg, run.dist, run.device
+    on_cuda = device.type == "cuda"
+    rng = np.random.default_rng([cfg.seed, epoch])  # per-epoch stream: resume-exact
+    order = epoch_order(run.train_labels, rng, cfg.imbalance, weights=run.sampling_weights, size=run.base_train_count)
+    order = order[dist.rank :: dist.world][: run.steps_per_epoch * cfg.batch_size]
+    batches = EpochBatches(
+        run.train_pixels,
+        run.train_labels,
+        order,
+        cfg.batch_size,
+        run.steps_per_epoch,
+        run.aug_cfg,
+        run.pre_cfg,
+        (cfg.seed, epoch),
+    )
+    run.net.train()
+    seen, loss_sum, correct, t0 = 0, 0.0, 0, time.perf_counter()
+    for step, (x, y) in enumerate(epoch_loader(batches, cfg.num_workers, pin_memory=on_cuda)):
+        if should_stop is not None and should_stop():
+            raise TrainingCancelled(f"stopped by request in epoch {epoch}")
+        y = y.to(device, non_blocking=True)
+        x = x.to(device, non_blocking=True)
+        if on_cuda and cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        logits, loss = training_step(run.net, run.optimizer, run.loss_fn, x, y, run.precision)
+        run.scheduler.step()
+        if run.ema is not None:
+            run.ema.update(run.model, step=(epoch - 1) * run.steps_per_epoch + step + 1)
+        seen += len(y)
+        loss_sum += loss.item() * len(y)
+        correct += int((logits.argmax(1) == y).sum())
+        if progress is not None and dist.main:
+            progress(
+                epoch,
+                step + 1,
+                {
+                    "phase": "step",
+                    "epoch": epoch,
+                    "epochs": int(cfg.epochs),
+                    "step": step + 1,
+                    "steps_per_epoch": run.steps_per_epoch,
+                    "loss": loss.item(),
+                    "lr": run.scheduler.get_last_lr()[0],
+                    "images_per_s": seen * dist.world / (time.perf_counter() - t0),
+                },
+            )
+    seconds = time.perf_counter() - t0
+    return {
+        "epoch": epoch,
+        "train_loss": loss_sum / max(1, seen),
+        "train_accuracy": correct / max(1, seen),
+        "train_images_per_s": seen * dist.world / seconds,
+        "train_steps": run.steps_per_epoch,
+        "world_size": dist.world,
     }
 
 
@@ -370,171 +595,42 @@ def train(
     if not cfg.out_dir:
         raise ValueError("train needs an output directory (cfg.out_dir or out_dir=)")
     started = time.perf_counter()
-    device_kind = "cuda" if (cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available())) else "cpu"
-    dist = _init_distributed(device_kind)
-    device = _resolve_device(cfg, dist)
-    on_cuda = device.type == "cuda"
-    if on_cuda:
-        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
-    else:
-        # Explicit: torch's default (one thread per core) thrashes when workers share cores.
-        torch.set_num_threads(cfg.num_threads or min(2, os.cpu_count() or 1))
-    torch.manual_seed(cfg.seed)
-
     out_dir = Path(cfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if dataset is None and not cfg.data:
-        raise ValueError("train needs data (cfg.data or a Dataset)")
-    ds = ensure_splits(dataset or load_dataset(cfg.data), seed=cfg.split_seed)
-    train_samples, val_samples = ds.split("train"), ds.split("val")
-    if not train_samples or not val_samples:
-        raise ValueError("training needs non-empty train and val splits")
-    base_train_count = len(train_samples)
-    sampling_weights = None
-    if cfg.extra_data:
-        ds, sampling_weights = _with_extra_pool(ds, cfg.extra_data)
-        train_samples = ds.split("train")
-    classes = ds.classes
-    index = {c: i for i, c in enumerate(classes)}
-    if cfg.max_val_images:
-        val_samples = val_samples[: cfg.max_val_images]
-    train_pixels, val_pixels = load_all_pixels(train_samples), load_all_pixels(val_samples)
-    train_labels = np.array([index[s.label] for s in train_samples])
-    base_labels = train_labels[:base_train_count]  # the extra pool is appended after the base split
-    val_labels = np.array([index[s.label] for s in val_samples])
+    run = setup_training(cfg, dataset)
+    dist, device = run.dist, run.device
 
-    pre_cfg = PreprocessConfig(image_size=int(cfg.image_size))
-    aug_cfg = AugmentConfig(level=cfg.augment, hflip=cfg.hflip)  # type: ignore[arg-type]
-    model_cfg = ModelConfig(
-        architecture=cfg.architecture,
-        num_classes=len(classes),
-        pretrained=bool(cfg.pretrained),
-        pretrained_path=cfg.pretrained,
-        drop_rate=cfg.drop_rate,
-    )
-    model, initialisation = build_initialised_model(model_cfg)
-    model = model.to(device)
-    if on_cuda and cfg.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    net: nn.Module = model
-    if dist.world > 1:
-        net = nn.parallel.DistributedDataParallel(model, device_ids=[dist.local_rank] if on_cuda else None)
-
-    weights = class_weights(base_labels, len(classes)) if cfg.imbalance == "weighted_loss" else None
-    loss_fn = nn.CrossEntropyLoss(
-        weight=None if weights is None else torch.from_numpy(weights).to(device), label_smoothing=cfg.label_smoothing
-    )
-    eval_loss_fn = nn.CrossEntropyLoss()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    per_rank = base_train_count // dist.world  # an extra pool adds variety, not steps
-    steps_per_epoch = max(1, per_rank // cfg.batch_size)
-    if cfg.max_steps_per_epoch:
-        steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
-    total_steps = steps_per_epoch * int(cfg.epochs)
-    warmup = max(1, int(cfg.warmup_epochs * steps_per_epoch))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_at(s, total_steps, warmup))
-    precision = MixedPrecision.for_device(device, enabled=cfg.amp)
-
-    state = {"epoch": 0, "best_f1": -1.0, "best_loss": math.inf, "best_epoch": 0, "bad_epochs": 0, "history": []}
+    state = LoopState()
     last_path, best_path = out_dir / LAST_CHECKPOINT, out_dir / BEST_CHECKPOINT
     if cfg.resume and last_path.is_file():
-        ckpt = torch.load(str(last_path), map_location=device, weights_only=False)
-        if ckpt["classes"] != classes:
-            raise ValueError(f"checkpoint classes {ckpt['classes']} differ from the data's {classes}")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        state = ckpt["state"]
+        state = _resume(run, last_path)
 
     common = {
-        "classes": classes,
-        "model_config": model_cfg.to_dict(),
-        "preprocess": pre_cfg.to_dict(),
-        "augment": aug_cfg.to_dict(),
+        "classes": run.classes,
+        "model_config": run.model_cfg.to_dict(),
+        "preprocess": run.pre_cfg.to_dict(),
+        "augment": run.aug_cfg.to_dict(),
         "config": cfg.to_dict(),
-        "manifest_sha256": ds.manifest_sha256,
-        "initialisation": initialisation.to_dict(),
+        "manifest_sha256": run.dataset.manifest_sha256,
+        "initialisation": run.initialisation.to_dict(),
     }
-    stopped_early = state["bad_epochs"] >= int(cfg.patience)
-    while state["epoch"] < int(cfg.epochs) and not stopped_early:
-        epoch = state["epoch"] + 1
-        rng = np.random.default_rng([cfg.seed, epoch])  # per-epoch stream: resume-exact
-        order = epoch_order(train_labels, rng, cfg.imbalance, weights=sampling_weights, size=base_train_count)
-        order = order[dist.rank :: dist.world][: steps_per_epoch * cfg.batch_size]
-        batches = EpochBatches(
-            train_pixels, train_labels, order, cfg.batch_size, steps_per_epoch, aug_cfg, pre_cfg, (cfg.seed, epoch)
-        )
-        net.train()
-        seen, loss_sum, correct, t0 = 0, 0.0, 0, time.perf_counter()
-        for step, (x, y) in enumerate(epoch_loader(batches, cfg.num_workers, pin_memory=on_cuda)):
-            if should_stop is not None and should_stop():
-                raise TrainingCancelled(f"stopped by request in epoch {epoch}")
-            y = y.to(device, non_blocking=True)
-            x = x.to(device, non_blocking=True)
-            if on_cuda and cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            logits, loss = training_step(net, optimizer, loss_fn, x, y, precision)
-            scheduler.step()
-            seen += len(y)
-            loss_sum += loss.item() * len(y)
-            correct += int((logits.argmax(1) == y).sum())
-            if progress is not None and dist.main:
-                progress(
-                    epoch,
-                    step + 1,
-                    {
-                        "phase": "step",
-                        "epoch": epoch,
-                        "epochs": int(cfg.epochs),
-                        "step": step + 1,
-                        "steps_per_epoch": steps_per_epoch,
-                        "loss": loss.item(),
-                        "lr": scheduler.get_last_lr()[0],
-                        "images_per_s": seen * dist.world / (time.perf_counter() - t0),
-                    },
-                )
-        train_seconds = time.perf_counter() - t0
-        metrics = {
-            "epoch": epoch,
-            "train_loss": loss_sum / max(1, seen),
-            "train_accuracy": correct / max(1, seen),
-            "train_images_per_s": seen * dist.world / train_seconds,
-            "train_steps": steps_per_epoch,
-            "world_size": dist.world,
-            **_validate(model, val_pixels, val_labels, pre_cfg, device, eval_loss_fn),
-            "lr": scheduler.get_last_lr()[0],
-            "epoch_seconds": time.perf_counter() - t0,
-        }
-        improved = metrics["val_macro_f1"] > state["best_f1"] + 1e-9 or (
-            abs(metrics["val_macro_f1"] - state["best_f1"]) <= 1e-9 and metrics["val_loss"] < state["best_loss"]
-        )
-        if improved:
-            state.update(best_f1=metrics["val_macro_f1"], best_loss=metrics["val_loss"], best_epoch=epoch, bad_epochs=0)
-        else:
-            state["bad_epochs"] += 1
-        state["epoch"] = epoch
-        state["history"].append(metrics)
-        stopped_early = state["bad_epochs"] >= int(cfg.patience)
+    stopped_early = state.patience_spent(int(cfg.patience))
+    while state.epoch < int(cfg.epochs) and not stopped_early:
+        epoch = state.epoch + 1
+        t0 = time.perf_counter()
+        metrics = train_one_epoch(run, epoch, progress=progress, should_stop=should_stop)
+        metrics.update(validate(run.eval_model, run.val_pixels, run.val_labels, run.pre_cfg, device, run.eval_loss_fn))
+        metrics.update(lr=run.scheduler.get_last_lr()[0], epoch_seconds=time.perf_counter() - t0)
+        improved = state.record(metrics)
+        stopped_early = state.patience_spent(int(cfg.patience))
         if cfg.time_budget_s and time.perf_counter() - started + metrics["epoch_seconds"] > cfg.time_budget_s:
             stopped_early = True  # another epoch would overrun the budget; the best checkpoint stands
         if dist.world > 1:
             stopped_early = _any_rank(stopped_early, device)  # a rank that stopped alone would hang the others
         if dist.main:
-            model_state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
-            if improved:
-                _atomic_save({**common, "model": model_state, "epoch": epoch, "metrics": metrics}, best_path)
-            _atomic_save(
-                {
-                    **common,
-                    "model": model_state,
-                    "optimizer": optimizer.state_dict(),
-                    "scheduler": scheduler.state_dict(),
-                    "state": state,
-                },
-                last_path,
-            )
+            _save_checkpoints(run, state, common, metrics, improved, best_path, last_path)
             if progress is not None:
-                progress(epoch, steps_per_epoch, {"phase": "epoch", "epochs": int(cfg.epochs), **metrics})
+                progress(epoch, run.steps_per_epoch, {"phase": "epoch", "epochs": int(cfg.epochs), **metrics})
     if dist.world > 1:
         import torch.distributed as tdist
 
@@ -542,24 +638,68 @@ def train(
     result = TrainResult(
         out_dir=out_dir,
         best_checkpoint=best_path,
-        classes=classes,
-        model_config=model_cfg,
-        preprocess=pre_cfg,
-        manifest_sha256=ds.manifest_sha256,
-        history=list(state["history"]),
-        best_epoch=int(state["best_epoch"]),
-        best_val_macro_f1=float(state["best_f1"]),
+        classes=run.classes,
+        model_config=run.model_cfg,
+        preprocess=run.pre_cfg,
+        manifest_sha256=run.dataset.manifest_sha256,
+        history=list(state.history),
+        best_epoch=int(state.best_epoch),
+        best_val_macro_f1=float(state.best_f1),
         stopped_early=stopped_early,
         seconds=time.perf_counter() - started,
         config=cfg.to_dict(),
-        initialisation=initialisation,
+        initialisation=run.initialisation,
     )
     if package is not None and dist.main:
         from ml_core.pipeline import build_package
 
-        build = build_package(best_path, out_dir / "package", ds, package, train_history=result.history)
+        build = build_package(best_path, out_dir / "package", run.dataset, package, train_history=result.history)
         result.package_dir, result.package_report = build.package_dir, build.report
     return result
+
+
+def _resume(run: TrainingSetup, last_path: Path) -> LoopState:
+    ckpt = torch.load(str(last_path), map_location=run.device, weights_only=False)
+    if ckpt["classes"] != run.classes:
+        raise ValueError(f"checkpoint classes {ckpt['classes']} differ from the data's {run.classes}")
+    run.model.load_state_dict(ckpt.get("raw_model", ckpt["model"]))
+    if run.ema is not None:
+        run.ema.module.load_state_dict(ckpt["model"])
+    run.optimizer.load_state_dict(ckpt["optimizer"])
+    run.scheduler.load_state_dict(ckpt["scheduler"])
+    return LoopState(**ckpt["state"])
+
+
+def _save_checkpoints(
+    run: TrainingSetup,
+    state: LoopState,
+    common: dict[str, Any],
+    metrics: dict[str, Any],
+    improved: bool,
+    best_path: Path,
+    last_path: Path,
+) -> None:
+    """``best.pt`` when the epoch improved, ``last.pt`` always; "model" holds the evaluated
+    weights (the EMA average when enabled, with the raw weights kept for resuming)."""
+
+    def cpu_state(module: nn.Module) -> dict[str, torch.Tensor]:
+        return {k: v.detach().cpu() for k, v in module.state_dict().items()}
+
+    model_state = cpu_state(run.eval_model)
+    if improved:
+        _atomic_save({**common, "model": model_state, "epoch": metrics["epoch"], "metrics": metrics}, best_path)
+    raw = {"raw_model": cpu_state(run.model)} if run.ema is not None else {}
+    _atomic_save(
+        {
+            **common,
+            "model": model_state,
+            **raw,
+            "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(),
+            "state": asdict(state),
+        },
+        last_path,
+    )
 
 
 def _with_extra_pool(ds: Dataset, extra_data: str) -> tuple[Dataset, np.ndarray]:

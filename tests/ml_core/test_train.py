@@ -322,3 +322,45 @@ def test_extra_pool_is_drawn_with_the_base_splits_source_and_class_mix(tiny_data
     pool_drawn = np.concatenate([order[order >= base_n] for _, order in orders])
     assert len(pool_drawn) > 0  # ... while pool images are used
     assert result.manifest_sha256 != load_dataset(tiny_data).manifest_sha256  # the snapshot names the pool
+
+
+def test_ema_run_validates_and_ships_the_average_and_resumes_exactly(tiny_data, tmp_path):
+    cfg = tiny_train_config(tiny_data, tmp_path / "ema", ema_decay=0.9)
+    full = train(cfg)
+    last = torch.load(full.out_dir / "last.pt", weights_only=False)
+    shipped, raw = last["model"], last["raw_model"]
+    assert any(not torch.equal(shipped[k], raw[k]) for k in shipped if shipped[k].is_floating_point())
+    best = torch.load(full.best_checkpoint, weights_only=False)
+    if best["epoch"] == 4:
+        assert all(torch.equal(best["model"][k], shipped[k]) for k in shipped)
+
+    calls = {"n": 0}
+
+    def stop_in_epoch_three() -> bool:
+        calls["n"] += 1
+        return calls["n"] > 2 * 4 + 1
+
+    cfg2 = tiny_train_config(tiny_data, tmp_path / "ema-resumed", ema_decay=0.9)
+    with pytest.raises(TrainingCancelled):
+        train(cfg2, should_stop=stop_in_epoch_three)
+    resumed = train(cfg2)
+    again = torch.load(resumed.out_dir / "last.pt", weights_only=False)
+    for key in ("model", "raw_model"):
+        for name, value in last[key].items():
+            assert torch.allclose(value.float(), again[key][name].float(), atol=1e-5), (key, name)
+    assert [round(h["val_macro_f1"], 6) for h in resumed.history] == [round(h["val_macro_f1"], 6) for h in full.history]
+
+
+def test_loop_state_keeps_the_best_epoch_and_spends_patience():
+    from ml_core.train import LoopState
+
+    state = LoopState()
+    outcomes = [
+        state.record({"epoch": 1, "val_macro_f1": 0.5, "val_loss": 1.0}),
+        state.record({"epoch": 2, "val_macro_f1": 0.5, "val_loss": 0.9}),  # tie on F1, lower loss: better
+        state.record({"epoch": 3, "val_macro_f1": 0.4, "val_loss": 0.1}),
+        state.record({"epoch": 4, "val_macro_f1": 0.5, "val_loss": 0.95}),
+    ]
+    assert outcomes == [True, True, False, False]
+    assert (state.best_epoch, state.bad_epochs, state.epoch) == (2, 2, 4)
+    assert state.patience_spent(2) and not state.patience_spent(3)
