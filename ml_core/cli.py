@@ -192,6 +192,14 @@ def cmd_export(args: argparse.Namespace, argv: list[str]) -> None:
     _emit({**build.report, "test": metrics.get("test"), "calibration": metrics.get("calibration")})
 
 
+def cmd_recalibrate(args: argparse.Namespace, argv: list[str]) -> None:
+    from ml_core.data import load_dataset
+    from ml_core.pipeline import recalibrate_package
+
+    build = recalibrate_package(args.model, args.out, load_dataset(args.data), method=args.method, version=args.version)
+    _emit(build.report)
+
+
 # --- evaluate ---------------------------------------------------------------------
 
 
@@ -435,6 +443,14 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--format", default="auto", choices=("auto", *FORMATS))
     x.add_argument("--with-history", action="store_true", help="copy the epoch history from last.pt")
     x.set_defaults(func=cmd_export)
+
+    rc = sub.add_parser("recalibrate", help="package -> copy with its calibration refitted on the val split")
+    rc.add_argument("--model", required=True, help="package directory")
+    rc.add_argument("--data", required=True, help="dataset with val (fit) and test (metrics) splits")
+    rc.add_argument("--out", required=True, help="new package directory (must not exist)")
+    rc.add_argument("--method", default="bias_corrected", choices=("bias_corrected", "temperature"))
+    rc.add_argument("--version", default=None, help="version of the new package (default: the same)")
+    rc.set_defaults(func=cmd_recalibrate)
 
     pr = sub.add_parser("predict", help="predict image files")
     pr.add_argument("images", nargs="+")

@@ -128,13 +128,16 @@ def evaluate_logits(
     classes: Sequence[str],
     *,
     temperature: float = 1.0,
+    class_bias: Sequence[float] | None = None,
     sources: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """Metrics on temperature-scaled probabilities, plus ECE/NLL before calibration (T = 1)."""
+    """Metrics on calibrated probabilities (``softmax(logits / T + b)``), plus ECE/NLL before
+    calibration (T = 1, no bias)."""
     from ml_core.serve import softmax
 
-    metrics = compute_metrics(labels, softmax(logits, temperature), classes, sources=sources)
+    metrics = compute_metrics(labels, softmax(logits, temperature, class_bias), classes, sources=sources)
     metrics["temperature"] = float(temperature)
+    metrics["class_bias"] = None if class_bias is None else [float(b) for b in class_bias]
     metrics["ece_uncalibrated"] = expected_calibration_error(softmax(logits, 1.0), labels)
     metrics["nll_uncalibrated"] = nll(logits, labels, 1.0)
     return metrics
@@ -175,6 +178,7 @@ def evaluate_package(
         labels,
         predictor.classes,
         temperature=predictor.meta.temperature,
+        class_bias=predictor.meta.class_bias,
         sources=sample_sources(dataset.root, samples),
     )
     metrics.update(
@@ -184,9 +188,7 @@ def evaluate_package(
         model_format=predictor.meta.format,
         dataset_manifest_sha256=dataset.manifest_sha256 if split is None else _subset_hash(samples),
     )
-    from ml_core.serve import softmax
-
-    return EvalReport(metrics=metrics, probabilities=softmax(logits, predictor.meta.temperature), labels=labels)
+    return EvalReport(metrics=metrics, probabilities=predictor.probabilities(logits), labels=labels)
 
 
 def predictor_logits(predictor, images: Sequence[np.ndarray], *, batch_size: int = 32) -> np.ndarray:

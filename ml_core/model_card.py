@@ -20,6 +20,17 @@ def _f(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def calibration_line(meta) -> str:
+    """How the package turns logits into probabilities, in words."""
+    if meta.class_bias is None:
+        return f"temperature scaling, T = {meta.temperature:.3f}"
+    biases = ", ".join(f"{c} {b:+.2f}" for c, b in zip(meta.classes, meta.class_bias))
+    return (
+        f"bias-corrected temperature scaling (Alexandari et al., ICML 2020), T = {meta.temperature:.3f}, "
+        f"class biases {biases} (probabilities = softmax(logits / T + b); the biases may change a decision)"
+    )
+
+
 def _metrics_table(m: dict[str, Any]) -> list[str]:
     rows = ["| class | precision | recall | F1 | support |", "|---|---:|---:|---:|---:|"]
     for c, v in m["per_class"].items():
@@ -116,7 +127,7 @@ def render_model_card(
         f"- Classes: {', '.join(meta.classes)}.",
         f"- Served file: `{meta.model_file}`, format **{meta.format}** (chosen by measurement, see below), "
         f"ONNX parity vs torch (fp32 export): max abs logit difference {meta.onnx_parity_max_abs_diff}.",
-        f"- Calibration: temperature scaling, T = {meta.temperature:.3f} (fitted on the validation split).",
+        f"- Calibration: {calibration_line(meta)} (fitted on the validation split's NLL).",
         f"- Dataset snapshot (manifest sha256): `{meta.dataset_manifest_sha256}`.",
         f"- Training: tier `{train_cfg.get('tier')}`, {len(history)} epochs run (max {train_cfg.get('epochs')}, "
         f"patience {train_cfg.get('patience')}), batch {train_cfg.get('batch_size')}, AdamW lr {train_cfg.get('lr')}, "
@@ -158,7 +169,7 @@ def render_model_card(
         f"{_f(test['weighted_f1'])}, ROC-AUC (macro OvR) **{_f(test['roc_auc_macro'])}**, "
         f"ECE {_f(test['ece'])} (before calibration {_f(test['ece_uncalibrated'])}), NLL {_f(test['nll'])}.",
         f"- validation: accuracy {_f(val['accuracy'])}, macro-F1 {_f(val['macro_f1'])}, ECE "
-        f"{_f(cal['val_ece_before'])} → {_f(cal['val_ece_after'])} after temperature scaling.",
+        f"{_f(cal['val_ece_before'])} → {_f(cal['val_ece_after'])} after calibration.",
         "",
         *_metrics_table(test),
         "",

@@ -5,7 +5,7 @@ A package is a directory::
     model.onnx         input N x C x S x S -> logits N x K, features N x C' x h x w
     cam_weights.npy    K x C' classifier weights (class activation maps)
     ood.npz            optional OOD reference statistics (see ml_core.ood)
-    package.json       everything else (classes, preprocessing, temperature, metrics...)
+    package.json       everything else (classes, preprocessing, calibration, metrics...)
 
 Classes, preprocessing and calibration live *only* here, so the web app, workers and
 evaluation read them from the package and cannot drift from what was trained.
@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -47,6 +48,7 @@ class PackageMeta:
     architecture: str
     preprocess: PreprocessConfig
     temperature: float = 1.0  # softmax temperature from calibration; 1.0 = uncalibrated
+    class_bias: list[float] | None = None  # per-class logit bias (bias-corrected temperature scaling)
     cam_weights: str = CAM_WEIGHTS_FILE
     ood: dict[str, Any] | None = None  # stub written by ml_core.ood.save_ood, or None
     metrics: dict[str, Any] = field(default_factory=dict)
@@ -87,6 +89,7 @@ def save_package(
     preprocess: PreprocessConfig,
     cam_weights: np.ndarray,
     temperature: float = 1.0,
+    class_bias: Sequence[float] | None = None,
     ood: OODModel | AutoencoderOOD | None = None,
     metrics: dict[str, Any] | None = None,
     dataset_manifest_sha256: str | None = None,
@@ -111,6 +114,8 @@ def save_package(
         raise PackageError(f"cam_weights must be {len(classes)} x C, got shape {cam_weights.shape}")
     if not temperature > 0:
         raise PackageError(f"temperature must be > 0, got {temperature}")
+    if class_bias is not None and (len(class_bias) != len(classes) or not np.all(np.isfinite(class_bias))):
+        raise PackageError(f"class_bias must be {len(classes)} finite numbers, got {class_bias}")
 
     model_dst = directory / MODEL_FILE
     if Path(onnx_path).resolve() != model_dst.resolve():
@@ -132,6 +137,7 @@ def save_package(
         architecture=architecture,
         preprocess=preprocess,
         temperature=float(temperature),
+        class_bias=None if class_bias is None else [float(b) for b in class_bias],
         cam_weights=CAM_WEIGHTS_FILE,
         ood=ood_stub,
         metrics=dict(metrics or {}),
@@ -145,11 +151,11 @@ def save_package(
         torch_weights=TORCH_WEIGHTS_FILE if torch_weights is not None else None,
         model_config=model_config,
     )
-    _write_meta(directory, meta)
+    write_package_meta(directory, meta)
     return directory
 
 
-def _write_meta(directory: Path, meta: PackageMeta) -> None:
+def write_package_meta(directory: Path, meta: PackageMeta) -> None:
     # Write-then-rename so a reader never sees a half-written package.json.
     tmp = directory / (PACKAGE_JSON + ".tmp")
     tmp.write_text(json.dumps(meta.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -161,7 +167,7 @@ def update_package_extra(directory: str | Path, **values: Any) -> PackageMeta:
     directory = Path(directory)
     meta = load_package_meta(directory)
     meta.extra.update(values)
-    _write_meta(directory, meta)
+    write_package_meta(directory, meta)
     return meta
 
 

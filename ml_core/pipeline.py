@@ -3,7 +3,7 @@
 ``build_package(checkpoint, out_dir, dataset, PackageConfig(...))`` is the step
 after ``train``. The served format (fp32 / int8-dynamic / int8-static) is chosen
 by measuring single-image latency on one thread and validation macro-F1 of each
-candidate; temperature, OOD statistics and metrics all come from the *served* ONNX
+candidate; calibration, OOD statistics and metrics all come from the *served* ONNX
 file, so what the package reports is what production computes.
 """
 
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from ml_core.calibrate import fit_temperature
+from ml_core.calibrate import Calibration, Method, fit_calibration
 from ml_core.data import Dataset, load_all_pixels, sample_sources
 from ml_core.drift import DriftReference, build_reference
 from ml_core.evaluate import evaluate_logits
@@ -40,6 +40,8 @@ class PackageConfig:
     ae_epochs: int = 15
     ood_outliers_per_kind: int = 25  # generated non-X-rays per kind for the gate comparison
     calibration_images: int = 96  # static int8 calibration set (training images)
+    # 'bias_corrected' (T + per-class bias, BCTS) or 'temperature'; both fitted on validation NLL.
+    calibration: Method = "bias_corrected"
     latency_runs: int = 40
     include_torch_weights: bool = True  # fp16 state_dict for torch-eager benchmarks (~2 bytes/param)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -135,13 +137,13 @@ def build_package(
         sample = np.concatenate([preprocess(p, pre_cfg) for p in val_px[:4]])
         fp32_path = export_onnx(model, pre_cfg, tmp / "fp32.onnx", sample=sample)
         calib_idx = stratified_subset(train_y, cfg.calibration_images, seed=1)
-        calibration = [preprocess(train_px[i], pre_cfg) for i in calib_idx]
+        int8_calibration_set = [preprocess(train_px[i], pre_cfg) for i in calib_idx]
         formats = FORMATS if cfg.format == "auto" else ("fp32", cfg.format) if cfg.format != "fp32" else ("fp32",)
         candidates: dict[str, dict[str, float]] = {}
         val_outputs = {}
         one = preprocess(val_px[0], pre_cfg)
         for fmt in dict.fromkeys(formats):
-            path = quantize(fp32_path, tmp / f"served-{fmt}.onnx", fmt, calibration)
+            path = quantize(fp32_path, tmp / f"served-{fmt}.onnx", fmt, int8_calibration_set)
             session = ort_session(path, intra_op_threads=1)
             logits, pooled = onnx_outputs(session, val_px, pre_cfg)
             from sklearn.metrics import f1_score
@@ -155,7 +157,6 @@ def build_package(
         served = choose_format(candidates, cfg.max_f1_drop) if cfg.format == "auto" else cfg.format
         served_path, session, val_logits, val_pooled = val_outputs[served]
 
-        temperature = fit_temperature(val_logits, val_y)
         fit_idx = stratified_subset(train_y, cfg.ood_fit_images, seed=2)
         fit_px = [train_px[i] for i in fit_idx]
         _, train_pooled = onnx_outputs(session, fit_px, pre_cfg)
@@ -177,31 +178,13 @@ def build_package(
         ood_report["held_out"] = "test" if len(test_y) else "val"
         ood = gates[ood_report["chosen"]]
 
-        metrics: dict[str, Any] = {
-            "val": evaluate_logits(val_logits, val_y, classes, temperature=temperature),
-            "format_candidates": candidates,
-            "served_format": served,
-            "ood": ood_report,
-        }
-        if len(test_y):
-            test_logits, _ = onnx_outputs(session, test_px, pre_cfg)
-            metrics["test"] = evaluate_logits(
-                test_logits,
-                test_y,
-                classes,
-                temperature=temperature,
-                sources=sample_sources(dataset.root, test_samples),
-            )
-        metrics["calibration"] = {
-            "temperature": temperature,
-            "val_ece_before": metrics["val"]["ece_uncalibrated"],
-            "val_ece_after": metrics["val"]["ece"],
-            **(
-                {"test_ece_before": metrics["test"]["ece_uncalibrated"], "test_ece_after": metrics["test"]["ece"]}
-                if "test" in metrics
-                else {}
-            ),
-        }
+        test_logits = onnx_outputs(session, test_px, pre_cfg)[0] if len(test_y) else None
+        test_sources = sample_sources(dataset.root, test_samples)
+        calibration, metrics = calibrate_and_score(
+            val_logits, val_y, test_logits, test_y, classes, test_sources, method=cfg.calibration
+        )
+        scaling = {"temperature": calibration.temperature, "class_bias": calibration.class_bias}
+        metrics.update(format_candidates=candidates, served_format=served, ood=ood_report)
         if train_history:
             metrics["training"] = {"epochs_run": len(train_history), "history": train_history}
 
@@ -221,7 +204,7 @@ def build_package(
             architecture=model_cfg["architecture"],
             preprocess=pre_cfg,
             cam_weights=classifier_weights(model),
-            temperature=temperature,
+            **scaling,
             ood=ood,
             metrics=metrics,
             dataset_manifest_sha256=ckpt.get("manifest_sha256"),
@@ -238,8 +221,92 @@ def build_package(
         )
     write_drift_reference(package_dir, val_px)
     report = {"package_dir": str(package_dir), "served_format": served, "seconds": time.perf_counter() - started}
-    report.update(temperature=temperature, candidates=candidates, config=asdict(cfg))
+    report.update(
+        temperature=calibration.temperature,
+        calibration=calibration.to_dict(),
+        candidates=candidates,
+        config=asdict(cfg),
+    )
     return PackageBuild(package_dir=Path(package_dir), report=report)
+
+
+def calibrate_and_score(
+    val_logits: np.ndarray,
+    val_y: np.ndarray,
+    test_logits: np.ndarray | None,
+    test_y: np.ndarray,
+    classes: Sequence[str],
+    test_sources: Sequence[str] | None,
+    *,
+    method: Method = "bias_corrected",
+) -> tuple[Calibration, dict[str, Any]]:
+    """Fit the calibration on validation logits of the served file, then the package's
+    ``val``/``test``/``calibration`` metrics under it (test only when there is a test split)."""
+    calibration = fit_calibration(val_logits, val_y, method)
+    scaling = {"temperature": calibration.temperature, "class_bias": calibration.class_bias}
+    metrics: dict[str, Any] = {"val": evaluate_logits(val_logits, val_y, classes, **scaling)}
+    summary = {
+        **calibration.to_dict(),
+        "val_ece_before": metrics["val"]["ece_uncalibrated"],
+        "val_ece_after": metrics["val"]["ece"],
+    }
+    if test_logits is not None and len(test_y):
+        metrics["test"] = evaluate_logits(test_logits, test_y, classes, **scaling, sources=test_sources)
+        summary.update(test_ece_before=metrics["test"]["ece_uncalibrated"], test_ece_after=metrics["test"]["ece"])
+    metrics["calibration"] = summary
+    return calibration, metrics
+
+
+def recalibrate_package(
+    package_dir: str | Path,
+    out_dir: str | Path,
+    dataset: Dataset,
+    *,
+    method: Method = "bias_corrected",
+    version: str | None = None,
+) -> PackageBuild:
+    """A copy of a package with its calibration refitted on ``dataset``'s validation split
+    (same served file, same OOD gate): val/test metrics and the drift reference are redone."""
+    import shutil
+
+    from ml_core.package import load_package_meta, write_package_meta
+
+    started = time.perf_counter()
+    out_dir = Path(out_dir)
+    if out_dir.exists():
+        raise FileExistsError(f"{out_dir} exists; recalibration writes a new package")
+    shutil.copytree(package_dir, out_dir)
+    meta = load_package_meta(out_dir)
+    predictor = load_predictor(out_dir)
+    index = {c: i for i, c in enumerate(meta.classes)}
+    split_px, split_y = {}, {}
+    for split in ("val", "test"):
+        samples = dataset.split(split)
+        split_px[split], split_y[split] = load_all_pixels(samples), np.array([index[s.label] for s in samples])
+    val_logits, _ = onnx_outputs(predictor.session, split_px["val"], meta.preprocess)
+    test_samples = dataset.split("test")
+    test_logits = onnx_outputs(predictor.session, split_px["test"], meta.preprocess)[0] if test_samples else None
+    calibration, metrics = calibrate_and_score(
+        val_logits,
+        split_y["val"],
+        test_logits,
+        split_y["test"],
+        meta.classes,
+        sample_sources(dataset.root, test_samples),
+        method=method,
+    )
+    meta.metrics.update(metrics)
+    meta.temperature, meta.class_bias = calibration.temperature, calibration.class_bias
+    meta.version = version or meta.version
+    meta.extra["recalibrated_from"] = {"version": load_package_meta(package_dir).version, "method": method}
+    write_package_meta(out_dir, meta)
+    write_drift_reference(out_dir, split_px["val"])
+    report = {
+        "package_dir": str(out_dir),
+        "calibration": calibration.to_dict(),
+        "seconds": time.perf_counter() - started,
+    }
+    return PackageBuild(package_dir=out_dir, report={**report, "test": metrics.get("test")})
 
 
 def write_drift_reference(

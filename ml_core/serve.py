@@ -74,6 +74,10 @@ class Predictor:
         logits, features = self.session.run(["logits", "features"], {self._input_name: batch})
         return logits, features
 
+    def probabilities(self, logits: np.ndarray) -> np.ndarray:
+        """The package's calibrated probabilities for raw logits."""
+        return softmax(logits, self.meta.temperature, self.meta.class_bias)
+
     def ood_scores(self, images: Sequence[np.ndarray], features: np.ndarray) -> np.ndarray | None:
         """The package's OOD gate scores (feature-space or autoencoder), or None without a gate."""
         if self.ood is None:
@@ -93,7 +97,7 @@ class Predictor:
         cfg = self.meta.preprocess
         batch = np.concatenate([preprocess(p, cfg) for p in images])
         logits, features = self.run(batch)
-        probs = softmax(logits, self.meta.temperature)
+        probs = self.probabilities(logits)
         ood_scores = self.ood_scores(images, features)
         results = []
         for i, pixels in enumerate(images):
@@ -158,8 +162,11 @@ def ort_session(model_path: str | Path, *, intra_op_threads: int = 1):
     return ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+def softmax(logits: np.ndarray, temperature: float = 1.0, bias: Sequence[float] | None = None) -> np.ndarray:
+    """Calibrated probabilities ``softmax(logits / T + b)`` (``ml_core.calibrate``)."""
     z = np.asarray(logits, dtype=np.float64) / float(temperature)
+    if bias is not None:
+        z = z + np.asarray(bias, dtype=np.float64)
     z -= z.max(axis=-1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=-1, keepdims=True)
