@@ -101,6 +101,91 @@ def stratified_subset(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     return np.sort(np.concatenate(picks))
 
 
+@dataclass
+class SplitData:
+    """One split's samples, uint8 pixels and label indices."""
+
+    samples: list
+    pixels: list[np.ndarray]
+    labels: np.ndarray
+
+
+def load_splits(dataset: Dataset, classes: Sequence[str]) -> dict[str, SplitData]:
+    index = {c: i for i, c in enumerate(classes)}
+    out = {}
+    for split in ("train", "val", "test"):
+        samples = dataset.split(split)
+        out[split] = SplitData(samples, load_all_pixels(samples), np.array([index[s.label] for s in samples]))
+    return out
+
+
+@dataclass
+class ServedCandidate:
+    path: Path
+    session: Any
+    val_logits: np.ndarray
+    val_pooled: np.ndarray
+
+
+def export_candidates(
+    model, pre_cfg: PreprocessConfig, splits: dict[str, SplitData], cfg: PackageConfig, tmp: Path
+) -> tuple[Path, dict[str, dict[str, float]], dict[str, ServedCandidate]]:
+    """Export fp32 ONNX, quantise the requested formats, and measure each on validation
+    (macro-F1, single-image latency, size). Returns the fp32 path, the figures and the candidates."""
+    from sklearn.metrics import f1_score
+
+    from ml_core.export import export_onnx
+
+    train, val = splits["train"], splits["val"]
+    sample = np.concatenate([preprocess(p, pre_cfg) for p in val.pixels[:4]])
+    fp32_path = export_onnx(model, pre_cfg, tmp / "fp32.onnx", sample=sample)
+    calib_idx = stratified_subset(train.labels, cfg.calibration_images, seed=1)
+    int8_calibration_set = [preprocess(train.pixels[i], pre_cfg) for i in calib_idx]
+    formats = FORMATS if cfg.format == "auto" else ("fp32", cfg.format) if cfg.format != "fp32" else ("fp32",)
+    figures: dict[str, dict[str, float]] = {}
+    candidates: dict[str, ServedCandidate] = {}
+    one = preprocess(val.pixels[0], pre_cfg)
+    for fmt in dict.fromkeys(formats):
+        path = quantize(fp32_path, tmp / f"served-{fmt}.onnx", fmt, int8_calibration_set)
+        session = ort_session(path, intra_op_threads=1)
+        logits, pooled = onnx_outputs(session, val.pixels, pre_cfg)
+        figures[fmt] = {
+            "val_macro_f1": float(f1_score(val.labels, logits.argmax(1), average="macro")),
+            **single_image_latency_ms(session, one, cfg.latency_runs),
+            "size_mb": path.stat().st_size / 1e6,
+        }
+        candidates[fmt] = ServedCandidate(path, session, logits, pooled)
+    return fp32_path, figures, candidates
+
+
+def fit_ood_gate(
+    served: ServedCandidate, pre_cfg: PreprocessConfig, splits: dict[str, SplitData], cfg: PackageConfig, tmp: Path
+) -> tuple[Any, dict[str, Any]]:
+    """Fit the requested OOD gates on training features of the served file, compare them on
+    held-out X-rays and generated non-X-rays, and return the chosen gate with the comparison."""
+    train, val, test = splits["train"], splits["val"], splits["test"]
+    fit_idx = stratified_subset(train.labels, cfg.ood_fit_images, seed=2)
+    fit_px = [train.pixels[i] for i in fit_idx]
+    _, train_pooled = onnx_outputs(served.session, fit_px, pre_cfg)
+    gates: dict[str, Any] = {}
+    if cfg.ood_method in ("auto", "mahalanobis"):
+        gates["mahalanobis"] = fit_mahalanobis(
+            train_pooled, train.labels[fit_idx], percentile=cfg.ood_percentile, calibration=served.val_pooled
+        )
+    if cfg.ood_method in ("auto", "autoencoder"):
+        from ml_core.ood_ae import fit_autoencoder
+
+        gates["autoencoder"] = fit_autoencoder(
+            fit_px, val.pixels, tmp / "ood_ae.onnx", epochs=cfg.ae_epochs, percentile=cfg.ood_percentile
+        )
+    if not gates:
+        raise ValueError(f"unknown ood_method {cfg.ood_method!r}")
+    held_out = test.pixels if len(test.labels) else val.pixels
+    report = compare_ood_gates(gates, served.session, pre_cfg, held_out, synthetic_outliers(cfg.ood_outliers_per_kind))
+    report["held_out"] = "test" if len(test.labels) else "val"
+    return gates[report["chosen"]], report
+
+
 def build_package(
     checkpoint: str | Path,
     out_dir: str | Path,
@@ -109,10 +194,9 @@ def build_package(
     *,
     train_history: list[dict[str, Any]] | None = None,
 ) -> PackageBuild:
-    """Calibrate, export, pick the served format, fit the OOD gate, evaluate, and save a package."""
+    """Export, pick the served format, fit the OOD gate, calibrate, evaluate, and save a package."""
     import torch
 
-    from ml_core.export import export_onnx
     from ml_core.models import classifier_weights
     from ml_core.package import recorded_parity, save_package
     from ml_core.train import load_checkpoint_model
@@ -121,70 +205,27 @@ def build_package(
     started = time.perf_counter()
     model, ckpt = load_checkpoint_model(checkpoint)
     classes = list(ckpt["classes"])
-    index = {c: i for i, c in enumerate(classes)}
     pre_cfg = PreprocessConfig.from_dict(ckpt["preprocess"])
-
-    def pixels_labels(split: str):
-        samples = dataset.split(split)
-        return samples, load_all_pixels(samples), np.array([index[s.label] for s in samples])
-
-    _, train_px, train_y = pixels_labels("train")
-    _, val_px, val_y = pixels_labels("val")
-    test_samples, test_px, test_y = pixels_labels("test")
+    splits = load_splits(dataset, classes)
+    val, test = splits["val"], splits["test"]
 
     with tempfile.TemporaryDirectory(prefix="deepmed-build-") as tmp:
         tmp = Path(tmp)
-        sample = np.concatenate([preprocess(p, pre_cfg) for p in val_px[:4]])
-        fp32_path = export_onnx(model, pre_cfg, tmp / "fp32.onnx", sample=sample)
-        calib_idx = stratified_subset(train_y, cfg.calibration_images, seed=1)
-        int8_calibration_set = [preprocess(train_px[i], pre_cfg) for i in calib_idx]
-        formats = FORMATS if cfg.format == "auto" else ("fp32", cfg.format) if cfg.format != "fp32" else ("fp32",)
-        candidates: dict[str, dict[str, float]] = {}
-        val_outputs = {}
-        one = preprocess(val_px[0], pre_cfg)
-        for fmt in dict.fromkeys(formats):
-            path = quantize(fp32_path, tmp / f"served-{fmt}.onnx", fmt, int8_calibration_set)
-            session = ort_session(path, intra_op_threads=1)
-            logits, pooled = onnx_outputs(session, val_px, pre_cfg)
-            from sklearn.metrics import f1_score
-
-            candidates[fmt] = {
-                "val_macro_f1": float(f1_score(val_y, logits.argmax(1), average="macro")),
-                **single_image_latency_ms(session, one, cfg.latency_runs),
-                "size_mb": path.stat().st_size / 1e6,
-            }
-            val_outputs[fmt] = (path, session, logits, pooled)
-        served = choose_format(candidates, cfg.max_f1_drop) if cfg.format == "auto" else cfg.format
-        served_path, session, val_logits, val_pooled = val_outputs[served]
-
-        fit_idx = stratified_subset(train_y, cfg.ood_fit_images, seed=2)
-        fit_px = [train_px[i] for i in fit_idx]
-        _, train_pooled = onnx_outputs(session, fit_px, pre_cfg)
-        gates: dict[str, Any] = {}
-        if cfg.ood_method in ("auto", "mahalanobis"):
-            gates["mahalanobis"] = fit_mahalanobis(
-                train_pooled, train_y[fit_idx], percentile=cfg.ood_percentile, calibration=val_pooled
-            )
-        if cfg.ood_method in ("auto", "autoencoder"):
-            from ml_core.ood_ae import fit_autoencoder
-
-            gates["autoencoder"] = fit_autoencoder(
-                fit_px, val_px, tmp / "ood_ae.onnx", epochs=cfg.ae_epochs, percentile=cfg.ood_percentile
-            )
-        if not gates:
-            raise ValueError(f"unknown ood_method {cfg.ood_method!r}")
-        held_out = test_px if len(test_y) else val_px
-        ood_report = compare_ood_gates(gates, session, pre_cfg, held_out, synthetic_outliers(cfg.ood_outliers_per_kind))
-        ood_report["held_out"] = "test" if len(test_y) else "val"
-        ood = gates[ood_report["chosen"]]
-
-        test_logits = onnx_outputs(session, test_px, pre_cfg)[0] if len(test_y) else None
-        test_sources = sample_sources(dataset.root, test_samples)
+        fp32_path, figures, candidates = export_candidates(model, pre_cfg, splits, cfg, tmp)
+        served_format = choose_format(figures, cfg.max_f1_drop) if cfg.format == "auto" else cfg.format
+        served = candidates[served_format]
+        ood, ood_report = fit_ood_gate(served, pre_cfg, splits, cfg, tmp)
+        test_logits = onnx_outputs(served.session, test.pixels, pre_cfg)[0] if len(test.labels) else None
         calibration, metrics = calibrate_and_score(
-            val_logits, val_y, test_logits, test_y, classes, test_sources, method=cfg.calibration
+            served.val_logits,
+            val.labels,
+            test_logits,
+            test.labels,
+            classes,
+            sample_sources(dataset.root, test.samples),
+            method=cfg.calibration,
         )
-        scaling = {"temperature": calibration.temperature, "class_bias": calibration.class_bias}
-        metrics.update(format_candidates=candidates, served_format=served, ood=ood_report)
+        metrics.update(format_candidates=figures, served_format=served_format, ood=ood_report)
         if train_history:
             metrics["training"] = {"epochs_run": len(train_history), "history": train_history}
 
@@ -197,19 +238,20 @@ def build_package(
         model_cfg = {**ckpt["model_config"], "pretrained": False, "pretrained_path": None}
         package_dir = save_package(
             out_dir,
-            onnx_path=served_path,
+            onnx_path=served.path,
             name=cfg.name,
             version=cfg.version,
             classes=classes,
             architecture=model_cfg["architecture"],
             preprocess=pre_cfg,
             cam_weights=classifier_weights(model),
-            **scaling,
+            temperature=calibration.temperature,
+            class_bias=calibration.class_bias,
             ood=ood,
             metrics=metrics,
             dataset_manifest_sha256=ckpt.get("manifest_sha256"),
             onnx_parity_max_abs_diff=recorded_parity(fp32_path),
-            format=served,
+            format=served_format,
             extra={
                 "train_config": ckpt.get("config", {}),
                 "augment": ckpt.get("augment"),
@@ -219,12 +261,12 @@ def build_package(
             torch_weights=torch_weights,
             model_config=model_cfg,
         )
-    write_drift_reference(package_dir, val_px)
-    report = {"package_dir": str(package_dir), "served_format": served, "seconds": time.perf_counter() - started}
+    write_drift_reference(package_dir, val.pixels)
+    report = {"package_dir": str(package_dir), "served_format": served_format, "seconds": time.perf_counter() - started}
     report.update(
         temperature=calibration.temperature,
         calibration=calibration.to_dict(),
-        candidates=candidates,
+        candidates=figures,
         config=asdict(cfg),
     )
     return PackageBuild(package_dir=Path(package_dir), report=report)
@@ -278,21 +320,17 @@ def recalibrate_package(
     shutil.copytree(package_dir, out_dir)
     meta = load_package_meta(out_dir)
     predictor = load_predictor(out_dir)
-    index = {c: i for i, c in enumerate(meta.classes)}
-    split_px, split_y = {}, {}
-    for split in ("val", "test"):
-        samples = dataset.split(split)
-        split_px[split], split_y[split] = load_all_pixels(samples), np.array([index[s.label] for s in samples])
-    val_logits, _ = onnx_outputs(predictor.session, split_px["val"], meta.preprocess)
-    test_samples = dataset.split("test")
-    test_logits = onnx_outputs(predictor.session, split_px["test"], meta.preprocess)[0] if test_samples else None
+    splits = load_splits(dataset, meta.classes)
+    val, test = splits["val"], splits["test"]
+    val_logits, _ = onnx_outputs(predictor.session, val.pixels, meta.preprocess)
+    test_logits = onnx_outputs(predictor.session, test.pixels, meta.preprocess)[0] if len(test.labels) else None
     calibration, metrics = calibrate_and_score(
         val_logits,
-        split_y["val"],
+        val.labels,
         test_logits,
-        split_y["test"],
+        test.labels,
         meta.classes,
-        sample_sources(dataset.root, test_samples),
+        sample_sources(dataset.root, test.samples),
         method=method,
     )
     meta.metrics.update(metrics)
@@ -300,7 +338,7 @@ def recalibrate_package(
     meta.version = version or meta.version
     meta.extra["recalibrated_from"] = {"version": load_package_meta(package_dir).version, "method": method}
     write_package_meta(out_dir, meta)
-    write_drift_reference(out_dir, split_px["val"])
+    write_drift_reference(out_dir, val.pixels)
     report = {
         "package_dir": str(out_dir),
         "calibration": calibration.to_dict(),
