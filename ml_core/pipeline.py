@@ -25,7 +25,7 @@ from ml_core.evaluate import evaluate_logits
 from ml_core.ood import fit_mahalanobis, pooled_features, synthetic_outliers
 from ml_core.preprocessing import PreprocessConfig, preprocess, preprocess_batch
 from ml_core.quantize import FORMATS, quantize
-from ml_core.serve import load_predictor, ort_session
+from ml_core.serve import load_predictor, ort_session, softmax
 
 
 @dataclass
@@ -131,7 +131,7 @@ def export_candidates(
     model, pre_cfg: PreprocessConfig, splits: dict[str, SplitData], cfg: PackageConfig, tmp: Path
 ) -> tuple[Path, dict[str, dict[str, float]], dict[str, ServedCandidate]]:
     """Export fp32 ONNX, quantise the requested formats, and measure each on validation
-    (macro-F1, single-image latency, size). Returns the fp32 path, the figures and the candidates."""
+    (calibrated macro-F1, single-image latency, size). Returns the fp32 path, the figures and the candidates."""
     from sklearn.metrics import f1_score
 
     from ml_core.export import export_onnx
@@ -149,8 +149,13 @@ def export_candidates(
         path = quantize(fp32_path, tmp / f"served-{fmt}.onnx", fmt, int8_calibration_set)
         session = ort_session(path, intra_op_threads=1)
         logits, pooled = onnx_outputs(session, val.pixels, pre_cfg)
+        # Judge each file by the decisions it would serve: its own calibration (which may move
+        # decisions) applied. Quantisation shifts logits, and the biases partly undo that.
+        own = fit_calibration(logits, val.labels, cfg.calibration)
+        served_pred = softmax(logits, own.temperature, own.class_bias).argmax(1)
         figures[fmt] = {
-            "val_macro_f1": float(f1_score(val.labels, logits.argmax(1), average="macro")),
+            "val_macro_f1": float(f1_score(val.labels, served_pred, average="macro")),
+            "val_macro_f1_uncalibrated": float(f1_score(val.labels, logits.argmax(1), average="macro")),
             **single_image_latency_ms(session, one, cfg.latency_runs),
             "size_mb": path.stat().st_size / 1e6,
         }
