@@ -34,22 +34,66 @@ class EvalReport:
         return self.metrics[key]
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = DEFAULT_ECE_BINS) -> float:
-    """Top-label ECE: sum over equal-width confidence bins of |accuracy - confidence| x bin share."""
+def reliability_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = DEFAULT_ECE_BINS) -> dict[str, list]:
+    """Top-label confidence in ``n_bins`` equal-width bins: per non-empty bin its mean
+    confidence, accuracy and count. One binning for ECE, the plots and the console."""
     probs = np.asarray(probs, dtype=np.float64)
     labels = np.asarray(labels)
-    if len(labels) == 0:
-        return 0.0
-    conf = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == labels).astype(np.float64)
+    conf = probs.max(axis=1) if len(labels) else np.zeros(0)
+    correct = (probs.argmax(axis=1) == labels).astype(np.float64) if len(labels) else np.zeros(0)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     bins = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, n_bins - 1)
-    ece = 0.0
+    out: dict[str, list] = {"bin": [], "confidence": [], "accuracy": [], "count": []}
     for b in range(n_bins):
         mask = bins == b
         if mask.any():
-            ece += mask.mean() * abs(correct[mask].mean() - conf[mask].mean())
-    return float(ece)
+            out["bin"].append(b)
+            out["confidence"].append(float(conf[mask].mean()))
+            out["accuracy"].append(float(correct[mask].mean()))
+            out["count"].append(int(mask.sum()))
+    out["n_bins"] = n_bins  # type: ignore[assignment]
+    return out
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = DEFAULT_ECE_BINS) -> float:
+    """Top-label ECE: sum over equal-width confidence bins of |accuracy - confidence| x bin share."""
+    rel = reliability_bins(probs, labels, n_bins)
+    n = sum(rel["count"])
+    if n == 0:
+        return 0.0
+    gaps = (c * abs(a - f) for c, a, f in zip(rel["count"], rel["accuracy"], rel["confidence"]))
+    return float(sum(gaps) / n)
+
+
+def roc_points(probs: np.ndarray, labels: np.ndarray, classes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """One-vs-rest ROC curve (rounded points) and its AUC per class that has both outcomes."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    out = {}
+    for k, cls in enumerate(classes):
+        positive = np.asarray(labels) == k
+        if positive.any() and (~positive).any():
+            fpr, tpr, _ = roc_curve(positive, probs[:, k])
+            out[cls] = {
+                "fpr": fpr.round(4).tolist(),
+                "tpr": tpr.round(4).tolist(),
+                "auc": float(roc_auc_score(positive, probs[:, k])),
+            }
+    return out
+
+
+def single_image_latency_ms(predictor, images: Sequence[np.ndarray]) -> dict[str, float]:
+    """p50/p95 of ``predictor.predict`` (heat-map included, as in production), one image at a time."""
+    import time
+
+    timings = []
+    for pixels in images:
+        start = time.perf_counter()
+        predictor.predict(pixels)
+        timings.append((time.perf_counter() - start) * 1000.0)
+    if not timings:
+        return {"p50": 0.0, "p95": 0.0, "n": 0}
+    return {"p50": float(np.percentile(timings, 50)), "p95": float(np.percentile(timings, 95)), "n": len(timings)}
 
 
 def compute_metrics(
@@ -212,7 +256,6 @@ def save_plots(metrics: dict[str, Any], probs: np.ndarray, labels: np.ndarray, o
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import roc_curve
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -235,10 +278,8 @@ def save_plots(metrics: dict[str, Any], probs: np.ndarray, labels: np.ndarray, o
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    for k, c in enumerate(classes):
-        if (labels == k).any() and (labels != k).any():
-            fpr, tpr, _ = roc_curve(labels == k, probs[:, k])
-            ax.plot(fpr, tpr, label=c)
+    for c, curve in roc_points(probs, labels, classes).items():
+        ax.plot(curve["fpr"], curve["tpr"], label=f"{c} (AUC {curve['auc']:.3f})")
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set_xlabel("false positive rate")
     ax.set_ylabel("true positive rate")
@@ -249,13 +290,10 @@ def save_plots(metrics: dict[str, Any], probs: np.ndarray, labels: np.ndarray, o
     fig.savefig(paths[-1], dpi=100)
     plt.close(fig)
 
-    conf, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
-    edges = np.linspace(0, 1, DEFAULT_ECE_BINS + 1)
-    bins = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, DEFAULT_ECE_BINS - 1)
-    centres = (edges[:-1] + edges[1:]) / 2
-    acc = [correct[bins == b].mean() if (bins == b).any() else np.nan for b in range(DEFAULT_ECE_BINS)]
+    rel = reliability_bins(probs, labels)
+    centres = [(b + 0.5) / rel["n_bins"] for b in rel["bin"]]
     fig, ax = plt.subplots(figsize=(4.5, 4))
-    ax.bar(centres, acc, width=1 / DEFAULT_ECE_BINS, edgecolor="k", alpha=0.7)
+    ax.bar(centres, rel["accuracy"], width=1 / rel["n_bins"], edgecolor="k", alpha=0.7)
     ax.plot([0, 1], [0, 1], "r--", lw=1)
     ax.set_xlabel("confidence")
     ax.set_ylabel("accuracy")

@@ -1012,44 +1012,20 @@ LATENCY_SAMPLE = 50  # single-image predictions timed per evaluation
 def _evaluate_package(package_dir: str, holdout: Path) -> dict[str, Any]:
     """ml_core.evaluate metrics + what the console draws (ROC points, reliability bins) + serving
     latency (single image, heat-map included, as in production) on this machine."""
-    import time
-
-    import numpy as np
-    from sklearn.metrics import roc_curve
-
     from ml_core import data, evaluate
     from ml_core.serve import load_predictor as load_onnx_predictor
 
     dataset = data.load_dataset(holdout)
-    report = evaluate.evaluate_package(package_dir, dataset, intra_op_threads=settings.DEEPMED_INFERENCE_THREADS)
+    threads = settings.DEEPMED_INFERENCE_THREADS
+    report = evaluate.evaluate_package(package_dir, dataset, intra_op_threads=threads)
     metrics = report.to_dict()
-    probs, labels, classes = report.probabilities, report.labels, metrics["classes"]
+    probs, labels = report.probabilities, report.labels
     metrics["per_class_recall"] = {c: v["recall"] for c, v in metrics["per_class"].items()}
-    metrics["roc"] = {}
-    for k, cls in enumerate(classes):
-        if (labels == k).any() and (labels != k).any():
-            fpr, tpr, _ = roc_curve(labels == k, probs[:, k])
-            metrics["roc"][cls] = {"fpr": fpr.round(4).tolist(), "tpr": tpr.round(4).tolist()}
-    conf, correct = probs.max(axis=1), probs.argmax(axis=1) == labels
-    bins = np.clip((conf * 10).astype(int), 0, 9)
-    filled = [b for b in range(10) if (bins == b).any()]
-    metrics["calibration"] = {
-        "ece": metrics["ece"],
-        "confidence": [float(conf[bins == b].mean()) for b in filled],
-        "accuracy": [float(correct[bins == b].mean()) for b in filled],
-    }
-    predictor = load_onnx_predictor(package_dir, intra_op_threads=settings.DEEPMED_INFERENCE_THREADS)
-    timings = []
-    for sample in dataset.samples[:LATENCY_SAMPLE]:
-        pixels = data.load_pixels(sample.path)
-        start = time.perf_counter()
-        predictor.predict(pixels)
-        timings.append((time.perf_counter() - start) * 1000.0)
-    metrics["latency_ms"] = {
-        "p50": float(np.percentile(timings, 50)),
-        "p95": float(np.percentile(timings, 95)),
-        "n": len(timings),
-    }
+    metrics["roc"] = evaluate.roc_points(probs, labels, metrics["classes"])
+    metrics["calibration"] = {"ece": metrics["ece"], **evaluate.reliability_bins(probs, labels)}
+    predictor = load_onnx_predictor(package_dir, intra_op_threads=threads)
+    sample = [data.load_pixels(s.path) for s in dataset.samples[:LATENCY_SAMPLE]]
+    metrics["latency_ms"] = evaluate.single_image_latency_ms(predictor, sample)
     return metrics
 
 

@@ -101,7 +101,7 @@
     const roc = [], cal = [];
     reports.forEach((r, i) => {
       const tag = i === 0 ? "A" : "B";
-      Object.entries(r.roc || {}).forEach(([cls, c]) => roc.push({ name: `${tag} ${cls}`, points: c.fpr.map((x, k) => [x, c.tpr[k]]) }));
+      Object.entries(r.roc || {}).forEach(([cls, c]) => roc.push({ name: c.auc == null ? `${tag} ${cls}` : `${tag} ${cls} (AUC ${c.auc.toFixed(3)})`, points: c.fpr.map((x, k) => [x, c.tpr[k]]) }));
       const c = r.calibration || {};
       if (c.confidence) cal.push({ name: `${tag} (ECE ${(c.ece ?? 0).toFixed(3)})`, points: c.confidence.map((x, k) => [x, c.accuracy[k]]) });
     });

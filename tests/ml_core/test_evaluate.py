@@ -46,3 +46,35 @@ def test_temperature_scaling_fixes_overconfidence_without_changing_predictions()
     m = evaluate_logits(logits, labels, CLASSES, temperature=t)
     assert m["ece"] < m["ece_uncalibrated"] and m["ece"] < 0.03
     assert m["accuracy"] == evaluate_logits(logits, labels, CLASSES)["accuracy"]
+
+
+def test_reliability_bins_are_the_ones_ece_is_computed_from():
+    from ml_core.evaluate import DEFAULT_ECE_BINS, reliability_bins
+
+    rng = np.random.default_rng(3)
+    logits = rng.normal(0, 3, size=(500, 3))
+    labels = np.array([rng.choice(3, p=p) for p in softmax(logits, 2.0)])
+    probs = softmax(logits)
+    rel = reliability_bins(probs, labels)
+    assert rel["n_bins"] == DEFAULT_ECE_BINS == 15 and sum(rel["count"]) == 500
+    by_hand = sum(c * abs(a - f) for c, a, f in zip(rel["count"], rel["accuracy"], rel["confidence"])) / 500
+    assert expected_calibration_error(probs, labels) == pytest.approx(by_hand)
+    assert all(
+        lo <= f <= hi
+        for f, lo, hi in zip(rel["confidence"], [b / 15 for b in rel["bin"]], [(b + 1) / 15 for b in rel["bin"]])
+    )
+
+
+def test_roc_points_carry_each_classes_auc():
+    from sklearn.metrics import roc_auc_score
+
+    from ml_core.evaluate import roc_points
+
+    labels = np.array([0, 0, 1, 1, 2, 2])
+    probs = np.array(
+        [[0.8, 0.1, 0.1], [0.4, 0.5, 0.1], [0.2, 0.7, 0.1], [0.5, 0.4, 0.1], [0.1, 0.1, 0.8], [0.1, 0.2, 0.7]]
+    )
+    roc = roc_points(probs, labels, CLASSES)
+    assert roc["NORMAL"]["auc"] == pytest.approx(roc_auc_score(labels == 1, probs[:, 1]))
+    assert roc["COVID-19"]["fpr"][0] == 0.0 and roc["COVID-19"]["tpr"][-1] == 1.0
+    assert roc_points(probs[:2], labels[:2], CLASSES) == {}  # one outcome only: no curve
