@@ -3,14 +3,18 @@
 Compose services build from Dockerfiles and targets that exist; every queue has a consumer;
 Kubernetes workloads have probes (web on /health/*), GPU workers land on GPU nodes, every worker
 Deployment has an HPA; every environment variable the deploy files set is read by settings.py or
-documented in the README; the Grafana dashboard only queries metrics the code exports."""
+documented in the README; the Grafana dashboard only queries metrics the code exports; the hashed
+lock files hold pyproject.toml's pins at the same versions and hash every entry."""
 
 import json
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from deepmed_web.celery import QUEUES
 
@@ -211,3 +215,57 @@ def test_grafana_dashboard_queries_metrics_the_code_exports(client, champion, qu
     exported = client.get("/metrics").content.decode()
     missing = sorted(m for m in wanted if f"# TYPE {m} " not in exported)
     assert not missing, missing
+
+
+LOCK_ENTRY = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)((?: --hash=sha256:[0-9a-f]{64})*)")
+
+
+def _lock(name: str) -> dict[str, tuple[str, frozenset[str]]]:
+    """A pip-compile lock file as {canonical name: (version, sha256 hashes)}; every entry pinned and hashed."""
+    text = (ROOT / "requirements" / name).read_text()
+    entries = {}
+    for line in re.sub(r"\s*\\\n\s*", " ", text).splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = LOCK_ENTRY.fullmatch(line)
+        assert m, f"{name}: not a pinned package with hashes: {line[:120]}"
+        assert m.group(3), f"{name}: {m.group(1)}=={m.group(2)} has no --hash"
+        entries[canonicalize_name(m.group(1))] = (m.group(2), frozenset(re.findall(r"sha256:(\w+)", m.group(3))))
+    return entries
+
+
+def _pyproject_pins(extra: str | None = None) -> dict[str, str]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    requirements = project["dependencies"] if extra is None else project["optional-dependencies"][extra]
+    pins = {}
+    for text in requirements:
+        req = Requirement(text)
+        if canonicalize_name(req.name) == canonicalize_name(project["name"]):
+            continue  # dev = deepmed[test]
+        [spec] = req.specifier
+        assert spec.operator == "==", f"pyproject.toml pins every dependency with ==: {text}"
+        pins[canonicalize_name(req.name)] = spec.version
+    return pins
+
+
+def test_lock_files_hash_every_entry_and_name_their_regeneration_command():
+    for name in ("lock.txt", "lock-test.txt"):
+        assert "#    bash deploy/lock.sh" in (ROOT / "requirements" / name).read_text()[:400], name
+        entries = _lock(name)
+        assert {"torch", "torchvision", "django", "pip", "setuptools"} <= set(entries), name
+    bootstrap = (DEPLOY / "bootstrap.sh").read_text()
+    assert "--require-hashes" in bootstrap and "--no-deps" in bootstrap
+
+
+def test_lock_files_hold_pyprojects_pins_at_the_same_version():
+    base, test = _lock("lock.txt"), _lock("lock-test.txt")
+    for lock_name, lock, pins in (
+        ("lock.txt", base, _pyproject_pins()),
+        ("lock-test.txt", test, {**_pyproject_pins(), **_pyproject_pins("test")}),
+    ):
+        wrong = {n: (v, lock[n][0] if n in lock else None) for n, v in pins.items() if lock.get(n, (None,))[0] != v}
+        assert not wrong, f"pyproject.toml pin vs {lock_name} (run deploy/lock.sh): {wrong}"
+    # bootstrap.sh takes an up-to-date test install for the base set too: same versions and hashes.
+    moved = sorted(n for n in base if test.get(n) != base[n])
+    assert not moved, f"lock.txt entries not identical in lock-test.txt: {moved}"
