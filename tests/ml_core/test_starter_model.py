@@ -45,7 +45,10 @@ def test_starter_model_reproduces_its_card_on_the_test_split():
         assert measured[key] == pytest.approx(recorded[key], abs=2e-3), key
     assert set(measured["per_source"]) == set(recorded["per_source"])
     assert measured["roc_auc_macro"] >= 0.985  # the v3 AUC target, met (macro-F1, recall, ECE: not met; see the card)
-    assert measured["macro_f1"] >= 0.92 > 0.888  # above starter v2
+    assert measured["macro_f1"] >= 0.925 > 0.888  # above starter v2 (0.888) and v3 (0.923)
+    # v3.1's bias-corrected calibration: adult normals are no longer the class left behind
+    assert measured["per_class"]["NORMAL"]["recall"] >= 0.89 > 0.832
+    assert load_package_meta(STARTER_PACKAGE).class_bias is not None
 
 
 @pytest.mark.dataset
