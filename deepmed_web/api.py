@@ -27,16 +27,6 @@ from deepmed_web.middleware import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 logger = logging.getLogger(__name__)
 
 
-class ApiError(exceptions.APIException):
-    def __init__(
-        self, code: str, message: str, *, http_status: int = status.HTTP_400_BAD_REQUEST, details: dict | None = None
-    ):
-        super().__init__(detail=message, code=code)
-        self.status_code = http_status
-        self.error_code = code
-        self.details = details or {}
-
-
 _CODES_BY_EXCEPTION: list[tuple[type[Exception], str]] = [
     (InvalidToken, "token_not_valid"),  # expired, malformed, revoked: the app must log in again
     (exceptions.NotAuthenticated, "not_authenticated"),
@@ -85,9 +75,6 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # unexpected: a 500, logged by Django
-    if isinstance(exc, ApiError):
-        response.data = error_body(exc.error_code, str(exc.detail), exc.details)
-        return response
     code = next((c for cls, c in _CODES_BY_EXCEPTION if isinstance(exc, cls)), "error")
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body(code, "The request is not valid.", {"fields": exc.detail})
@@ -98,10 +85,6 @@ def exception_handler(exc, context):
         detail = str(detail)
         response.data = error_body(getattr(exc, "default_code", code) if code == "error" else code, detail)
     return response
-
-
-def api_error_response(code: str, message: str, http_status: int) -> Response:
-    return Response(error_body(code, message), status=http_status)
 
 
 PAGE_PARAMETERS = [
