@@ -1,8 +1,9 @@
 """Conventions shared by every /api/v1 endpoint.
 
 Errors always have one shape: {"error": {"code": "...", "message": "...", "details": {...}}}
-with stable codes (documented in README). Raise `ApiError` from views for domain errors;
-DRF's own exceptions are mapped to codes here.
+with stable codes (documented in README). Services (and views, for view-level refusals) raise
+`apps.core.errors.ApplicationError` subclasses, which carry their code, status and details;
+views do not catch them: this handler maps them, and DRF's own exceptions, to the envelope.
 """
 
 from __future__ import annotations
@@ -17,21 +18,13 @@ from rest_framework import exceptions, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 from rest_framework_simplejwt.exceptions import InvalidToken
 
+from apps.core.errors import ApplicationError
 from deepmed_web.middleware import DATABASE_UNAVAILABLE, RETRY_AFTER_SECONDS
 
 logger = logging.getLogger(__name__)
-
-
-class ApiError(exceptions.APIException):
-    def __init__(
-        self, code: str, message: str, *, http_status: int = status.HTTP_400_BAD_REQUEST, details: dict | None = None
-    ):
-        super().__init__(detail=message, code=code)
-        self.status_code = http_status
-        self.error_code = code
-        self.details = details or {}
 
 
 _CODES_BY_EXCEPTION: list[tuple[type[Exception], str]] = [
@@ -53,7 +46,18 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
+def application_error_response(exc: ApplicationError) -> Response:
+    """A service's refusal in the envelope, with its own status, code and details."""
+    response = Response(error_body(exc.code, exc.message, exc.details), status=exc.http_status)
+    if exc.http_status == status.HTTP_503_SERVICE_UNAVAILABLE:
+        response["Retry-After"] = RETRY_AFTER_SECONDS  # about the server's load, not the request
+    return response
+
+
 def exception_handler(exc, context):
+    if isinstance(exc, ApplicationError):
+        set_rollback()  # as DRF does for its own exceptions under ATOMIC_REQUESTS
+        return application_error_response(exc)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -71,9 +75,6 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # unexpected: a 500, logged by Django
-    if isinstance(exc, ApiError):
-        response.data = error_body(exc.error_code, str(exc.detail), exc.details)
-        return response
     code = next((c for cls, c in _CODES_BY_EXCEPTION if isinstance(exc, cls)), "error")
     if isinstance(exc, exceptions.ValidationError):
         response.data = error_body(code, "The request is not valid.", {"fields": exc.detail})
@@ -84,10 +85,6 @@ def exception_handler(exc, context):
         detail = str(detail)
         response.data = error_body(getattr(exc, "default_code", code) if code == "error" else code, detail)
     return response
-
-
-def api_error_response(code: str, message: str, http_status: int) -> Response:
-    return Response(error_body(code, message), status=http_status)
 
 
 PAGE_PARAMETERS = [

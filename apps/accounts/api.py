@@ -19,7 +19,6 @@ from apps.accounts import selectors, services
 from apps.accounts.disclaimer import current_disclaimer, current_research_text
 from apps.accounts.usernames import clean_username
 from apps.audit.services import client_ip
-from deepmed_web.api import ApiError
 from deepmed_web.throttles import AUTH_THROTTLES
 
 
@@ -111,10 +110,6 @@ def _research_state(user) -> dict:
     }
 
 
-def _version_mismatch(exc: services.ConsentVersionError) -> ApiError:
-    return ApiError("consent_version_mismatch", str(exc), http_status=status.HTTP_409_CONFLICT)
-
-
 def _token_pair(user) -> dict:
     refresh = RefreshToken.for_user(user)
     return {"access": str(refresh.access_token), "refresh": str(refresh)}
@@ -154,11 +149,7 @@ class TokenApi(TokenObtainPairView):
             response = super().post(request, *args, **kwargs)
         except AuthenticationFailed:
             if getattr(request, "axes_locked_out", False):
-                raise ApiError(
-                    "account_locked",
-                    "Too many failed log-ins: this account is locked for a while from your address.",
-                    http_status=status.HTTP_429_TOO_MANY_REQUESTS,
-                ) from None
+                raise services.AccountLocked() from None
             raise
         # simplejwt sends no user_logged_in signal, so django-axes would keep counting this
         # username+address's earlier failures after a success: reset them as a web log-in does.
@@ -216,8 +207,6 @@ class PasswordChangeApi(APIView):
         body.is_valid(raise_exception=True)
         try:
             services.change_password(request.user, ip_address=client_ip(request), **body.validated_data)
-        except services.WrongPassword as exc:
-            raise ApiError("wrong_password", str(exc), http_status=status.HTTP_403_FORBIDDEN) from exc
         except DjangoValidationError as exc:
             raise serializers.ValidationError({"new_password": exc.messages}) from exc
         return Response(TokenPairSerializer(_token_pair(request.user)).data)
@@ -252,12 +241,7 @@ class ConsentApi(APIView):
     def post(self, request):
         body = ConsentSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            services.accept_disclaimer(
-                request.user, version=body.validated_data["version"], ip_address=client_ip(request)
-            )
-        except services.ConsentVersionError as exc:
-            raise _version_mismatch(exc) from exc
+        services.accept_disclaimer(request.user, version=body.validated_data["version"], ip_address=client_ip(request))
         return Response(ConsentSerializer(_consent_state(request.user)).data, status=status.HTTP_201_CREATED)
 
 
@@ -276,15 +260,12 @@ class ResearchConsentApi(APIView):
             raise PermissionDenied("Research consent concerns patients' images.")
         body = ResearchConsentSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            services.decide_research_use(
-                request.user,
-                granted=body.validated_data["granted"],
-                version=body.validated_data["version"],
-                ip_address=client_ip(request),
-            )
-        except services.ConsentVersionError as exc:
-            raise _version_mismatch(exc) from exc
+        services.decide_research_use(
+            request.user,
+            granted=body.validated_data["granted"],
+            version=body.validated_data["version"],
+            ip_address=client_ip(request),
+        )
         return Response(ResearchConsentSerializer(_research_state(request.user)).data, status=status.HTTP_201_CREATED)
 
 
@@ -300,6 +281,6 @@ class AccountApi(APIView):
         body = AccountDeleteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         if not request.user.check_password(body.validated_data["password"]):
-            raise ApiError("wrong_password", "The password is not correct.", http_status=status.HTTP_403_FORBIDDEN)
+            raise services.WrongPassword("The password is not correct.")
         services.delete_account(request.user, ip_address=client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -12,14 +12,31 @@ from apps.accounts.models import Consent, ResearchConsent, Role, User
 from apps.accounts.selectors import current_consent
 from apps.accounts.usernames import clean_username
 from apps.audit.services import record_event
+from apps.core.errors import ApplicationError
 
 
-class ConsentVersionError(ValueError):
+class ConsentVersionError(ApplicationError):
     """The client agreed to a text that is not the current one (it must show the new text)."""
 
+    code = "consent_version_mismatch"
+    http_status = 409
 
-class WrongPassword(ValueError):
+
+class WrongPassword(ApplicationError):
     """The current password given to confirm a sensitive change is not the user's."""
+
+    code = "wrong_password"
+    http_status = 403
+
+
+class AccountLocked(ApplicationError):
+    """django-axes locked this username out from this client address after failed log-ins."""
+
+    code = "account_locked"
+    http_status = 429
+
+    def __init__(self, message: str = "Too many failed log-ins: this account is locked for a while from your address."):
+        super().__init__(message)
 
 
 @transaction.atomic

@@ -15,7 +15,6 @@ from apps.audit.services import client_ip
 from apps.explanations import selectors, services
 from apps.explanations.models import ExplainerFinetuneRun
 from apps.modelops.api import AdminApi
-from deepmed_web.api import ApiError
 
 
 class ExplanationEditSerializer(serializers.Serializer):
@@ -44,11 +43,8 @@ class StudyExplanationApi(APIView):
     def get(self, request, study_id):
         study, explanation = selectors.get_explanation_for_user(request.user, study_id)
         if explanation is None:
-            raise ApiError(
-                "explanation_not_ready",
-                "The explanation is not ready yet.",
-                http_status=status.HTTP_404_NOT_FOUND,
-                details={"status": study.status},
+            raise services.ExplanationError(
+                "explanation_not_ready", "The explanation is not ready yet.", details={"status": study.status}
             )
         return Response(selectors.explanation_payload(explanation, request.user))
 
@@ -63,13 +59,9 @@ class StudyExplanationApi(APIView):
         study, _ = selectors.get_explanation_for_user(request.user, study_id)
         body = ExplanationEditSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            edit = services.edit_explanation(
-                study=study, editor=request.user, text=body.validated_data["text"], ip_address=client_ip(request)
-            )
-        except services.ExplanationError as exc:
-            http = status.HTTP_404_NOT_FOUND if exc.code == "no_explanation" else status.HTTP_400_BAD_REQUEST
-            raise ApiError(exc.code, exc.message, http_status=http) from exc
+        edit = services.edit_explanation(
+            study=study, editor=request.user, text=body.validated_data["text"], ip_address=client_ip(request)
+        )
         return Response(selectors.explanation_payload(edit.explanation, request.user))
 
 
@@ -103,10 +95,7 @@ class FinetuneRunCreateApi(AdminApi):
     def post(self, request):
         body = FinetuneRunCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            run = services.start_explainer_finetune(actor=request.user, steps=body.validated_data["steps"])
-        except services.ExplanationError as exc:
-            raise ApiError(exc.code, exc.message, http_status=status.HTTP_409_CONFLICT) from exc
+        run = services.start_explainer_finetune(actor=request.user, steps=body.validated_data["steps"])
         return Response(FinetuneRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -8,7 +8,6 @@ falls back to the deterministic template, and the prediction stays visible throu
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -17,6 +16,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit.services import record_event
+from apps.core.errors import ApplicationError
 from apps.explanations import metrics, selectors
 from apps.explanations.models import ExplainerFinetuneRun, ExplanationEdit
 from apps.studies.models import Explanation, Study, StudyStatus
@@ -35,13 +35,14 @@ PHYSICIAN_ENGINE = "physician"
 MAX_EDIT_CHARS = 4000
 
 
-@dataclass
-class ExplanationError(Exception):
-    code: str
-    message: str
+class ExplanationError(ApplicationError):
+    """A refused explanation operation, with a stable code (also the API error code)."""
 
-    def __str__(self) -> str:
-        return self.message
+    code = "explanation_refused"
+    status_by_code = {"no_explanation": 404, "explanation_not_ready": 404, "no_edits": 409}
+
+    def __init__(self, code: str, message: str, *, details: dict | None = None):
+        super().__init__(message, code=code, details=details)
 
 
 # --- configuration ------------------------------------------------------------------------

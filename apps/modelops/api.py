@@ -19,7 +19,6 @@ from apps.modelops.serializers import (
     TrainingRunCreateSerializer,
     TrainingRunSerializer,
 )
-from deepmed_web.api import ApiError
 
 
 class IsAdminRole(BasePermission):
@@ -62,19 +61,9 @@ class PromoteApi(AdminApi):
         target = get_object_or_404(ModelVersion, registered_name=name, version=version)
         body = PromoteSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            promotion = services.promote_version(
-                target, actor=request.user, override_reason=body.validated_data["override_reason"]
-            )
-        except services.GatesFailed as exc:
-            raise ApiError(
-                "gates_failed",
-                str(exc),
-                http_status=status.HTTP_409_CONFLICT,
-                details={"failed_gates": [g.to_dict() for g in exc.failed]},
-            ) from exc
-        except FileNotFoundError as exc:
-            raise ApiError("no_holdout", str(exc), http_status=status.HTTP_409_CONFLICT) from exc
+        promotion = services.promote_version(
+            target, actor=request.user, override_reason=body.validated_data["override_reason"]
+        )
         return Response(_promotion_body(promotion))
 
 
@@ -85,10 +74,7 @@ class RollbackApi(AdminApi):
         summary="Give the champion alias back to the previous champion",
     )
     def post(self, request, name: str):
-        try:
-            promotion = services.rollback_champion(registered_name=name, actor=request.user)
-        except services.NothingToRollBack as exc:
-            raise ApiError(exc.code, str(exc), http_status=status.HTTP_409_CONFLICT) from exc
+        promotion = services.rollback_champion(registered_name=name, actor=request.user)
         return Response(_promotion_body(promotion))
 
 
@@ -101,10 +87,7 @@ class TrainingRunCreateApi(AdminApi):
     def post(self, request):
         body = TrainingRunCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            run = services.start_training_run(**body.validated_data, actor=request.user)
-        except ValueError as exc:
-            raise ApiError("invalid_request", "The request is not valid.", details={"fields": exc.args[0]}) from exc
+        run = services.start_training_run(**body.validated_data, actor=request.user)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -26,6 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import record_event
+from apps.core.errors import ApplicationError
 from apps.modelops import events, selectors
 from apps.modelops.models import (
     Alias,
@@ -54,20 +55,43 @@ _predictors: OrderedDict[tuple[int, str], object] = OrderedDict()
 _predictors_lock = threading.Lock()
 
 
-class ModelOpsError(Exception):
+class ModelOpsError(ApplicationError):
     code = "modelops_error"
+    http_status = 409  # most refusals conflict with the registry's current state
 
 
 class GatesFailed(ModelOpsError):
     code = "gates_failed"
 
     def __init__(self, failed: list[GateResult]):
-        super().__init__("the version fails quality gates: " + ", ".join(g.name for g in failed))
+        super().__init__(
+            "the version fails quality gates: " + ", ".join(g.name for g in failed),
+            details={"failed_gates": [g.to_dict() for g in failed]},
+        )
         self.failed = failed
 
 
 class NothingToRollBack(ModelOpsError):
     code = "nothing_to_roll_back"
+
+
+class NoHoldout(ModelOpsError):
+    """A version cannot be evaluated for promotion: the held-out set (or a file the evaluation
+    reads) is missing."""
+
+    code = "no_holdout"
+
+
+class InvalidJobParameters(ModelOpsError, ValueError):
+    """Training or augmentation parameters refused per field (`details.fields`). Still a
+    ValueError for callers (commands, tests) that catch that."""
+
+    code = "invalid_request"
+    http_status = 400
+
+    def __init__(self, fields: dict[str, str]):
+        super().__init__("The request is not valid.", details={"fields": fields})
+        self.fields = fields
 
 
 class TrainingCancelled(Exception):
@@ -271,7 +295,7 @@ def validate_training_params(
     if augmentation not in AUGMENTATION_LEVELS:
         errors["augmentation"] = f"one of {', '.join(AUGMENTATION_LEVELS)}"
     if errors:
-        raise ValueError(errors)
+        raise InvalidJobParameters(errors)
     return {"architecture": architecture, "tier": tier, "augmentation": augmentation}
 
 
@@ -687,7 +711,10 @@ def check_gates(version: ModelVersion) -> list[GateResult]:
 def promote_version(version: ModelVersion, *, actor=None, override_reason: str = "") -> Promotion:
     """Move the `champion` alias to `version` (MLflow + mirror). Failing gates block it unless
     an admin gives a written reason; both are audited."""
-    gates = check_gates(version)
+    try:
+        gates = check_gates(version)
+    except FileNotFoundError as exc:  # no held-out set to evaluate on: nothing to decide with
+        raise NoHoldout(str(exc)) from exc
     failed = [g for g in gates if not g.passed]
     override_reason = (override_reason or "").strip()
     if failed and not override_reason:
@@ -780,9 +807,9 @@ def check_retraining_queue() -> TrainingRun | None:
 
 def start_augmentation_job(*, label: str, target_count: int, intensity: str = "medium", actor=None) -> AugmentationJob:
     if intensity not in AUGMENTATION_LEVELS[1:]:
-        raise ValueError({"intensity": f"one of {', '.join(AUGMENTATION_LEVELS[1:])}"})
+        raise InvalidJobParameters({"intensity": f"one of {', '.join(AUGMENTATION_LEVELS[1:])}"})
     if label not in selectors.dataset_preview()["class_counts"]:
-        raise ValueError({"label": "not a class of the training data"})
+        raise InvalidJobParameters({"label": "not a class of the training data"})
     with transaction.atomic():
         job = AugmentationJob.objects.create(
             label=label,

@@ -14,6 +14,7 @@ from apps.explanations.models import ExplainerFinetuneRun
 from apps.explanations.selectors import edits_for_training
 from apps.modelops import events, selectors, services
 from apps.modelops.models import AugmentationJob, ModelVersion, Promotion, TrainingRun
+from deepmed_web.web_errors import errors_as_messages
 
 
 def _architectures() -> tuple[str, ...]:
@@ -166,23 +167,24 @@ def _metric_rows(reports: list[dict]) -> list[tuple[str, list]]:
 @require_POST
 def promote(request, version_id: int):
     version = get_object_or_404(ModelVersion, pk=version_id)
-    try:
+    with errors_as_messages(request, _not_promoted):
         services.promote_version(version, actor=request.user, override_reason=request.POST.get("override_reason", ""))
-    except services.GatesFailed as exc:
-        messages.error(request, f"Not promoted: {exc}. Give a written reason to override.")
-        return redirect(request.POST.get("next") or "modelops-console")
-    messages.success(request, f"{version} is now the champion.")
-    return redirect("modelops-console")
+        messages.success(request, f"{version} is now the champion.")
+        return redirect("modelops-console")
+    return redirect(request.POST.get("next") or "modelops-console")  # refused: back to where the admin was
+
+
+def _not_promoted(exc: services.ModelOpsError) -> str:
+    advice = " Give a written reason to override." if isinstance(exc, services.GatesFailed) else ""
+    return f"Not promoted: {exc}.{advice}"
 
 
 @admin_required
 @require_POST
 def rollback(request):
-    try:
+    with errors_as_messages(request):
         promotion = services.rollback_champion(actor=request.user)
         messages.success(request, f"Rolled back: {promotion.version} is the champion again.")
-    except services.NothingToRollBack as exc:
-        messages.error(request, str(exc))
     return redirect("modelops-console")
 
 
@@ -209,10 +211,8 @@ def sync_registry(request):
 def start_augmentation(request):
     form = AugmentationForm(request.POST)
     if form.is_valid():
-        try:
+        with errors_as_messages(request, lambda exc: f"Augmentation not started: {exc.details.get('fields', exc)}"):
             services.start_augmentation_job(**form.cleaned_data, actor=request.user)
-        except ValueError as exc:
-            messages.error(request, f"Augmentation not started: {exc.args[0]}")
     else:
         messages.error(request, f"Augmentation not started: {form.errors.as_text()}")
     return redirect("modelops-console")

@@ -20,7 +20,6 @@ from apps.review.serializers import (
     WorklistQuerySerializer,
 )
 from apps.studies import services as study_services
-from deepmed_web.api import ApiError
 
 
 class IsClinicalStaff(BasePermission):
@@ -32,10 +31,6 @@ class IsClinicalStaff(BasePermission):
 
 class ReviewApi(APIView):
     permission_classes = [IsAuthenticated, IsClinicalStaff]
-
-
-def _api_error(exc: services.ReviewError) -> ApiError:
-    return ApiError(exc.code, exc.message, http_status=exc.http_status)
 
 
 class WorklistApi(ReviewApi):
@@ -58,20 +53,14 @@ class ClaimApi(ReviewApi):
         summary="Claim a study for review (locks it for DEEPMED_REVIEW_CLAIM_MINUTES)",
     )
     def post(self, request, study_id):
-        try:
-            claim = services.claim_study(study_id, physician=request.user, ip_address=client_ip(request))
-        except services.ReviewError as exc:
-            raise _api_error(exc) from exc
+        claim = services.claim_study(study_id, physician=request.user, ip_address=client_ip(request))
         return Response(ReviewClaimSerializer(claim).data)
 
 
 class ReleaseApi(ReviewApi):
     @extend_schema(request=None, responses={204: None}, summary="Release one's claim on a study")
     def post(self, request, study_id):
-        try:
-            services.release_study(study_id, physician=request.user, ip_address=client_ip(request))
-        except services.ReviewError as exc:
-            raise _api_error(exc) from exc
+        services.release_study(study_id, physician=request.user, ip_address=client_ip(request))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -84,12 +73,9 @@ class ReviewCreateApi(ReviewApi):
     def post(self, request, study_id):
         body = ReviewCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        try:
-            review = services.save_review(
-                study_id, physician=request.user, ip_address=client_ip(request), **body.validated_data
-            )
-        except services.ReviewError as exc:
-            raise _api_error(exc) from exc
+        review = services.save_review(
+            study_id, physician=request.user, ip_address=client_ip(request), **body.validated_data
+        )
         return Response(ReviewVersionSerializer(review).data, status=status.HTTP_201_CREATED)
 
 

@@ -6,14 +6,13 @@ physicians can never hold the same study or save two reviews of the same version
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.services import record_event
+from apps.core.errors import ApplicationError
 from apps.review import selectors
 from apps.review.models import Decision, LabeledSample, Review, ReviewClaim, SampleSource
 from apps.studies import events
@@ -21,16 +20,13 @@ from apps.studies.models import Study, StudyStatus
 from apps.studies.services import transition_study
 
 
-@dataclass
-class ReviewError(Exception):
+class ReviewError(ApplicationError):
     """A refused review action, with a stable code (also the API error code) and HTTP status."""
 
-    code: str
-    message: str
-    http_status: int = 400
+    code = "review_refused"
 
-    def __str__(self) -> str:
-        return self.message
+    def __init__(self, code: str, message: str, http_status: int = 400):
+        super().__init__(message, code=code, http_status=http_status)
 
 
 def _ensure_reviewer(user: User) -> None:

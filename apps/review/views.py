@@ -15,6 +15,7 @@ from apps.review import priority, selectors, services
 from apps.review.models import Decision
 from apps.studies import services as study_services
 from apps.studies.selectors import get_study_for_user, study_explanation
+from deepmed_web.web_errors import add_form_error, errors_as_messages
 
 
 class WorklistFilterForm(forms.Form):
@@ -67,21 +68,17 @@ def worklist_rows(request):
 @clinical_staff_required
 @require_POST
 def claim(request, study_id):
-    try:
+    with errors_as_messages(request):
         services.claim_study(study_id, physician=request.user, ip_address=client_ip(request))
-    except services.ReviewError as exc:
-        messages.error(request, exc.message)
-        return redirect("review-worklist")
-    return redirect("review-study", study_id=study_id)
+        return redirect("review-study", study_id=study_id)
+    return redirect("review-worklist")  # refused: back to the list, with the reason
 
 
 @clinical_staff_required
 @require_POST
 def release(request, study_id):
-    try:
+    with errors_as_messages(request):
         services.release_study(study_id, physician=request.user, ip_address=client_ip(request))
-    except services.ReviewError as exc:
-        messages.error(request, exc.message)
     return redirect("review-worklist")
 
 
@@ -99,8 +96,7 @@ def review_study(request, study_id):
                 study.pk, physician=request.user, ip_address=client_ip(request), **form.cleaned_data
             )
         except services.ReviewError as exc:
-            form.add_error(None, exc.message)
-            status = exc.http_status
+            status = add_form_error(form, exc)
         else:
             label = review.final_label or "not assessable"
             messages.success(request, f"Review saved (version {review.version}): {label}.")

@@ -18,14 +18,14 @@ from rest_framework.views import APIView
 from apps.audit.middleware import audits_patient_data
 from apps.audit.services import client_ip
 from apps.studies import selectors, services
+from apps.studies.responses import png_response
 from apps.studies.serializers import (
     StudyListQuerySerializer,
     StudyPageSerializer,
     StudySerializer,
     StudyUploadSerializer,
 )
-from apps.studies.views import intake_error_status, intake_retry_after, png_response
-from deepmed_web.api import PAGE_PARAMETERS, ApiError, Pagination
+from deepmed_web.api import PAGE_PARAMETERS, Pagination
 from deepmed_web.throttles import ThrottleUploadsOnly
 
 PNG_RESPONSE = {(200, "image/png"): OpenApiTypes.BINARY}
@@ -68,22 +68,16 @@ class StudyListCreateApi(ThrottleUploadsOnly, APIView):
     def post(self, request):
         if not request.user.is_patient:
             raise PermissionDenied("Only patients upload studies.")
-        try:
-            services.ensure_can_upload(request.user)  # before the body: no consent, no look at the file
-            body = StudyUploadSerializer(data=request.data)
-            body.is_valid(raise_exception=True)
-            study = services.create_study_from_upload(
-                owner=request.user,
-                upload=body.validated_data["image"],
-                patient_age=body.validated_data.get("age"),
-                symptoms=body.validated_data.get("symptoms") or "",
-                ip_address=client_ip(request),
-            )
-        except services.StudyIntakeError as exc:
-            details = {"reason": exc.reason} if exc.reason and exc.reason != exc.code else None
-            error = ApiError(exc.code, exc.message, http_status=intake_error_status(exc.code), details=details)
-            error.wait = intake_retry_after(exc.code)  # DRF's exception handler sends `wait` as Retry-After
-            raise error from exc
+        services.ensure_can_upload(request.user)  # before the body: no consent, no look at the file
+        body = StudyUploadSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        study = services.create_study_from_upload(
+            owner=request.user,
+            upload=body.validated_data["image"],
+            patient_age=body.validated_data.get("age"),
+            symptoms=body.validated_data.get("symptoms") or "",
+            ip_address=client_ip(request),
+        )
         http = status.HTTP_200_OK if study.is_duplicate_upload else status.HTTP_201_CREATED
         return Response(_render(selectors.study_result(study), request), status=http)
 

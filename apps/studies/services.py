@@ -12,7 +12,6 @@ import logging
 import os
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.accounts.selectors import has_current_consent
 from apps.audit.services import record_event
+from apps.core.errors import ApplicationError
 from apps.studies import events
 from apps.studies.models import IdentifyingText, Prediction, PredictionRole, Study, StudyStatus
 from ml_core.imaging import DecodeSlots, ImageIntakeError, decode_image, encode_png
@@ -59,17 +59,19 @@ class IllegalTransition(Exception):
         self.to_status = to_status
 
 
-@dataclass
-class StudyIntakeError(Exception):
+class StudyIntakeError(ApplicationError):
     """An upload refused with a stable code (also the API error code) and a message for people.
-    `reason` keeps the finer ml_core code when several are reported under one stable code."""
+    `reason` keeps the finer ml_core code when several are reported under one stable code
+    (`details.reason`)."""
 
-    code: str
-    message: str
-    reason: str = ""
+    code = "intake_refused"
+    # Refusals about the file are 400s; these are about the user, the size or the server's load.
+    status_by_code = {"consent_required": 403, "file_too_large": 413, "server_busy": 503}
 
-    def __str__(self) -> str:
-        return self.message
+    def __init__(self, code: str, message: str, reason: str = ""):
+        details = {"reason": reason} if reason and reason != code else None
+        super().__init__(message, code=code, details=details)
+        self.reason = reason
 
 
 # ml_core's finer intake codes -> the stable codes of the API contract.

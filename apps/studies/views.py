@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -15,11 +15,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.accounts.disclaimer import current_disclaimer
 from apps.audit.middleware import audits_patient_data
 from apps.audit.services import client_ip
+from apps.core.errors import ApplicationError
 from apps.studies import events, selectors, services
 from apps.studies.models import StudyStatus
-from deepmed_web.api import error_body
-from deepmed_web.middleware import RETRY_AFTER_SECONDS
+from apps.studies.responses import png_response
 from deepmed_web.throttles import UPLOAD_THROTTLES, web_rate_limit_wait
+from deepmed_web.web_errors import add_form_error, json_error, with_retry_after
 
 # Where the live page's progress steps are (queued -> analysing -> explaining -> done).
 PROGRESS_STEPS = (
@@ -34,16 +35,6 @@ class UploadForm(forms.Form):
     image = forms.FileField(help_text="PNG, JPEG or DICOM chest X-ray")
     patient_age = forms.IntegerField(required=False, min_value=0, max_value=130)
     symptoms = forms.CharField(required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 3}))
-
-
-def intake_error_status(code: str) -> int:
-    """HTTP status of a refused upload (shared by the web form's XHR path and the API)."""
-    return {"consent_required": 403, "file_too_large": 413, "server_busy": 503}.get(code, 400)
-
-
-def intake_retry_after(code: str) -> int | None:
-    """Seconds after which to retry a refusal that is about the server's load, not the file (503)."""
-    return int(RETRY_AFTER_SECONDS) if intake_error_status(code) == 503 else None
 
 
 def _patient_only(request) -> None:
@@ -72,17 +63,17 @@ def study_upload(request):
         services.ensure_can_upload(request.user)
     except services.StudyIntakeError as exc:
         if request.method == "POST" and _wants_json(request):
-            return JsonResponse(error_body(exc.code, exc.message), status=intake_error_status(exc.code))
+            return json_error(exc)
         return redirect(f"{reverse('disclaimer')}?next={request.path}")
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "GET":
         return _upload_page(request, form)
-    error = None
     wait = web_rate_limit_wait(request, UPLOAD_THROTTLES)
     if wait is not None:
-        message = f"Too many uploads for now. Please try again in {int(wait) + 1} seconds."
-        form.add_error(None, message)
-        error = ("throttled", message, 429)
+        refusal = ApplicationError(
+            f"Too many uploads for now. Please try again in {int(wait) + 1} seconds.", code="throttled", http_status=429
+        )
+        add_form_error(form, refusal)
     elif form.is_valid():
         try:
             study = services.create_study_from_upload(
@@ -93,8 +84,8 @@ def study_upload(request):
                 ip_address=client_ip(request),
             )
         except services.StudyIntakeError as exc:
-            form.add_error("image", exc.message)
-            error = (exc.code, exc.message, intake_error_status(exc.code))
+            refusal = exc
+            add_form_error(form, exc, "image")
         else:
             if study.is_duplicate_upload:
                 messages.info(request, "You already uploaded this image; this is that study.")
@@ -103,15 +94,10 @@ def study_upload(request):
                 return JsonResponse({"redirect": url, "duplicate": study.is_duplicate_upload}, status=201)
             return redirect(url)
     else:
-        error = ("invalid_request", "Please check the form.", 400)
-    code, message, status = error
-    if _wants_json(request):
-        response = JsonResponse(error_body(code, message, {"fields": form.errors.get_json_data()}), status=status)
-    else:
-        response = _upload_page(request, form, status=status)
-    if (retry_after := intake_retry_after(code)) is not None:
-        response["Retry-After"] = str(retry_after)
-    return response
+        refusal = ApplicationError("Please check the form.", code="invalid_request")
+    if _wants_json(request):  # upload.js shows the form's errors
+        return json_error(refusal, {"fields": form.errors.get_json_data()})
+    return with_retry_after(_upload_page(request, form, status=refusal.http_status), refusal)
 
 
 def _upload_page(request, form, status: int = 200):
@@ -174,19 +160,6 @@ def study_status(request, study_id):
     """Polling fallback for when WebSockets are unavailable."""
     study = selectors.get_study_for_user(request.user, study_id)
     return JsonResponse(events.study_status_payload(study))
-
-
-def png_response(field) -> FileResponse:
-    """A stored PNG, privately: only ever returned after a permission check."""
-    if not field:
-        raise Http404("No such file.")
-    try:
-        handle = field.open("rb")
-    except FileNotFoundError as exc:
-        raise Http404("No such file.") from exc
-    response = FileResponse(handle, content_type="image/png")
-    response["Cache-Control"] = "private, no-store"
-    return response
 
 
 @login_required

@@ -56,3 +56,18 @@ def test_patient_cannot_edit_and_empty_text_is_invalid(client, explained_study, 
     client.force_login(physician)
     response = client.put(url(explained_study), {"text": ""}, content_type="application/json")
     assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_request"
+
+
+def test_editing_a_study_without_explanation_is_404_no_explanation(client, predicted_study, physician):
+    client.force_login(physician)
+    response = client.put(url(predicted_study), {"text": "Clear lungs."}, content_type="application/json")
+    assert response.status_code == 404 and response.json()["error"]["code"] == "no_explanation"
+
+
+def test_an_edit_too_long_with_the_disclaimer_is_400_text_too_long(client, explained_study, physician):
+    from apps.explanations.services import MAX_EDIT_CHARS
+
+    client.force_login(physician)
+    # Within the field's limit, but over it once the disclaimer is appended.
+    response = client.put(url(explained_study), {"text": "a" * MAX_EDIT_CHARS}, content_type="application/json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "text_too_long"

@@ -76,3 +76,15 @@ def test_retraining_queue(api_client, admin_user, modelops_settings):
     api_client.force_authenticate(admin_user)
     body = api_client.get("/api/v1/retraining-queue").json()
     assert body["threshold"] == 7 and body["new_labels"] == 0 and body["last_trigger"] is None
+
+
+def test_parameters_refused_by_the_service_answer_its_field_errors(api_client, admin_user, modelops_settings):
+    from ml_core.models import CAM_ARCHITECTURES
+
+    api_client.force_authenticate(admin_user)  # the serializer lets any architecture name through
+    response = api_client.post("/api/v1/training-runs", {"architecture": "gpt-5", "tier": "quick"}, format="json")
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and error["message"] == "The request is not valid."
+    assert error["details"] == {"fields": {"architecture": f"one of {', '.join(CAM_ARCHITECTURES)}"}}
+    assert not TrainingRun.objects.exists()

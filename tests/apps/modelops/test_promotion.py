@@ -139,3 +139,35 @@ def test_default_floors_are_at_the_transfer_learning_level(
     gates = {g.name: g for g in services.check_gates(candidate)}
     assert {name: gates[name].passed for name in passes} == passes
     assert gates["macro_f1_floor"].threshold == shipped.DEEPMED_GATE_F1_FLOOR >= 0.9
+
+
+def test_promote_without_a_held_out_set_is_409_no_holdout(
+    modelops_settings, candidate, admin_user, api_client, tmp_path
+):
+    modelops_settings.DEEPMED_BASE_DATASET_DIR = tmp_path / "no-dataset"
+    api_client.force_authenticate(admin_user)
+    response = api_client.post("/api/v1/models/cxr-tiny/versions/2/promote", {}, format="json")
+    assert response.status_code == 409
+    error = response.json()["error"]
+    assert error["code"] == "no_holdout" and "no held-out set" in error["message"]
+    assert not Promotion.objects.exists()
+
+
+def test_web_promote_shows_a_refusal_as_a_message_and_goes_back(modelops_settings, candidate, admin_user, client):
+    client.force_login(admin_user)
+    modelops_settings.DEEPMED_GATE_RECALL_FLOOR = 1.01
+    url = f"/modelops/versions/{candidate.pk}/promote/"
+    refused = client.post(url, {"next": "/modelops/compare/?a=1&b=2"})
+    assert refused.status_code == 302 and refused["Location"] == "/modelops/compare/?a=1&b=2"
+    page = client.get("/modelops/").content.decode()
+    assert "Not promoted: the version fails quality gates: class_recall_floor. Give a written reason to override." in (
+        page
+    )
+    modelops_settings.DEEPMED_BASE_DATASET_DIR = modelops_settings.DATA_DIR / "no-dataset"
+    candidate.evaluation = {}
+    candidate.save(update_fields=["evaluation"])
+    missing = client.post(url)  # was a 500: the held-out set is gone
+    assert missing.status_code == 302 and missing["Location"] == "/modelops/"
+    page = client.get("/modelops/").content.decode()
+    assert "Not promoted: no held-out set at" in page and "written reason" not in page
+    assert selectors.get_champion() != candidate

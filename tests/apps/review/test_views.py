@@ -151,3 +151,14 @@ def test_flagging_needs_a_post_with_csrf(physician, pneumonia_study):
     assert strict.post(flag_url, {"flagged": "on"}).status_code == 403
     pneumonia_study.refresh_from_db()
     assert pneumonia_study.identifying_text == ""
+
+
+def test_a_refused_claim_or_save_is_shown_on_the_page(doctor, pneumonia_study, second_physician):
+    claim_study(pneumonia_study.pk, physician=second_physician)
+    refused = doctor.post(reverse("review-claim", kwargs={"study_id": pneumonia_study.pk}), follow=True)
+    assert refused.redirect_chain == [(reverse("review-worklist"), 302)]
+    assert "Another physician is reviewing this study." in refused.content.decode()
+    url = reverse("review-study", kwargs={"study_id": pneumonia_study.pk})
+    conflict = doctor.post(url, {"decision": "confirm"})
+    assert conflict.status_code == 409  # the page again, answered with the refusal's own status
+    assert not Review.objects.exists()

@@ -1,0 +1,1 @@
+"""Shared domain conventions (no models): the one application error type services raise."""
