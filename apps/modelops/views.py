@@ -7,6 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 from apps.accounts.decorators import admin_required
@@ -171,7 +172,10 @@ def promote(request, version_id: int):
         services.promote_version(version, actor=request.user, override_reason=request.POST.get("override_reason", ""))
         messages.success(request, f"{version} is now the champion.")
         return redirect("modelops-console")
-    return redirect(request.POST.get("next") or "modelops-console")  # refused: back to where the admin was
+    # Refused: back to where the admin was, only if that is a page of this site (no open redirect).
+    back = request.POST.get("next", "")
+    safe = url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure())
+    return redirect(back if back and safe else "modelops-console")
 
 
 def _not_promoted(exc: services.ModelOpsError) -> str:

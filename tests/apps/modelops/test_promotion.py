@@ -159,6 +159,8 @@ def test_web_promote_shows_a_refusal_as_a_message_and_goes_back(modelops_setting
     url = f"/modelops/versions/{candidate.pk}/promote/"
     refused = client.post(url, {"next": "/modelops/compare/?a=1&b=2"})
     assert refused.status_code == 302 and refused["Location"] == "/modelops/compare/?a=1&b=2"
+    elsewhere = client.post(url, {"next": "https://evil.example/phish"})  # never an open redirect
+    assert elsewhere.status_code == 302 and elsewhere["Location"] == "/modelops/"
     page = client.get("/modelops/").content.decode()
     assert "Not promoted: the version fails quality gates: class_recall_floor. Give a written reason to override." in (
         page
