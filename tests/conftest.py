@@ -43,8 +43,10 @@ def celery_broker(settings, monkeypatch):
     from deepmed_web.celery import app
 
     def point(url: str) -> None:
-        settings.CELERY_BROKER_URL = url
+        # app.conf reads through to Django's settings: patch it first, so the value it restores
+        # at the end is the real one, not `url`.
         monkeypatch.setitem(app.conf, "broker_url", url)
+        settings.CELERY_BROKER_URL = url
         monkeypatch.setattr(app, "_pool", None)
         monkeypatch.setattr(app.amqp, "_producer_pool", None)
 

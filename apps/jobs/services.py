@@ -103,26 +103,39 @@ def claim_job(model: type[J], pk: int, *, worker: str = "") -> J | None:
         stale = job.status == JobStatus.RUNNING and job.last_seen_at < stall_cutoff(now)
         if job.status != JobStatus.QUEUED and not stale:
             return None
+        # Written only if the row is still as read: of two deliveries racing, one wins (SQLite
+        # has no row locks).
+        unchanged = model.objects.filter(pk=pk, status=job.status, attempts=job.attempts)
         if stale and (job.cancel_requested or job.attempts >= MAX_ATTEMPTS):
-            if job.cancel_requested:
-                job.status, job.error = JobStatus.CANCELLED, ""
-            else:
-                job.status = JobStatus.FAILED
-                job.error = (
+            status, error = (
+                (JobStatus.CANCELLED, "")
+                if job.cancel_requested
+                else (
+                    JobStatus.FAILED,
                     f"the worker stopped responding {job.attempts} times while running this job "
-                    "(killed, out of memory or restarted); it is not tried again."
+                    "(killed, out of memory or restarted); it is not tried again.",
                 )
-            job.finished_at = now
-            job.save(update_fields=["status", "error", "finished_at"])
-            _audit(job, "stalled", attempts=job.attempts)
-            transaction.on_commit(lambda: _changed(job, "finished"))
+            )
+            if unchanged.update(status=status, error=error, finished_at=now):
+                job.status, job.error, job.finished_at = status, error, now
+                _audit(job, "stalled", attempts=job.attempts)
+                transaction.on_commit(lambda: _changed(job, "finished"))
             return None
+        progress = {} if stale else job.progress  # a dead attempt's progress says nothing about this one
+        if not unchanged.update(
+            status=JobStatus.RUNNING,
+            started_at=now,
+            heartbeat_at=now,
+            attempts=job.attempts + 1,
+            worker=worker,
+            progress=progress,
+        ):
+            return None
+        previous_worker, previous_attempts = job.worker, job.attempts
+        job.status, job.started_at, job.heartbeat_at, job.progress = JobStatus.RUNNING, now, now, progress
+        job.attempts, job.worker = job.attempts + 1, worker
         if stale:
-            _audit(job, "reclaimed", previous_worker=job.worker, attempts=job.attempts)
-            job.progress = {}  # the dead attempt's progress says nothing about this one
-        job.status, job.started_at, job.heartbeat_at = JobStatus.RUNNING, now, now
-        job.attempts, job.worker = job.attempts + 1, worker or ""
-        job.save(update_fields=["status", "started_at", "heartbeat_at", "attempts", "worker", "progress"])
+            _audit(job, "reclaimed", previous_worker=previous_worker, attempts=previous_attempts)
     _changed(job, "claimed")
     return job
 
