@@ -43,8 +43,10 @@ app.conf.beat_schedule = {
     "requeue-stalled-studies": {"task": "workers.maintenance.requeue_stalled_studies", "schedule": 120.0},
     # Re-enqueue explanations whose task was lost (the prediction stays visible meanwhile).
     "requeue-unexplained-studies": {"task": "workers.llm.requeue_unexplained_studies", "schedule": 300.0},
-    # Fail training runs whose worker died (no progress for DEEPMED_TRAINING_STALL_MINUTES).
-    "fail-stalled-training-runs": {"task": "workers.training.fail_stalled_runs", "schedule": 600.0},
+    # Background jobs (training, fine-tune, augmentation): fail those whose worker died (no heartbeat
+    # for DEEPMED_TRAINING_STALL_MINUTES); re-send, then fail, those whose task message was lost
+    # (DEEPMED_JOB_LOST_MINUTES). On the default queue: a dead training worker cannot hold it up.
+    "sweep-jobs": {"task": "workers.maintenance.sweep_jobs", "schedule": 300.0},
     # Delete audit events past their retention (DEEPMED_AUDIT_RETENTION_DAYS; 0 keeps them all).
     "purge-audit-events": {"task": "workers.maintenance.purge_audit_events", "schedule": 86400.0},
 }

@@ -103,6 +103,7 @@ INSTALLED_APPS = [
     "axes",
     "apps.accounts",
     "apps.audit",
+    "apps.jobs",
     "apps.studies",
     "apps.review",
     "apps.modelops",
@@ -327,8 +328,12 @@ DEEPMED_RETRAIN_AGREEMENT_FLOOR = env.float("DEEPMED_RETRAIN_AGREEMENT_FLOOR", d
 DEEPMED_RETRAIN_AGREEMENT_WINDOW_DAYS = env.int("DEEPMED_RETRAIN_AGREEMENT_WINDOW_DAYS", default=14)
 DEEPMED_RETRAIN_AGREEMENT_MIN_REVIEWS = env.int("DEEPMED_RETRAIN_AGREEMENT_MIN_REVIEWS", default=20)
 DEEPMED_RETRAIN_CHECK_SECONDS = env.int("DEEPMED_RETRAIN_CHECK_SECONDS", default=3600)
-# A running training run with no progress report for this long has lost its worker: it is failed.
+# A running background job (training run, explainer fine-tune, augmentation job) without a worker
+# heartbeat for this long has lost its worker: the sweeper fails it, or its redelivered task takes it over.
 DEEPMED_TRAINING_STALL_MINUTES = env.int("DEEPMED_TRAINING_STALL_MINUTES", default=60)
+# A queued job no worker claimed for this long, while no worker was busy with another job, lost its
+# task message: the sweeper sends it again once, then fails it (it then no longer blocks retraining).
+DEEPMED_JOB_LOST_MINUTES = env.int("DEEPMED_JOB_LOST_MINUTES", default=30)
 # Automatic runs: EfficientNet-Lite0 (the starter's architecture, so they can warm-start from it),
 # `quick` tier (a few epochs of fine-tuning: minutes on a 2-core CPU).
 DEEPMED_RETRAIN_ARCHITECTURE = env.str("DEEPMED_RETRAIN_ARCHITECTURE", default="tf_efficientnet_lite0")

@@ -43,12 +43,40 @@ def celery_broker(settings, monkeypatch):
     from deepmed_web.celery import app
 
     def point(url: str) -> None:
-        settings.CELERY_BROKER_URL = url
+        # app.conf reads through to Django's settings: patch it first, so the value it restores
+        # at the end is the real one, not `url`.
         monkeypatch.setitem(app.conf, "broker_url", url)
+        settings.CELERY_BROKER_URL = url
         monkeypatch.setattr(app, "_pool", None)
         monkeypatch.setattr(app.amqp, "_producer_pool", None)
 
     return point
+
+
+@pytest.fixture
+def published():
+    """Task messages this process sent to the broker: [{task, id, queue, args}] (Celery's
+    after_task_publish, so what really went out, routed)."""
+    from celery.signals import after_task_publish
+
+    sent: list[dict] = []
+
+    def record(sender=None, headers=None, body=None, routing_key=None, **kwargs):
+        sent.append({"task": sender, "id": headers["id"], "queue": routing_key, "args": list(body[0])})
+
+    after_task_publish.connect(record, weak=False)
+    yield sent
+    after_task_publish.disconnect(record)
+
+
+@pytest.fixture
+def minutes_ago():
+    """minutes_ago(n) -> the aware datetime n minutes before now (to age a row's timestamps)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    return lambda minutes: timezone.now() - timedelta(minutes=minutes)
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,15 @@ def requeue_stalled_studies() -> int:
     return requeue()
 
 
+@shared_task(name="workers.maintenance.sweep_jobs")
+def sweep_jobs() -> dict[str, dict[str, list[int]]]:
+    """Celery beat: end the background jobs (training, fine-tune, augmentation) that no worker
+    will end: a dead worker's, and those whose task message was lost (apps.jobs.services)."""
+    from apps.jobs.services import sweep_jobs as sweep
+
+    return sweep()
+
+
 @shared_task(name="workers.maintenance.purge_audit_events")
 def purge_audit_events() -> int:
     """Celery beat (daily): delete audit events past DEEPMED_AUDIT_RETENTION_DAYS."""

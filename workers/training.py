@@ -6,11 +6,11 @@ from __future__ import annotations
 from celery import shared_task
 
 
-@shared_task(name="workers.training.run_training", acks_late=True)
-def run_training(run_id: int) -> str:
+@shared_task(name="workers.training.run_training", bind=True, acks_late=True)
+def run_training(self, run_id: int) -> str:
     from apps.modelops.services import execute_training_run
 
-    run = execute_training_run(run_id)
+    run = execute_training_run(run_id, worker=self.request.hostname or "")
     return "skipped" if run is None else run.status
 
 
@@ -23,22 +23,10 @@ def check_retraining_queue() -> int | None:
     return None if run is None else run.pk
 
 
-@shared_task(name="workers.training.fail_stalled_runs")
-def fail_stalled_runs() -> dict[str, list[int]]:
-    """Celery beat: fail training runs and explainer fine-tunes whose worker stopped its heartbeat."""
-    from apps.explanations.services import fail_stalled_finetunes
-    from apps.modelops.services import fail_stalled_runs as fail_training
-
-    return {
-        "training": [run.pk for run in fail_training()],
-        "explainer_finetune": [run.pk for run in fail_stalled_finetunes()],
-    }
-
-
-@shared_task(name="workers.training.finetune_explainer", acks_late=True)
-def finetune_explainer(run_id: int) -> str:
+@shared_task(name="workers.training.finetune_explainer", bind=True, acks_late=True)
+def finetune_explainer(self, run_id: int) -> str:
     """LoRA fine-tune of the explanation model on physicians' edits (training queue)."""
     from apps.explanations.services import execute_explainer_finetune
 
-    run = execute_explainer_finetune(run_id)
+    run = execute_explainer_finetune(run_id, worker=self.request.hostname or "")
     return "skipped" if run is None else run.status

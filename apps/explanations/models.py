@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from apps.modelops.models import RunStatus
+from apps.jobs.models import Job
 
 
 class ExplanationEdit(models.Model):
@@ -30,22 +30,19 @@ class ExplanationEdit(models.Model):
         return f"edit of explanation {self.explanation_id} by {self.editor_id}"
 
 
-class ExplainerFinetuneRun(models.Model):
+class ExplainerFinetuneRun(Job):
     """A LoRA fine-tune of the explanation model on the physicians' edits: a job on the
     `training` queue, tracked in MLflow like the image models (run id kept here)."""
 
+    task_name = "workers.training.finetune_explainer"
+    audit_prefix = "explainer.finetune"
+
     steps = models.PositiveIntegerField(default=20)
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     examples = models.PositiveIntegerField(null=True, blank=True)
     checkpoint_dir = models.CharField(max_length=500, blank=True, help_text="set DEEPMED_LLM_CHECKPOINT to deploy it")
     mlflow_run_id = models.CharField(max_length=64, blank=True)
     seconds = models.FloatField(null=True, blank=True)
-    error = models.TextField(blank=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="the worker is alive while this advances")
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

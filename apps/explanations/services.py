@@ -19,6 +19,8 @@ from apps.audit.services import record_event
 from apps.core.errors import ApplicationError
 from apps.explanations import metrics, selectors
 from apps.explanations.models import ExplainerFinetuneRun, ExplanationEdit
+from apps.jobs.models import JobStatus
+from apps.jobs.services import claim_job, enqueue_job, finish_job, keep_alive
 from apps.studies.models import Explanation, Study, StudyStatus
 from apps.studies.selectors import champion_prediction
 from apps.studies.services import claim_study_step, transition_study
@@ -285,46 +287,32 @@ def start_explainer_finetune(*, actor=None, steps: int = 20) -> ExplainerFinetun
             steps=steps, started_by=actor if getattr(actor, "is_authenticated", False) else None
         )
         record_event(actor=actor, action="explainer.finetune.start", obj=run, detail={"steps": steps})
-        transaction.on_commit(lambda: _enqueue_finetune(run.pk))
+        enqueue_job(run)  # on the `training` queue once committed
     return run
 
 
-def _enqueue_finetune(run_id: int) -> None:
-    from workers.training import finetune_explainer
-
-    finetune_explainer.delay(run_id)
-
-
-def execute_explainer_finetune(run_id: int) -> ExplainerFinetuneRun | None:
-    """The job itself (called by the worker). Runs once: a redelivered message finds the run
-    no longer queued and does nothing. A failure is stored on the run, never raised."""
-    from apps.modelops.models import RunStatus
-    from apps.modelops.services import heartbeat
-
-    if not ExplainerFinetuneRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=timezone.now()
-    ):
+def execute_explainer_finetune(run_id: int, *, worker: str = "") -> ExplainerFinetuneRun | None:
+    """The job itself (called by the worker); None when there is nothing to do (finished, or
+    running under a live worker: see apps.jobs.services.claim_job). A failure is stored on the
+    run, never raised."""
+    run = claim_job(ExplainerFinetuneRun, run_id, worker=worker)
+    if run is None:
         return None
-    run = ExplainerFinetuneRun.objects.get(pk=run_id)
     try:
-        with heartbeat(ExplainerFinetuneRun, run.pk):
+        with keep_alive(run):
             result = run_explainer_finetune(steps=run.steps, out_dir=settings.DATA_DIR / "llm" / f"lora-run-{run.pk}")
     except Exception as exc:
         logger.exception("explainer fine-tune %s failed", run.pk)
-        run.status, run.error = (
-            RunStatus.FAILED,
-            (exc.message if isinstance(exc, ExplanationError) else str(exc))[:2000],
-        )
+        error = (exc.message if isinstance(exc, ExplanationError) else str(exc))[:2000]
+        finish_job(run, JobStatus.FAILED, error=error)
     else:
-        run.status = RunStatus.SUCCEEDED
         run.examples, run.checkpoint_dir, run.mlflow_run_id, run.seconds = (
             result.examples,
             result.checkpoint_dir,
             result.mlflow_run_id,
             result.seconds,
         )
-    run.finished_at = timezone.now()
-    run.save()
+        finish_job(run, JobStatus.SUCCEEDED, update_fields=["examples", "checkpoint_dir", "mlflow_run_id", "seconds"])
     record_event(
         actor=None,
         action="explainer.finetune.finish",
@@ -332,10 +320,3 @@ def execute_explainer_finetune(run_id: int) -> ExplainerFinetuneRun | None:
         detail={"status": run.status, "mlflow_run_id": run.mlflow_run_id, "error": run.error[:200]},
     )
     return run
-
-
-def fail_stalled_finetunes() -> list[ExplainerFinetuneRun]:
-    """Fail running fine-tunes whose worker stopped its heartbeat (same rule as training runs)."""
-    from apps.modelops.services import fail_stalled_jobs
-
-    return fail_stalled_jobs(ExplainerFinetuneRun, audit_action="explainer.finetune.stalled")

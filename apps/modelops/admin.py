@@ -11,13 +11,13 @@ class ModelVersionAdmin(admin.ModelAdmin):
 
 @admin.register(TrainingRun)
 class TrainingRunAdmin(admin.ModelAdmin):
-    list_display = ("id", "status", "trigger", "mlflow_run_id", "started_by", "created_at", "finished_at")
+    list_display = ("id", "status", "trigger", "mlflow_run_id", "started_by", "created_at", "finished_at", "attempts")
     list_filter = ("status", "trigger")
 
 
 @admin.register(AugmentationJob)
 class AugmentationJobAdmin(admin.ModelAdmin):
-    list_display = ("id", "label", "target_count", "intensity", "status", "created_at")
+    list_display = ("id", "label", "target_count", "intensity", "status", "created_at", "attempts")
 
 
 @admin.register(Promotion)

@@ -3,6 +3,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from apps.jobs.models import Job, JobStatus
+
 
 class Alias(models.TextChoices):
     CHAMPION = "champion", "Champion (deployed)"
@@ -42,12 +44,7 @@ class ModelVersion(models.Model):
         return f"{self.registered_name} v{self.version}" + (f" @{self.alias}" if self.alias else "")
 
 
-class RunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
+RunStatus = JobStatus  # the name the rest of the code (and its tests) use
 
 
 class Trigger(models.TextChoices):
@@ -56,26 +53,21 @@ class Trigger(models.TextChoices):
     LOW_AGREEMENT = "low_agreement", "Champion disagrees with physicians"
 
 
-class TrainingRun(models.Model):
-    """One training job. `progress` holds the live state (epoch, history of loss/accuracy)
-    so a reloaded page can redraw the curves; MLflow holds the permanent record."""
+class TrainingRun(Job):
+    """One training job (lifecycle: apps.jobs). `progress` holds the live state (epoch, history of
+    loss/accuracy) so a reloaded page can redraw the curves; MLflow holds the permanent record."""
+
+    task_name = "workers.training.run_training"
+    audit_prefix = "training"
 
     params = models.JSONField(default=dict)
     trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
     trigger_reason = models.TextField(blank=True)
-    cancel_requested = models.BooleanField(default=False)
     dataset_summary = models.JSONField(default=dict, blank=True)
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    progress = models.JSONField(default=dict, blank=True)
     mlflow_run_id = models.CharField(max_length=64, blank=True)
     logs = models.TextField(blank=True)
-    error = models.TextField(blank=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     result_version = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="last progress report from the worker")
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -84,19 +76,17 @@ class TrainingRun(models.Model):
         return f"training run {self.pk} ({self.status})"
 
 
-class AugmentationJob(models.Model):
+class AugmentationJob(Job):
     """Materialise augmented copies of one under-represented class (augmentation queue)."""
+
+    task_name = "workers.augmentation.run_augmentation"
+    audit_prefix = "augmentation"
 
     label = models.CharField(max_length=64)
     target_count = models.PositiveIntegerField()
     intensity = models.CharField(max_length=16, default="medium")
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
-    progress = models.JSONField(default=dict, blank=True)
     output_dir = models.CharField(max_length=500, blank=True)
-    error = models.TextField(blank=True)
     started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]

@@ -14,20 +14,19 @@ import shutil
 import threading
 import traceback
 from collections import OrderedDict
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from apps.audit.services import record_event
 from apps.core.errors import ApplicationError
-from apps.modelops import events, selectors
+from apps.jobs import selectors as job_selectors
+from apps.jobs.services import cancel_job, claim_job, enqueue_job, finish_job, heartbeat_job, keep_alive
+from apps.modelops import selectors
 from apps.modelops.models import (
     Alias,
     AugmentationJob,
@@ -388,49 +387,18 @@ def start_training_run(
         record_event(
             actor=actor, action="training.start", obj=run, detail={**params, "trigger": trigger, "reason": reason}
         )
-        transaction.on_commit(lambda: _enqueue_training(run.pk))
+        enqueue_job(run)  # on the `training` queue once committed
     return run
-
-
-def _enqueue_training(run_id: int) -> None:
-    from workers.training import run_training
-
-    run_training.delay(run_id)
 
 
 def cancel_training_run(run: TrainingRun, *, actor=None) -> TrainingRun:
     """A queued run is cancelled at once; a running one stops at its next progress report."""
-    with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
-        if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
-            return run
-        run.cancel_requested = True
-        fields = ["cancel_requested"]
-        if run.status == RunStatus.QUEUED:
-            run.status, run.finished_at = RunStatus.CANCELLED, timezone.now()
-            fields += ["status", "finished_at"]
-        run.save(update_fields=fields)
-        record_event(actor=actor, action="training.cancel", obj=run)
-    events.publish("training", run.pk, events.training_payload(run))
-    return run
-
-
-def _claim_run(run_id: int) -> TrainingRun | None:
-    with transaction.atomic():
-        run = TrainingRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or run.status != RunStatus.QUEUED:
-            return None  # cancelled, finished, or a re-delivered task of a run another worker owns
-        run.status, run.started_at = RunStatus.RUNNING, timezone.now()
-        run.save(update_fields=["status", "started_at"])
-    events.publish("training", run.pk, events.training_payload(run))
-    return run
+    return cancel_job(run, actor=actor)
 
 
 def _finish_run(run: TrainingRun, status: str, *, error: str = "", log: str = "") -> None:
-    run.status, run.error, run.finished_at = status, error, timezone.now()
     run.logs = (run.logs + log)[-200_000:]
-    run.save(update_fields=["status", "error", "finished_at", "logs", "progress", "mlflow_run_id", "result_version"])
-    events.publish("training", run.pk, events.training_payload(run))
+    finish_job(run, status, error=error, update_fields=["logs", "mlflow_run_id", "result_version"])
 
 
 def _progress_reporter(run: TrainingRun):
@@ -451,106 +419,26 @@ def _progress_reporter(run: TrainingRun):
         progress.update(
             {k: v for k, v in update.items() if k in ("phase", "epoch", "epochs", "step", "steps_per_epoch", "loss")}
         )
-        run.progress, run.heartbeat_at = progress, timezone.now()
-        TrainingRun.objects.filter(pk=run.pk).update(progress=progress, logs=run.logs, heartbeat_at=run.heartbeat_at)
-        events.publish("training", run.pk, events.training_payload(run))
+        heartbeat_job(run, progress=progress, logs=run.logs)
 
     return report
 
 
-HEARTBEAT_SECONDS = 60.0
-
-
-@contextmanager
-def heartbeat(model, pk, *, every_s: float = HEARTBEAT_SECONDS):
-    """While the block runs, stamp `heartbeat_at` on row `pk` every `every_s` seconds from a
-    side thread: a long step without progress reports (packaging, a LoRA subprocess) still
-    shows the worker is alive, and a dead worker stops stamping (see fail_stalled_runs)."""
-    from django.db import connection
-
-    stop = threading.Event()
-
-    def beat() -> None:
-        try:
-            while not stop.wait(every_s):
-                model.objects.filter(pk=pk).update(heartbeat_at=timezone.now())
-        except Exception:
-            logger.warning("heartbeat of %s %s stopped", model.__name__, pk, exc_info=True)
-        finally:
-            connection.close()  # this thread's own connection
-
-    model.objects.filter(pk=pk).update(heartbeat_at=timezone.now())
-    thread = threading.Thread(target=beat, name=f"heartbeat-{model.__name__}-{pk}", daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-
-
-def fail_stalled_jobs(model, *, audit_action: str, on_failed=None) -> list:
-    """Fail the running jobs of `model` (a training run, an explainer fine-tune: status,
-    started_at, heartbeat_at, error, finished_at) without a heartbeat for
-    DEEPMED_TRAINING_STALL_MINUTES: their worker is gone (killed, out of memory, host restarted)
-    and its re-delivered task will not take a job that is already `running`. The admin sees why
-    and can start a new one. If the worker was only slow after all, its own finish overwrites
-    this verdict. `on_failed(job)` runs for each failed job (logs, live events)."""
-    minutes = settings.DEEPMED_TRAINING_STALL_MINUTES
-    cutoff = timezone.now() - timedelta(minutes=minutes)
-    error = (
-        f"no progress for {minutes} minutes: the training worker stopped (killed, out of memory or "
-        "restarted). Start a new run."
-    )
-    stalled = model.objects.filter(status=RunStatus.RUNNING).filter(
-        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
-    )
-    failed = []
-    for job in stalled:
-        with transaction.atomic():
-            if not model.objects.filter(pk=job.pk, status=RunStatus.RUNNING).update(
-                status=RunStatus.FAILED, error=error, finished_at=timezone.now()
-            ):
-                continue  # finished meanwhile
-            job.refresh_from_db()
-            if on_failed is not None:
-                on_failed(job)
-            record_event(actor=None, action=audit_action, obj=job, detail={"minutes": minutes})
-        failed.append(job)
-    return failed
-
-
-def fail_stalled_runs() -> list[TrainingRun]:
-    """Training runs whose worker died: failed, with a line in their log and a live update."""
-    return fail_stalled_jobs(
-        TrainingRun,
-        audit_action="training.stalled",
-        on_failed=lambda run: _finish_run(
-            run,
-            RunStatus.FAILED,
-            error=run.error,
-            log=f"{timezone.now():%H:%M:%S} failed by the stalled-run check: no word from the worker\n",
-        ),
-    )
-
-
-def _stop_requested(run: TrainingRun):
-    """Polled by ml_core.train every step: True once an admin cancelled the run."""
-    return lambda: TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists()
-
-
-def execute_training_run(run_id: int) -> TrainingRun | None:
+def execute_training_run(run_id: int, *, worker: str = "") -> TrainingRun | None:
     """The body of the `training` task: snapshot data → train (live progress) → MLflow run with
-    the dataset manifest → registry version as challenger → held-out evaluation."""
-    run = _claim_run(run_id)
+    the dataset manifest → registry version as challenger → held-out evaluation. None when the
+    task has nothing to do (see apps.jobs.services.claim_job)."""
+    run = claim_job(TrainingRun, run_id, worker=worker)
     if run is None:
         return None
     workdir = settings.DATA_DIR / "training-runs" / str(run.pk)
     try:
         samples = list(selectors.training_samples())
         dataset = _export_dataset(workdir / "physician", samples)
-        with heartbeat(TrainingRun, run.pk):
-            outcome = _train_and_track(run, dataset, workdir, _progress_reporter(run), _stop_requested(run))
+        with keep_alive(run):
+            outcome = _train_and_track(
+                run, dataset, workdir, _progress_reporter(run), lambda: job_selectors.stop_requested(run)
+            )
         run.mlflow_run_id = outcome["run_id"]
         version = register_model_version(
             outcome["package_dir"],
@@ -775,8 +663,8 @@ def rollback_champion(*, registered_name: str = "", actor=None) -> Promotion:
 def check_retraining_queue() -> TrainingRun | None:
     """The beat task's decision: start an automatic run when enough new labels arrived or the
     champion's agreement with physicians is too low; the trigger and reason are recorded."""
-    if TrainingRun.objects.filter(status__in=[RunStatus.QUEUED, RunStatus.RUNNING]).exists():
-        return None
+    if TrainingRun.objects.active().exists():
+        return None  # a lost or dead one is failed by apps.jobs' sweeper, which unblocks this
     queue = selectors.retraining_queue()
     params = {
         "architecture": settings.DEEPMED_RETRAIN_ARCHITECTURE,
@@ -823,41 +711,30 @@ def start_augmentation_job(*, label: str, target_count: int, intensity: str = "m
             obj=job,
             detail={"label": label, "target_count": job.target_count, "intensity": intensity},
         )
-        transaction.on_commit(lambda: _enqueue_augmentation(job.pk))
+        enqueue_job(job)  # on the `augmentation` queue once committed
     return job
 
 
-def _enqueue_augmentation(job_id: int) -> None:
-    from workers.augmentation import run_augmentation
-
-    run_augmentation.delay(job_id)
-
-
-def execute_augmentation_job(job_id: int) -> AugmentationJob | None:
-    with transaction.atomic():
-        job = AugmentationJob.objects.select_for_update().filter(pk=job_id, status=RunStatus.QUEUED).first()
-        if job is None:
-            return None
-        job.status = RunStatus.RUNNING
-        job.save(update_fields=["status"])
+def execute_augmentation_job(job_id: int, *, worker: str = "") -> AugmentationJob | None:
+    """The body of the `augmentation` task; None when there is nothing to do (see claim_job).
+    A job taken over from a dead worker starts again: materialising overwrites the same files."""
+    job = claim_job(AugmentationJob, job_id, worker=worker)
+    if job is None:
+        return None
     output = settings.DATA_DIR / "augmented" / f"job-{job.pk}" / job.label
 
     def report(done: int, total: int) -> None:
-        job.progress = {"done": done, "total": total}
-        AugmentationJob.objects.filter(pk=job.pk).update(progress=job.progress)
-        events.publish("augmentation", job.pk, events.augmentation_payload(job))
+        heartbeat_job(job, progress={"done": done, "total": total})
 
     try:
         sources = selectors.class_image_paths(job.label)
-        _augment_class(sources, output, job.target_count, job.intensity, report)
-        job.status, job.output_dir = RunStatus.SUCCEEDED, str(output)
+        with keep_alive(job):
+            _augment_class(sources, output, job.target_count, job.intensity, report)
     except Exception as exc:
         logger.exception("augmentation job %s failed", job.pk)
-        job.status, job.error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}"
-    job.finished_at = timezone.now()
-    job.save(update_fields=["status", "output_dir", "error", "finished_at", "progress"])
-    events.publish("augmentation", job.pk, events.augmentation_payload(job))
-    return job
+        return finish_job(job, RunStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+    job.output_dir = str(output)
+    return finish_job(job, RunStatus.SUCCEEDED, update_fields=["output_dir"])
 
 
 # --- ml_core adapters (the only calls into training/evaluation/tracking) ----------------------

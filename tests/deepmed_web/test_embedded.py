@@ -36,7 +36,7 @@ def test_embedded_beat_covers_every_periodic_task(settings):
     assert {
         "workers.maintenance.requeue_stalled_studies",
         "workers.llm.requeue_unexplained_studies",
-        "workers.training.fail_stalled_runs",
+        "workers.maintenance.sweep_jobs",
     } <= set(entries)
 
 

@@ -83,3 +83,21 @@ def test_the_console_offers_it(client, edited, admin_user, django_capture_on_com
         response = client.post("/modelops/explainer-finetune/", {"steps": "3"})
     assert response.status_code == 302
     assert ExplainerFinetuneRun.objects.get().steps == 3
+
+
+def test_a_finetune_whose_worker_died_is_failed_by_the_sweeper(db, settings, minutes_ago):
+    from apps.jobs.services import claim_job
+    from workers.maintenance import sweep_jobs
+
+    settings.DEEPMED_TRAINING_STALL_MINUTES = 30
+    dead = claim_job(ExplainerFinetuneRun, ExplainerFinetuneRun.objects.create().pk, worker="gpu@host")
+    alive = claim_job(ExplainerFinetuneRun, ExplainerFinetuneRun.objects.create().pk, worker="gpu@host")
+    ExplainerFinetuneRun.objects.filter(pk=dead.pk).update(heartbeat_at=minutes_ago(90))
+
+    assert sweep_jobs()["explanations.explainerfinetunerun"]["stalled"] == [dead.pk]
+    dead.refresh_from_db()
+    alive.refresh_from_db()
+    assert dead.status == "failed" and "no progress for 30 minutes" in dead.error and dead.finished_at
+    assert alive.status == "running"
+    assert AuditEvent.objects.filter(action="explainer.finetune.stalled", object_id=str(dead.pk)).exists()
+    assert services.execute_explainer_finetune(dead.pk) is None  # a late redelivery changes nothing

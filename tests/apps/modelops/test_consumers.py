@@ -4,8 +4,9 @@ import pytest
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 
+from apps.jobs.selectors import stop_requested
 from apps.modelops.models import TrainingRun
-from apps.modelops.services import _progress_reporter, _stop_requested, cancel_training_run
+from apps.modelops.services import _progress_reporter, cancel_training_run
 from deepmed_web.routing import websocket_urlpatterns
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -39,10 +40,9 @@ async def test_admin_follows_a_run_live(admin_user):
 
 async def test_cancel_is_seen_by_the_running_loop(admin_user):
     run = await database_sync_to_async(TrainingRun.objects.create)(params={}, status="running")
-    should_stop = _stop_requested(run)
-    assert not await database_sync_to_async(should_stop)()
+    assert not await database_sync_to_async(stop_requested)(run)
     await database_sync_to_async(cancel_training_run)(run, actor=admin_user)
-    assert await database_sync_to_async(should_stop)()
+    assert await database_sync_to_async(stop_requested)(run)
 
 
 async def test_physician_cannot_follow(physician):
