@@ -17,7 +17,9 @@ class Review(models.Model):
     physician = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="reviews")
     decision = models.CharField(max_length=16, choices=Decision.choices)
     final_label = models.CharField(max_length=64, blank=True)
-    note = models.TextField(blank=True)
+    note = models.TextField(blank=True, help_text="for the patient: shown on their study page and in the API")
+    # Clinicians only: never rendered on a patient's page nor in the patient API.
+    internal_note = models.TextField(blank=True, help_text="for clinicians only: never shown to the patient")
     fit_for_training = models.BooleanField(default=True)
     version = models.PositiveIntegerField(default=1)
     supersedes = models.OneToOneField(

@@ -52,7 +52,12 @@ class ReviewWorklistSerializer(serializers.Serializer):
 class ReviewCreateSerializer(serializers.Serializer):
     decision = serializers.ChoiceField(choices=Decision.choices)
     final_label = serializers.CharField(required=False, allow_blank=True, default="")
-    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=4000)
+    note = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=4000, help_text="for the patient: they see it"
+    )
+    internal_note = serializers.CharField(
+        required=False, allow_blank=True, default="", max_length=4000, help_text="for clinicians only"
+    )
     fit_for_training = serializers.BooleanField(required=False, default=True)
 
 
@@ -75,7 +80,8 @@ class ReviewVersionSerializer(serializers.Serializer):
     physician = serializers.CharField(source="physician.username")
     decision = serializers.CharField()
     final_label = serializers.CharField()
-    note = serializers.CharField()
+    note = serializers.CharField(help_text="for the patient")
+    internal_note = serializers.CharField(help_text="for clinicians only (never in the patient's API)")
     fit_for_training = serializers.BooleanField()
     version = serializers.IntegerField()
     supersedes = serializers.IntegerField(source="supersedes_id", allow_null=True)

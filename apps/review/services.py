@@ -114,6 +114,7 @@ def save_review(
     decision: str,
     final_label: str = "",
     note: str = "",
+    internal_note: str = "",
     fit_for_training: bool = True,
     ip_address: str | None = None,
 ) -> Review:
@@ -123,7 +124,8 @@ def save_review(
     a reviewed study: only the author of the review in force may correct it; the correction is
     a new version superseding the old one (kept), and the old version's training sample is
     withdrawn. When the image is fit for training and has a class label, a `LabeledSample`
-    joins the retraining queue with its provenance. Frees the claim; audited.
+    joins the retraining queue with its provenance. `note` is for the patient, `internal_note`
+    for clinicians only. Frees the claim; audited.
     """
     _ensure_reviewer(physician)
     with transaction.atomic():
@@ -146,6 +148,7 @@ def save_review(
             decision=decision,
             final_label=label,
             note=(note or "").strip(),
+            internal_note=(internal_note or "").strip(),
             fit_for_training=bool(fit_for_training),
             version=previous.version + 1 if previous else 1,
             supersedes=previous,

@@ -28,7 +28,9 @@ class WorklistFilterForm(forms.Form):
 class ReviewForm(forms.Form):
     decision = forms.ChoiceField(choices=Decision.choices, widget=forms.RadioSelect)
     final_label = forms.CharField(required=False)
+    # `note` is shown to the patient; `internal_note` to clinicians only.
     note = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 3}))
+    internal_note = forms.CharField(required=False, max_length=4000, widget=forms.Textarea(attrs={"rows": 2}))
     fit_for_training = forms.BooleanField(required=False, initial=True)
 
 

@@ -12,6 +12,8 @@ import logging
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
+from apps.studies.selectors import patient_status
+
 logger = logging.getLogger(__name__)
 
 WORKLIST_GROUP = "worklist"
@@ -30,6 +32,7 @@ def study_status_payload(study) -> dict:
         "study_id": str(study.id),
         "status": study.status,
         "status_display": study.get_status_display(),
+        "status_text": patient_status(study),  # the patient's wording ("Awaiting physician review")
         "failure_code": study.failure_code,
         "failure_reason": study.failure_reason,
         "updated_at": study.updated_at.isoformat() if study.updated_at else None,

@@ -71,6 +71,79 @@ def latest_review(study: Study):
     return Review.objects.filter(study=study).order_by("-version", "-created_at").first()
 
 
+# --- the status in the patient's words -----------------------------------------------------
+# One wording for the study page, "My studies", live updates and the API's `status_text`: a
+# result is never "done" while the physician's review is pending.
+
+PATIENT_STATUS = {
+    StudyStatus.UPLOADED: "Waiting to be analysed",
+    StudyStatus.QUEUED: "Waiting to be analysed",
+    StudyStatus.PREDICTING: "Being analysed",
+    StudyStatus.PREDICTED: "Awaiting physician review",
+    StudyStatus.EXPLAINING: "Awaiting physician review",
+    StudyStatus.EXPLAINED: "Awaiting physician review",
+    StudyStatus.REVIEWED: "Reviewed",
+}
+# Stored failure reasons are written for staff (an exception's text, "no model is deployed").
+PATIENT_FAILURE_REASONS = {
+    "not_a_chest_xray": "this does not look like a chest X-ray",
+    "image_unreadable": "the image could not be read",
+    "no_model": "the automated analysis is not available at the moment",
+}
+OTHER_FAILURE_REASON = "something went wrong on our side"
+
+# The patient's progress steps, and for each status: which step it is at and that step's state
+# (the steps before it are done, those after it to do). Studies fail only while being analysed.
+PROGRESS_STEPS = (
+    ("queued", "Queued"),
+    ("analysing", "Analysing"),
+    ("explaining", "Explaining"),
+    ("review", "Physician review"),
+)
+STEP_OF_STATUS = {
+    StudyStatus.UPLOADED: ("queued", "current"),
+    StudyStatus.QUEUED: ("queued", "current"),
+    StudyStatus.PREDICTING: ("analysing", "current"),
+    StudyStatus.PREDICTED: ("explaining", "current"),
+    StudyStatus.EXPLAINING: ("explaining", "current"),
+    StudyStatus.EXPLAINED: ("review", "current"),
+    StudyStatus.REVIEWED: ("review", "done"),
+    StudyStatus.FAILED: ("analysing", "failed"),
+}
+# The physician's label in plain words (other classes: their name without underscores).
+PLAIN_LABELS = {"PNEUMONIA": "pneumonia", "NORMAL": "normal chest X-ray", "COVID-19": "COVID-19"}
+NOT_ASSESSABLE_WORDS = "the image could not be assessed"
+
+
+def patient_failure_reason(failure_code: str) -> str:
+    return PATIENT_FAILURE_REASONS.get(failure_code, OTHER_FAILURE_REASON)
+
+
+def patient_status(study: Study) -> str:
+    if study.status == StudyStatus.FAILED:
+        return f"Could not be analysed: {patient_failure_reason(study.failure_code)}"
+    return PATIENT_STATUS.get(study.status, study.get_status_display())
+
+
+def progress_steps(status: str) -> list[dict]:
+    """The patient's steps with their state (done, current, failed or todo) for `status`."""
+    at_key, at_state = STEP_OF_STATUS[status]
+    at = [key for key, _ in PROGRESS_STEPS].index(at_key)
+    return [
+        {"key": key, "label": label, "state": "done" if i < at else at_state if i == at else "todo"}
+        for i, (key, label) in enumerate(PROGRESS_STEPS)
+    ]
+
+
+def plain_label(label: str) -> str:
+    return PLAIN_LABELS.get(label, label.replace("_", " "))
+
+
+def review_words(review) -> str:
+    """A physician's answer in plain words: the label, or that the image could not be assessed."""
+    return plain_label(review.final_label) if review.final_label else NOT_ASSESSABLE_WORDS
+
+
 @dataclass(frozen=True)
 class StudyResult:
     """Everything a patient sees about one study; the web page and the API render this."""
@@ -88,6 +161,18 @@ class StudyResult:
             return []
         return sorted(self.prediction.probabilities.items(), key=lambda item: -item[1])
 
+    @property
+    def status_text(self) -> str:
+        return patient_status(self.study)
+
+    @property
+    def failure_reason(self) -> str:
+        return patient_failure_reason(self.study.failure_code) if self.error else ""
+
+    @property
+    def review_words(self) -> str:
+        return review_words(self.review) if self.review else ""
+
 
 def study_result(study: Study) -> StudyResult:
     prediction = visible_prediction(study)
@@ -100,6 +185,37 @@ def study_result(study: Study) -> StudyResult:
         low_confidence=bool(prediction and prediction.confidence < settings.DEEPMED_LOW_CONFIDENCE),
         error={"code": study.failure_code, "message": study.failure_reason} if failed else None,
     )
+
+
+@dataclass(frozen=True)
+class HistoryRow:
+    """One line of the patient's "My studies": the status and the result in plain words."""
+
+    study: Study
+    status_text: str
+    result_text: str  # empty while there is no result (and for a failed study)
+
+    @property
+    def failed(self) -> bool:
+        return self.study.status == StudyStatus.FAILED
+
+
+def patient_history(user: User) -> list[HistoryRow]:
+    """The patient's studies, newest first: the physician's answer once reviewed, else the preview."""
+    rows = []
+    for study in studies_for_owner(user).prefetch_related("reviews"):
+        review = max(study.reviews.all(), key=lambda r: r.version, default=None)
+        preview = next((p for p in study.predictions.all() if p.role == PredictionRole.CHAMPION), None)
+        if study.status == StudyStatus.FAILED:
+            result = ""
+        elif review is not None:
+            result = f"Physician: {review_words(review)}"
+        elif preview is not None:
+            result = f"Automated preview: {plain_label(preview.label)}"
+        else:
+            result = ""
+        rows.append(HistoryRow(study=study, status_text=patient_status(study), result_text=result))
+    return rows
 
 
 def get_own_study(user: User, study_id) -> Study:

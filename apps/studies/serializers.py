@@ -46,6 +46,10 @@ class StudySerializer(serializers.Serializer):
 
     id = serializers.UUIDField(source="study.id")
     status = serializers.CharField(source="study.status")
+    status_text = serializers.CharField(
+        help_text="the status in the patient's words, e.g. 'Awaiting physician review', 'Reviewed', "
+        "'Could not be analysed: <reason>'"
+    )
     created_at = serializers.DateTimeField(source="study.created_at")
     prediction = PredictionSerializer(allow_null=True)
     low_confidence = serializers.BooleanField()

@@ -17,18 +17,9 @@ from apps.audit.middleware import audits_patient_data
 from apps.audit.services import client_ip
 from apps.core.errors import ApplicationError
 from apps.studies import events, selectors, services
-from apps.studies.models import StudyStatus
 from apps.studies.responses import png_response
 from deepmed_web.throttles import UPLOAD_THROTTLES, web_rate_limit_wait
 from deepmed_web.web_errors import add_form_error, json_error, with_retry_after
-
-# Where the live page's progress steps are (queued -> analysing -> explaining -> done).
-PROGRESS_STEPS = (
-    ("queued", "Queued", (StudyStatus.UPLOADED, StudyStatus.QUEUED)),
-    ("analysing", "Analysing", (StudyStatus.PREDICTING,)),
-    ("explaining", "Explaining", (StudyStatus.PREDICTED, StudyStatus.EXPLAINING)),
-    ("done", "Done", (StudyStatus.EXPLAINED, StudyStatus.REVIEWED)),
-)
 
 
 class UploadForm(forms.Form):
@@ -50,7 +41,7 @@ def _wants_json(request) -> bool:
 @require_GET
 def study_list(request):
     _patient_only(request)
-    return render(request, "studies/list.html", {"studies": selectors.studies_for_owner(request.user)})
+    return render(request, "studies/list.html", {"rows": selectors.patient_history(request.user)})
 
 
 @login_required
@@ -105,25 +96,6 @@ def _upload_page(request, form, status: int = 200):
     return render(request, "studies/upload.html", context, status=status)
 
 
-def _step_of_status() -> dict[str, str]:
-    return {status: key for key, _, statuses in PROGRESS_STEPS for status in statuses}
-
-
-def _progress(status: str) -> list[dict]:
-    """The steps with their state; a failed study has no current step."""
-    keys = [key for key, _, _ in PROGRESS_STEPS]
-    current = _step_of_status().get(status)
-    at = keys.index(current) if current else -1
-    return [
-        {
-            "key": key,
-            "label": label,
-            "state": "done" if i < at or (i == at and key == "done") else ("current" if i == at else "todo"),
-        }
-        for i, (key, label, _) in enumerate(PROGRESS_STEPS)
-    ]
-
-
 @login_required
 @require_GET
 @audits_patient_data("studies.study", "study.read")
@@ -135,10 +107,10 @@ def study_detail(request, study_id):
         {
             "study": study,
             "result": selectors.study_result(study),
-            "steps": _progress(study.status),
+            "steps": selectors.progress_steps(study.status),
             "disclaimer": current_disclaimer(),
             "status_payload": events.study_status_payload(study),
-            "step_of_status": _step_of_status(),
+            "step_of_status": selectors.STEP_OF_STATUS,
         },
     )
 

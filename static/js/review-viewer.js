@@ -39,6 +39,8 @@
     if (heatmapToggle) heatmapToggle.checked = show;
   }
 
+  // The heat-map starts hidden (it biases the read): also when the browser restores the checkbox.
+  toggleHeatmap(false);
   image.complete ? fit() : image.addEventListener("load", fit);
   viewer.addEventListener("wheel", (e) => {
     e.preventDefault();

@@ -15,7 +15,7 @@
     const changed = badge.dataset.status !== payload.status;
     badge.dataset.status = payload.status;
     badge.className = "status status-" + payload.status;
-    badge.textContent = payload.status_display;
+    badge.textContent = payload.status_text || payload.status_display;  // the patient's wording
     if (changed && RESULT.includes(payload.status)) window.location.reload();
   }
 

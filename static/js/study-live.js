@@ -12,11 +12,15 @@
   const RELOAD_ON = ["predicted", "explained", "reviewed", "failed"];
   const FINAL = ["reviewed", "failed"];
 
+  // stepOfStatus: status -> [step, its state] (the server's selectors.STEP_OF_STATUS): the steps
+  // before it are done, those after it still to do. The review step is done only once reviewed.
   function showSteps(status) {
-    const at = steps.findIndex((li) => li.dataset.step === stepOfStatus[status]);
+    const [step, state] = stepOfStatus[status] || [];
+    const at = steps.findIndex((li) => li.dataset.step === step);
     steps.forEach((li, i) => {
-      const done = i < at || (i === at && li.dataset.step === "done");
-      li.className = "step step-" + (done ? "done" : i === at ? "current" : "todo");
+      li.className = "step step-" + (i < at ? "done" : i === at ? state : "todo");
+      if (i === at && state === "current") li.setAttribute("aria-current", "step");
+      else li.removeAttribute("aria-current");
     });
   }
 
@@ -24,7 +28,7 @@
     if (!payload || !payload.status) return;
     const changed = payload.status !== current.status || payload.review_version !== current.review_version;
     current = payload;
-    badge.textContent = payload.status_display;
+    badge.textContent = payload.status_text || payload.status_display;  // the patient's wording
     badge.className = "status status-" + payload.status;
     badge.dataset.status = payload.status;
     showSteps(payload.status);

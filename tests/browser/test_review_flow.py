@@ -122,7 +122,7 @@ def test_physician_claims_corrects_and_patient_sees_the_label(
     # The history row follows live; the patient's open page reloads itself with the label and note.
     history.wait_for_selector(f"tr[data-study-id='{study_id}'] .status-reviewed", timeout=30_000)
     patient.wait_for_selector("#review-final", timeout=30_000)
-    assert target in patient.text_content("#review-final")
+    assert patient.get_attribute("#review-final", "data-label") == target
     assert "differs from the model" in patient.text_content("#review-note")
     patient.screenshot(path=str(artifacts / "review-03-patient-sees-review.png"), full_page=True)
 
@@ -137,7 +137,8 @@ def test_physician_claims_corrects_and_patient_sees_the_label(
     doctor.wait_for_url("**/review/")
     assert doctor.is_visible("text=Review saved (version 2)")
     patient.wait_for_function(
-        f"() => (document.getElementById('review-final') || {{}}).textContent?.includes('{second}')", timeout=30_000
+        f"() => (document.getElementById('review-final') || {{ dataset: {{}} }}).dataset.label === '{second}'",
+        timeout=30_000,
     )
     assert "Second reading" in patient.text_content("#review-note")
 

@@ -11,6 +11,7 @@ from apps.studies.models import Study
 STUDY_FIELDS = {
     "id",
     "status",
+    "status_text",
     "created_at",
     "prediction",
     "low_confidence",

@@ -33,10 +33,13 @@ def test_queued_study_page_is_live_and_shows_the_disclaimer(client, queued_study
 def test_result_shows_every_class_as_a_bar_heatmap_toggle_and_awaiting_review(client, predicted_study):
     html = _page(client, predicted_study)
     assert _disclaimer_shown(html)
-    assert 'id="result-label">PNEUMONIA<' in html
+    assert 'id="result-label" data-label="PNEUMONIA">signs that can fit pneumonia<' in html
     bars = re.findall(r'<tr data-class="([^"]+)">.*?<rect width="(\d+)"', html, flags=re.S)  # % of the bar
     assert bars == [("PNEUMONIA", "80"), ("NORMAL", "15"), ("COVID-19", "5")]  # every class, largest first
-    assert 'id="heatmap-toggle" checked' in html and f"/studies/{predicted_study.pk}/heatmap.png" in html
+    assert (
+        'id="heatmap-toggle" autocomplete="off" checked' in html
+        and f"/studies/{predicted_study.pk}/heatmap.png" in html
+    )
     assert 'id="review-pending"' in html and "Awaiting physician review" in html
     assert 'id="explanation-pending"' in html
     assert 'id="low-confidence"' not in html
@@ -54,17 +57,17 @@ def test_explanation_then_physician_review(client, reviewed_study):
     html = _page(client, reviewed_study)
     assert "patchy shadows in the lower right lung" in html and 'id="explanation-pending"' not in html
     assert 'id="review-pending"' not in html
-    assert re.search(r'id="review-final">.*<strong>NORMAL</strong>', html, flags=re.S)
+    assert re.search(r'id="review-final" data-label="NORMAL">.*<strong>normal chest X-ray</strong>', html, flags=re.S)
     assert "No consolidation on my reading." in html
     assert _disclaimer_shown(html)
-    assert 'data-step="done" class="step step-done"' in html
+    assert 'data-step="review" class="step step-done"' in html
 
 
 def test_not_a_chest_xray_gets_no_label(client, queued_study, predict):
     study = predict(queued_study, ood=True)
     assert study.status == "failed" and study.failure_code == "not_a_chest_xray"
     html = _page(client, study)
-    assert "This does not look like a chest X-ray" in html
+    assert "Could not be analysed: this does not look like a chest X-ray" in html
     assert 'id="result"' not in html and "PNEUMONIA" not in html
     assert 'id="heatmap-image"' not in html and 'id="heatmap-toggle"' not in html
     assert 'id="review-pending"' not in html  # nothing to review: no label was given
@@ -87,7 +90,7 @@ def test_failed_study_never_shows_a_stored_prediction(client, predicted_study):
 def test_other_failures_show_their_reason(client, queued_study):
     fail_study(queued_study, code="no_model", reason="no model is deployed")
     html = _page(client, queued_study)
-    assert "could not be completed" in html and "no model is deployed" in html
+    assert "Could not be analysed: the automated analysis is not available at the moment" in html
 
 
 def test_history_is_newest_first_with_status(client, consenting_patient, predict, django_capture_on_commit_callbacks):
