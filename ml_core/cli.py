@@ -194,9 +194,12 @@ def cmd_export(args: argparse.Namespace, argv: list[str]) -> None:
 
 def cmd_recalibrate(args: argparse.Namespace, argv: list[str]) -> None:
     from ml_core.data import load_dataset
-    from ml_core.pipeline import recalibrate_package
+    from ml_core.pipeline import PackageConfig, recalibrate_package
 
-    build = recalibrate_package(args.model, args.out, load_dataset(args.data), method=args.method, version=args.version)
+    refit = PackageConfig(ood_method=args.ood_method) if args.refit_ood else None
+    build = recalibrate_package(
+        args.model, args.out, load_dataset(args.data), method=args.method, version=args.version, refit_ood=refit
+    )
     _emit(build.report)
 
 
@@ -450,6 +453,8 @@ def build_parser() -> argparse.ArgumentParser:
     rc.add_argument("--out", required=True, help="new package directory (must not exist)")
     rc.add_argument("--method", default="bias_corrected", choices=("bias_corrected", "temperature"))
     rc.add_argument("--version", default=None, help="version of the new package (default: the same)")
+    rc.add_argument("--refit-ood", action="store_true", help="fit and compare the OOD gates again, serve the better")
+    rc.add_argument("--ood-method", default="mahalanobis", choices=("auto", "mahalanobis", "autoencoder"))
     rc.set_defaults(func=cmd_recalibrate)
 
     pr = sub.add_parser("predict", help="predict image files")

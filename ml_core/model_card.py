@@ -226,7 +226,7 @@ def render_model_card(
             "| gate | X-rays passed | non-X-rays rejected | " + " | ".join(ood["n_outliers"]) + " |",
             "|---|---:|---:|" + "---:|" * len(ood["n_outliers"]),
         ]
-        for name in ("mahalanobis", "autoencoder"):
+        for name in ("mahalanobis", "mahalanobis_mean_std", "autoencoder"):
             if name in ood:
                 g = ood[name]
                 per = " | ".join(_pct(g["rejection_rate"][k]) for k in ood["n_outliers"])

@@ -37,6 +37,7 @@ class PackageConfig:
     ood_percentile: float = 99.0  # of validation scores: ~1% of in-distribution images flagged
     ood_fit_images: int = 800  # training images used for the OOD statistics
     ood_method: str = "auto"  # auto (better of both, measured) | mahalanobis | autoencoder
+    ood_poolings: tuple[str, ...] = ("mean", "mean+std")  # Mahalanobis feature poolings compared
     ae_epochs: int = 15
     ood_outliers_per_kind: int = 25  # generated non-X-rays per kind for the gate comparison
     calibration_images: int = 96  # static int8 calibration set (training images)
@@ -53,14 +54,16 @@ class PackageBuild:
     report: dict[str, Any]
 
 
-def onnx_outputs(session, images: Sequence[np.ndarray], cfg: PreprocessConfig, batch_size: int = 32):
-    """(logits N x K, pooled features N x C) of an ONNX session over uint8 images."""
+def onnx_outputs(
+    session, images: Sequence[np.ndarray], cfg: PreprocessConfig, batch_size: int = 32, *, pooling: str = "mean"
+):
+    """(logits N x K, pooled features N x C, or N x 2C for mean+std) of an ONNX session over uint8 images."""
     logits, pooled = [], []
     name = session.get_inputs()[0].name
     for i in range(0, len(images), batch_size):
         lg, feats = session.run(["logits", "features"], {name: preprocess_batch(images[i : i + batch_size], cfg)})
         logits.append(lg)
-        pooled.append(pooled_features(feats))
+        pooled.append(pooled_features(feats, pooling))
     return np.concatenate(logits), np.concatenate(pooled)
 
 
@@ -163,6 +166,11 @@ def export_candidates(
     return fp32_path, figures, candidates
 
 
+def mahalanobis_gate_name(pooling: str) -> str:
+    """Report key of a Mahalanobis gate: 'mahalanobis' (mean pooling, as before) or 'mahalanobis_mean_std'."""
+    return "mahalanobis" if pooling == "mean" else "mahalanobis_" + pooling.replace("+", "_")
+
+
 def fit_ood_gate(
     served: ServedCandidate, pre_cfg: PreprocessConfig, splits: dict[str, SplitData], cfg: PackageConfig, tmp: Path
 ) -> tuple[Any, dict[str, Any]]:
@@ -171,12 +179,22 @@ def fit_ood_gate(
     train, val, test = splits["train"], splits["val"], splits["test"]
     fit_idx = stratified_subset(train.labels, cfg.ood_fit_images, seed=2)
     fit_px = [train.pixels[i] for i in fit_idx]
-    _, train_pooled = onnx_outputs(served.session, fit_px, pre_cfg)
     gates: dict[str, Any] = {}
     if cfg.ood_method in ("auto", "mahalanobis"):
-        gates["mahalanobis"] = fit_mahalanobis(
-            train_pooled, train.labels[fit_idx], percentile=cfg.ood_percentile, calibration=served.val_pooled
-        )
+        for pooling in cfg.ood_poolings:
+            _, train_pooled = onnx_outputs(served.session, fit_px, pre_cfg, pooling=pooling)
+            val_pooled = (
+                served.val_pooled
+                if pooling == "mean"
+                else onnx_outputs(served.session, val.pixels, pre_cfg, pooling=pooling)[1]
+            )
+            gates[mahalanobis_gate_name(pooling)] = fit_mahalanobis(
+                train_pooled,
+                train.labels[fit_idx],
+                percentile=cfg.ood_percentile,
+                calibration=val_pooled,
+                pooling=pooling,
+            )
     if cfg.ood_method in ("auto", "autoencoder"):
         from ml_core.ood_ae import fit_autoencoder
 
@@ -311,11 +329,15 @@ def recalibrate_package(
     *,
     method: Method = "bias_corrected",
     version: str | None = None,
+    refit_ood: PackageConfig | None = None,
 ) -> PackageBuild:
     """A copy of a package with its calibration refitted on ``dataset``'s validation split
-    (same served file, same OOD gate): val/test metrics and the drift reference are redone."""
+    (same served file): val/test metrics and the drift reference are redone. With ``refit_ood``
+    the OOD gates are fitted and compared again as a build would (``fit_ood_gate``), and the
+    better one replaces the package's gate."""
     import shutil
 
+    from ml_core.ood import AE_FILE, OOD_FILE, save_ood
     from ml_core.package import load_package_meta, write_package_meta
 
     started = time.perf_counter()
@@ -327,8 +349,16 @@ def recalibrate_package(
     predictor = load_predictor(out_dir)
     splits = load_splits(dataset, meta.classes)
     val, test = splits["val"], splits["test"]
-    val_logits, _ = onnx_outputs(predictor.session, val.pixels, meta.preprocess)
+    val_logits, val_pooled = onnx_outputs(predictor.session, val.pixels, meta.preprocess)
     test_logits = onnx_outputs(predictor.session, test.pixels, meta.preprocess)[0] if len(test.labels) else None
+    if refit_ood is not None:
+        served = ServedCandidate(out_dir / meta.model_file, predictor.session, val_logits, val_pooled)
+        with tempfile.TemporaryDirectory(prefix="deepmed-ood-") as tmp:
+            gate, ood_report = fit_ood_gate(served, meta.preprocess, splits, refit_ood, Path(tmp))
+            for name in (OOD_FILE, AE_FILE):
+                (out_dir / name).unlink(missing_ok=True)
+            meta.ood = save_ood(gate, out_dir)
+        meta.metrics["ood"] = ood_report
     calibration, metrics = calibrate_and_score(
         val_logits,
         val.labels,
@@ -341,12 +371,17 @@ def recalibrate_package(
     meta.metrics.update(metrics)
     meta.temperature, meta.class_bias = calibration.temperature, calibration.class_bias
     meta.version = version or meta.version
-    meta.extra["recalibrated_from"] = {"version": load_package_meta(package_dir).version, "method": method}
+    meta.extra["recalibrated_from"] = {
+        "version": load_package_meta(package_dir).version,
+        "method": method,
+        "ood_refitted": refit_ood is not None,
+    }
     write_package_meta(out_dir, meta)
     write_drift_reference(out_dir, val.pixels)
     report = {
         "package_dir": str(out_dir),
         "calibration": calibration.to_dict(),
+        "ood": meta.metrics.get("ood") if refit_ood is not None else None,
         "seconds": time.perf_counter() - started,
     }
     return PackageBuild(package_dir=out_dir, report={**report, "test": metrics.get("test")})
@@ -383,7 +418,7 @@ def compare_ood_gates(gates: dict[str, Any], session, pre_cfg, inliers, outliers
     def scores(gate, images):
         if hasattr(gate, "score_images"):
             return gate.score_images(images)
-        return gate.score(onnx_outputs(session, images, pre_cfg)[1])
+        return gate.score(onnx_outputs(session, images, pre_cfg, pooling=gate.pooling)[1])
 
     for name, gate in gates.items():
         entry = {

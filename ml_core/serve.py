@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from ml_core.ood import AutoencoderOOD, OODModel, load_ood, pooled_features
+from ml_core.ood import AutoencoderOOD, OODModel, load_ood
 from ml_core.package import PackageError, PackageMeta, file_sha256, load_package_meta
 from ml_core.preprocessing import content_box, preprocess
 
@@ -84,7 +84,7 @@ class Predictor:
             return None
         if hasattr(self.ood, "score_images"):
             return self.ood.score_images(images)
-        return self.ood.score(pooled_features(features))
+        return self.ood.score_maps(features)
 
     def predict(self, pixels: np.ndarray, *, with_heatmap: bool = True) -> PredictionResult:
         return self.predict_batch([pixels], with_heatmap=with_heatmap)[0]

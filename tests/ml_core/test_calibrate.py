@@ -96,6 +96,7 @@ def test_recalibrating_a_package_refits_on_validation_and_keeps_the_original(tra
     assert after.version == "2" and after.extra["recalibrated_from"] == {
         "version": before.version,
         "method": "bias_corrected",
+        "ood_refitted": False,
     }
     assert after.metrics["calibration"]["method"] == "bias_corrected" and len(after.class_bias) == 3
     assert after.metrics["test"]["class_bias"] == after.class_bias and after.metrics["test"]["n"] == 18
@@ -105,3 +106,22 @@ def test_recalibrating_a_package_refits_on_validation_and_keeps_the_original(tra
     assert "bias-corrected temperature scaling" in calibration_line(after)
     with pytest.raises(FileExistsError):
         recalibrate_package(source, tmp_path / "recal", load_dataset(tiny_data))
+
+
+def test_recalibrating_with_refit_ood_compares_both_poolings_and_serves_the_chosen_gate(trained, tiny_data, tmp_path):
+    from ml_core.data import load_dataset
+    from ml_core.ood import synthetic_outliers
+    from ml_core.pipeline import PackageConfig, recalibrate_package
+
+    source = trained[0].package_dir
+    cfg = PackageConfig(ood_method="mahalanobis", ood_outliers_per_kind=4)
+    build = recalibrate_package(source, tmp_path / "refit", load_dataset(tiny_data), refit_ood=cfg)
+    after = load_package_meta(build.package_dir)
+    report = after.metrics["ood"]
+    assert {"mahalanobis", "mahalanobis_mean_std"} <= set(report) and "autoencoder" not in report
+    assert after.ood["pooling"] == ("mean" if report["chosen"] == "mahalanobis" else "mean+std")
+    assert after.ood["threshold"] == pytest.approx(report[report["chosen"]]["threshold"])
+    assert after.extra["recalibrated_from"]["ood_refitted"] is True
+    predictor = load_predictor(build.package_dir)
+    assert predictor.ood.pooling == after.ood["pooling"]
+    assert predictor.predict(synthetic_outliers(1)["noise"][0], with_heatmap=False).ood_score is not None

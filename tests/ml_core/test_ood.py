@@ -40,6 +40,51 @@ def test_pooled_features_is_global_average():
     np.testing.assert_allclose(pooled_features(f), f.mean(axis=(2, 3)))
 
 
+def test_mean_std_pooling_puts_the_spatial_deviation_beside_the_mean():
+    f = np.random.default_rng(0).normal(size=(2, 3, 4, 4))
+    pooled = pooled_features(f, "mean+std")
+    assert pooled.shape == (2, 6)
+    np.testing.assert_allclose(pooled[:, 3:], f.std(axis=(2, 3)))
+    with pytest.raises(ValueError, match="unknown pooling"):
+        pooled_features(f, "max")
+
+
+def _maps(n, rng, *, texture: float):
+    """Feature maps whose channel averages are alike; ``texture`` is their spatial spread."""
+    base = rng.normal(size=(n, 6, 1, 1))
+    return base + texture * rng.normal(size=(n, 6, 5, 5))
+
+
+def test_mean_std_gate_rejects_maps_that_only_differ_in_texture():
+    rng = np.random.default_rng(3)
+    train, calib = _maps(300, rng, texture=0.1), _maps(300, rng, texture=0.1)
+    textured = _maps(50, rng, texture=1.0)  # same averages in expectation, far more spread
+    gates = {
+        pooling: fit_mahalanobis(
+            pooled_features(train, pooling),
+            percentile=99.0,
+            calibration=pooled_features(calib, pooling),
+            pooling=pooling,
+        )
+        for pooling in ("mean", "mean+std")
+    }
+    assert gates["mean+std"].is_out_of_distribution(pooled_features(textured, "mean+std")).mean() > 0.95
+    assert (gates["mean+std"].score_maps(textured) > gates["mean+std"].threshold).mean() > 0.95
+    assert (gates["mean"].score_maps(textured) > gates["mean"].threshold).mean() < 0.5
+
+
+def test_pooling_round_trips_and_old_stubs_mean_the_average(tmp_path):
+    rng = np.random.default_rng(4)
+    maps = rng.normal(size=(40, 3, 2, 2))
+    model = fit_mahalanobis(pooled_features(maps, "mean+std"), pooling="mean+std")
+    stub = save_ood(model, tmp_path)
+    assert stub["pooling"] == "mean+std" and stub["feature_dim"] == 6
+    loaded = load_ood(tmp_path, stub)
+    np.testing.assert_allclose(loaded.score_maps(maps), model.score_maps(maps), rtol=1e-4)
+    legacy = {k: v for k, v in save_ood(fit_mahalanobis(pooled_features(maps)), tmp_path).items() if k != "pooling"}
+    assert load_ood(tmp_path, legacy).pooling == "mean"
+
+
 def test_autoencoder_gate_flags_documents_and_round_trips_through_a_package(tmp_path):
     pytest.importorskip("torch")
     import numpy as np
