@@ -18,10 +18,10 @@ from django.utils import timezone
 from apps.audit.services import record_event
 from apps.core.errors import ApplicationError
 from apps.explanations import metrics, selectors
-from apps.explanations.models import ExplainerFinetuneRun, ExplanationEdit
+from apps.explanations.models import ExplainerFinetuneRun, Explanation, ExplanationEdit
 from apps.jobs.models import JobStatus
 from apps.jobs.services import claim_job, enqueue_job, finish_job, keep_alive
-from apps.studies.models import Explanation, Study, StudyStatus
+from apps.studies.models import Study, StudyStatus
 from apps.studies.selectors import champion_prediction
 from apps.studies.services import claim_study_step, transition_study
 from ml_core.llm.engine import STARTER_CHECKPOINT, GenerationSettings
