@@ -37,6 +37,9 @@ from apps.modelops.models import (
     TrainingRun,
     Trigger,
 )
+from apps.review import services as review_services
+from apps.studies import services as study_services
+from ml_core.imaging import ImageIntakeError
 from ml_core.package import load_package_meta
 
 logger = logging.getLogger(__name__)
@@ -251,29 +254,40 @@ def choose_serving_versions(study_id) -> tuple[ModelVersion | None, ModelVersion
 
 def record_shadow_prediction(study, version: ModelVersion, pixels) -> Any:
     """Run `version` in shadow and store its Prediction with role=challenger (never shown to
-    patients). A failure here is logged and never touches the study."""
-    from apps.studies.models import Prediction, PredictionRole
-
+    patients; apps.studies stores it). A failure here is logged and never touches the study."""
     try:
         result = load_predictor(version).predict(pixels, with_heatmap=False)
-        prediction, _ = Prediction.objects.get_or_create(
-            study=study,
-            role=PredictionRole.CHALLENGER,
-            defaults={
-                "model_version": version,
-                "model_name": result.model_name,
-                "model_version_label": result.model_version,
-                "label": result.label,
-                "probabilities": result.probabilities,
-                "confidence": result.confidence,
-                "latency_ms": result.latency_ms,
-                "ood_score": result.ood_score,
-            },
-        )
-        return prediction
+        return study_services.record_shadow_prediction(study, model_version=version, result=result)
     except Exception:
         logger.warning("shadow prediction of study %s by %s failed", study.pk, version, exc_info=True)
         return None
+
+
+def predict_study(study_id) -> str:
+    """The inference pipeline of one study (the `inference` task): claim it (queued →
+    predicting), choose the versions (champion, or the challenger for the canary share), run the
+    shown one and store its result (studies moves the study on, or fails it for an image that is
+    not a chest X-ray), then the shadow one. A clear failure instead: `no_model`,
+    `image_unreadable`. Returns "skipped" (nothing to do: a re-delivered task), "failed" or
+    "predicted"."""
+    study = study_services.start_prediction(study_id)
+    if study is None:
+        return "skipped"
+    # Version check at every task: a promotion is picked up without restarting the worker.
+    version, shadow = choose_serving_versions(study.pk)
+    if version is None:
+        study_services.fail_study(study, code="no_model", reason=study_services.NO_MODEL_REASON)
+        return "failed"
+    try:
+        pixels = study_services.load_study_pixels(study)
+    except (ImageIntakeError, FileNotFoundError) as exc:
+        study_services.fail_study(study, code="image_unreadable", reason=f"The stored image could not be read: {exc}")
+        return "failed"
+    result = load_predictor(version).predict(pixels)
+    prediction = study_services.record_prediction(study, model_version=version, result=result)
+    if prediction is not None and shadow is not None:
+        record_shadow_prediction(study, shadow, pixels)  # stored, never shown to patients
+    return "predicted"
 
 
 # --- training runs ------------------------------------------------------------------------
@@ -448,7 +462,7 @@ def execute_training_run(run_id: int, *, worker: str = "") -> TrainingRun | None
             actor=run.started_by,
         )
         run.result_version = version
-        run.samples.add(*samples)  # these labels now count as used by a training
+        review_services.mark_samples_used(samples, run)  # these labels now count as used by a training
         run.progress = {**(run.progress or {}), "phase": "evaluating"}
         evaluate_version(version)
         set_alias(version, Alias.CHALLENGER, actor=run.started_by)
