@@ -9,6 +9,6 @@ from workers import STUDY_TASK_OPTIONS
 
 @shared_task(name="workers.inference.run_inference", **STUDY_TASK_OPTIONS)
 def run_inference(study_id: str) -> str:
-    from apps.modelops import services
+    from apps.modelops.services.serving import predict_study
 
-    return services.predict_study(study_id)
+    return predict_study(study_id)
