@@ -294,7 +294,8 @@ def predicted_study(queued_study, predict):
 
 @pytest.fixture
 def explained_study(predicted_study):
-    from apps.studies.models import Explanation, StudyStatus
+    from apps.explanations.models import Explanation
+    from apps.studies.models import StudyStatus
     from apps.studies.services import transition_study
 
     transition_study(predicted_study, StudyStatus.EXPLAINING)

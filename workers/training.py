@@ -8,7 +8,7 @@ from celery import shared_task
 
 @shared_task(name="workers.training.run_training", bind=True, acks_late=True)
 def run_training(self, run_id: int) -> str:
-    from apps.modelops.services import execute_training_run
+    from apps.modelops.services.training import execute_training_run
 
     run = execute_training_run(run_id, worker=self.request.hostname or "")
     return "skipped" if run is None else run.status
@@ -17,7 +17,7 @@ def run_training(self, run_id: int) -> str:
 @shared_task(name="workers.training.check_retraining_queue")
 def check_retraining_queue() -> int | None:
     """Celery beat: start an automatic run when the retraining queue says so."""
-    from apps.modelops.services import check_retraining_queue as check
+    from apps.modelops.services.retraining import check_retraining_queue as check
 
     run = check()
     return None if run is None else run.pk

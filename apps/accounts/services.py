@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.accounts import disclaimer as texts
+from apps.accounts import signals
 from apps.accounts.models import Consent, ResearchConsent, Role, User
 from apps.accounts.selectors import current_consent
 from apps.accounts.usernames import clean_username
@@ -172,20 +173,19 @@ def decide_research_use(
 
 
 def delete_account(user: User, *, ip_address: str | None = None) -> None:
-    """ "Delete my account and data": every study goes through the study deletion rules
-    (files removed, training exclusion unless research consent), then the user row goes.
+    """ "Delete my account and data": each app deletes the user's data by its own rules first
+    (signals.account_deleting; apps.studies: every study through the study deletion rules, files
+    removed, training exclusion unless research consent), then the user row goes.
     The audit trail keeps the username; the events' actor link becomes empty."""
-    from apps.studies.services import delete_study
-
-    studies = list(user.studies.all())
-    for study in studies:
-        delete_study(study, actor=user, ip_address=ip_address, reason="account_deleted")
+    deleted: dict = {}
+    for _, details in signals.account_deleting.send(sender=User, user=user, ip_address=ip_address):
+        deleted.update(details or {})
     with transaction.atomic():
         record_event(
             actor=user,
             action="account.delete",
             obj=user,
             ip_address=ip_address,
-            detail={"role": user.role, "studies_deleted": len(studies)},
+            detail={"role": user.role, **deleted},
         )
         user.delete()

@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from apps.audit.admin import PatientDataAdmin
-from apps.explanations.models import ExplanationEdit
+from apps.explanations.models import Explanation, ExplanationEdit
 
 
 @admin.register(ExplanationEdit)
@@ -9,3 +9,8 @@ class ExplanationEditAdmin(PatientDataAdmin):
     """Read-only and audited: physicians' edits of a patient's explanation."""
 
     list_display = ("explanation", "editor", "original_engine", "created_at")
+
+
+@admin.register(Explanation)
+class ExplanationAdmin(PatientDataAdmin):
+    list_display = ("study", "engine", "model_name", "created_at")

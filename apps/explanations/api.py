@@ -10,11 +10,11 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.accounts.permissions import AdminApi
 from apps.audit.middleware import audits_patient_data
 from apps.audit.services import client_ip
 from apps.explanations import selectors, services
 from apps.explanations.models import ExplainerFinetuneRun
-from apps.modelops.api import AdminApi
 
 
 class ExplanationEditSerializer(serializers.Serializer):

@@ -1,4 +1,4 @@
-"""Physician edits of explanations. The Explanation itself lives in apps.studies (one per study)."""
+"""Explanations of studies (one per study), the physicians' edits of them, and the LoRA fine-tune job."""
 
 from __future__ import annotations
 
@@ -8,11 +8,33 @@ from django.db import models
 from apps.jobs.models import Job
 
 
+class Explanation(models.Model):
+    """What the patient reads about their study's result: the language model's text, the template's,
+    or a physician's edit (`engine`). One per study, written by this app's services alone."""
+
+    study = models.OneToOneField("studies.Study", on_delete=models.CASCADE, related_name="explanation")
+    text = models.TextField()
+    technical_summary = models.TextField(blank=True)
+    engine = models.CharField(max_length=32, help_text="litgpt | template")
+    model_name = models.CharField(max_length=128, blank=True)
+    prompt_hash = models.CharField(max_length=64, blank=True)
+    generation_ms = models.FloatField(null=True, blank=True)
+    validation = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        # Moved here from apps.studies with its table unchanged (migrations: state only).
+        db_table = "studies_explanation"
+
+    def __str__(self) -> str:
+        return f"explanation of study {self.study_id} ({self.engine})"
+
+
 class ExplanationEdit(models.Model):
     """One physician edit: what the engine wrote, what the physician made of it, and the
     facts prompt it answered — an instruction/response pair for the LoRA fine-tune."""
 
-    explanation = models.ForeignKey("studies.Explanation", on_delete=models.CASCADE, related_name="edits")
+    explanation = models.ForeignKey(Explanation, on_delete=models.CASCADE, related_name="edits")
     editor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="explanation_edits")
     original_text = models.TextField()
     original_engine = models.CharField(max_length=32)

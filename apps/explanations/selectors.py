@@ -6,8 +6,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from apps.explanations.models import ExplanationEdit
-from apps.studies.models import Explanation, Study
+from apps.explanations.models import Explanation, ExplanationEdit
+from apps.studies.models import Study
 from apps.studies.selectors import get_study_for_user
 from ml_core.llm.facts import ExplanationFacts
 

@@ -1,5 +1,6 @@
 """Writes for explanations: enqueue after a prediction, generate (explaining → explained),
-physician edits, and the LoRA fine-tune job on collected edits.
+physician edits, and the LoRA fine-tune job on collected edits. This app owns Explanation,
+ExplanationEdit and ExplainerFinetuneRun; the study's status moves through apps.studies.services.
 
 An explanation problem never fails a study: a missing/broken engine or rejected output
 falls back to the deterministic template, and the prediction stays visible throughout.
@@ -16,14 +17,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.audit.services import record_event
+from apps.core import tasks
 from apps.core.errors import ApplicationError
 from apps.explanations import metrics, selectors
-from apps.explanations.models import ExplainerFinetuneRun, ExplanationEdit
+from apps.explanations.models import ExplainerFinetuneRun, Explanation, ExplanationEdit
 from apps.jobs.models import JobStatus
 from apps.jobs.services import claim_job, enqueue_job, finish_job, keep_alive
-from apps.studies.models import Explanation, Study, StudyStatus
+from apps.studies.models import Study, StudyStatus
 from apps.studies.selectors import champion_prediction
-from apps.studies.services import claim_study_step, transition_study
+from apps.studies.services import claim_study_step, touch_study, transition_study
 from ml_core.llm.engine import STARTER_CHECKPOINT, GenerationSettings
 from ml_core.llm.facts import ExplanationFacts, build_facts
 from ml_core.llm.knowledge import DISCLAIMER
@@ -100,10 +102,8 @@ def request_explanation(study: Study) -> None:
 def enqueue_explanation(study_id) -> None:
     """A broker outage is logged, not raised: the study keeps its visible prediction and
     `requeue_unexplained_studies` picks it up later."""
-    from workers.llm import generate_explanation
-
     try:
-        generate_explanation.apply_async(args=[str(study_id)], retry=False)
+        tasks.enqueue(tasks.EXPLANATION, str(study_id))
     except Exception:
         logger.warning("could not enqueue the explanation of study %s", study_id, exc_info=True)
 
@@ -194,7 +194,7 @@ def requeue_unexplained_studies(*, older_than_seconds: int = 600) -> int:
         ).values_list("pk", flat=True)
     )
     for study_id in stalled:
-        Study.objects.filter(pk=study_id).update(updated_at=timezone.now())
+        touch_study(study_id)
         enqueue_explanation(study_id)
     return len(stalled)
 

@@ -24,6 +24,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from apps.audit.services import record_event
+from apps.core import tasks
 from apps.jobs import selectors
 from apps.jobs.models import ACTIVE_STATUSES, FINAL_STATUSES, Job, JobStatus
 from apps.jobs.signals import job_changed
@@ -63,14 +64,12 @@ def publish_job(model: type[Job], pk: int) -> bool:
     enqueue, no retry loop in the request) fails the job with the reason: nothing would ever run it."""
     from celery import uuid
 
-    from deepmed_web.celery import app
-
     task_id = uuid()
     # Recorded first: a fast worker may claim the job before publish returns.
     if not model.objects.filter(pk=pk, status=JobStatus.QUEUED).update(task_id=task_id, enqueued_at=timezone.now()):
         return False  # cancelled (or claimed) meanwhile
     try:
-        app.send_task(model.task_name, args=[pk], task_id=task_id, retry=False)
+        tasks.enqueue(model.task_name, pk, task_id=task_id)
     except Exception as exc:
         logger.warning("could not enqueue %s %s", model.__name__, pk, exc_info=True)
         reason = f"{type(exc).__name__}: {exc}"

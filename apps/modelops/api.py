@@ -5,10 +5,9 @@ from __future__ import annotations
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
+from apps.accounts.permissions import AdminApi
 from apps.modelops import selectors, services
 from apps.modelops.models import ModelVersion, Promotion, TrainingRun
 from apps.modelops.serializers import (
@@ -19,17 +18,6 @@ from apps.modelops.serializers import (
     TrainingRunCreateSerializer,
     TrainingRunSerializer,
 )
-
-
-class IsAdminRole(BasePermission):
-    message = "Model operations are for administrators."
-
-    def has_permission(self, request, view) -> bool:
-        return bool(request.user and request.user.is_authenticated and request.user.role == "admin")
-
-
-class AdminApi(APIView):
-    permission_classes = [IsAuthenticated, IsAdminRole]
 
 
 def _promotion_body(promotion: Promotion) -> dict:

@@ -12,6 +12,9 @@ from django.db.models import Count, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from apps.modelops.models import Alias, AugmentationJob, ModelVersion, TrainingRun, Trigger
+from apps.review.models import Review
+from apps.review.selectors import new_samples, training_samples  # the samples' owner decides which train
+from apps.studies.models import Prediction
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -63,19 +66,6 @@ def class_image_paths(label: str, split: str = "train") -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES) if folder.is_dir() else []
 
 
-def training_samples():
-    """Physician-confirmed samples a new training run includes: never withdrawn ones, and never
-    images flagged as showing identifying text (a second safeguard next to the exclusion)."""
-    from apps.review.models import LabeledSample
-
-    return LabeledSample.objects.filter(excluded=False).exclude(study__identifying_text__gt="").order_by("pk")
-
-
-def new_samples():
-    """Samples no successful training has used yet: the retraining queue."""
-    return training_samples().exclude(used_in_runs__status="succeeded")
-
-
 def _count_by_label(samples) -> dict[str, int]:
     return dict(samples.order_by().values("label").annotate(n=Count("pk", distinct=True)).values_list("label", "n"))
 
@@ -112,9 +102,6 @@ def dataset_preview() -> dict[str, Any]:
 
 def physician_agreement(version: ModelVersion | None, *, since: datetime | None = None) -> dict[str, Any]:
     """How often `version`'s predictions matched the physician's latest final label."""
-    from apps.review.models import Review
-    from apps.studies.models import Prediction
-
     if version is None:
         return {"reviews": 0, "agreed": 0, "rate": None}
     latest = Review.objects.filter(study=OuterRef("study")).exclude(final_label="").order_by("-version", "-created_at")
@@ -131,8 +118,6 @@ def physician_agreement(version: ModelVersion | None, *, since: datetime | None 
 
 def shadow_agreement(challenger: ModelVersion | None) -> dict[str, Any]:
     """Challenger vs champion on the same studies (shadow or canary), and each vs physicians."""
-    from apps.studies.models import Prediction
-
     if challenger is None:
         return {"studies": 0, "agreed": 0, "rate": None}
     mine = Prediction.objects.filter(model_version=challenger)

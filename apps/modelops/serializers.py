@@ -3,7 +3,8 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from apps.modelops.models import ModelVersion, TrainingRun
-from apps.modelops.services import AUGMENTATION_LEVELS, INITIALISATIONS, TIERS
+from apps.modelops.services.augmentation import AUGMENTATION_LEVELS
+from apps.modelops.services.training import INITIALISATIONS, TIERS
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):

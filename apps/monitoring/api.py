@@ -6,7 +6,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from apps.modelops.api import AdminApi
+from apps.accounts.permissions import AdminApi
 from apps.monitoring import selectors
 
 

@@ -11,6 +11,7 @@ from django.db.models import Max
 
 from apps.modelops.models import ModelVersion
 from apps.monitoring.models import DriftScore, RetrainingReview
+from apps.studies.models import Prediction
 from ml_core.drift import DriftReference, build_reference
 
 logger = logging.getLogger(__name__)
@@ -26,8 +27,6 @@ class PredictionWindow:
 
 
 def _predictions(version: ModelVersion):
-    from apps.studies.models import Prediction
-
     return Prediction.objects.filter(model_version=version).order_by("created_at", "pk")
 
 

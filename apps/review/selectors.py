@@ -10,8 +10,9 @@ from typing import Any
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
+from apps.modelops.models import ModelVersion
 from apps.review import priority
-from apps.review.models import Review, ReviewClaim
+from apps.review.models import LabeledSample, Review, ReviewClaim
 from apps.studies.models import Prediction, PredictionRole, Study, StudyStatus
 
 AWAITING_REVIEW = (StudyStatus.PREDICTED, StudyStatus.EXPLAINING, StudyStatus.EXPLAINED)
@@ -172,9 +173,6 @@ def model_feedback() -> list[ModelFeedback]:
     """Per model version: agreement with the physicians' current reviews (live accuracy),
     the model-vs-physician confusion, and confirmed samples waiting for retraining.
     Every prediction counts, champion or shadow challenger: both are judged by the same review."""
-    from apps.modelops.models import ModelVersion
-    from apps.modelops.selectors import new_samples
-
     current = Review.objects.filter(study=OuterRef("study")).order_by("-version")
     rows = (
         Prediction.objects.exclude(model_version=None)
@@ -201,6 +199,17 @@ def model_feedback() -> list[ModelFeedback]:
     for pk, table in confusion.items():
         feedback[pk].confusion = {label: dict(finals) for label, finals in sorted(table.items())}
     return sorted(feedback.values(), key=lambda f: -f.model_version_id)
+
+
+def training_samples():
+    """Physician-confirmed samples a new training run includes: never withdrawn ones, and never
+    images flagged as showing identifying text (a second safeguard next to the exclusion)."""
+    return LabeledSample.objects.filter(excluded=False).exclude(study__identifying_text__gt="").order_by("pk")
+
+
+def new_samples():
+    """Samples no successful training has used yet: the retraining queue."""
+    return training_samples().exclude(used_in_runs__status="succeeded")
 
 
 def parse_date(value: str | None) -> date | None:

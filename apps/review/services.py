@@ -1,4 +1,6 @@
-"""Writes for physician review: claiming a study, saving a review (and its versions).
+"""Writes for physician review: claiming a study, saving a review (and its versions), and the
+training samples reviews produce (LabeledSample: this app writes them; modelops reads them and
+records their use through `mark_samples_used`).
 
 Claims and reviews serialise on the study's row lock (`select_for_update`), so two
 physicians can never hold the same study or save two reviews of the same version.
@@ -18,6 +20,7 @@ from apps.review.models import Decision, LabeledSample, Review, ReviewClaim, Sam
 from apps.studies import events
 from apps.studies.models import Study, StudyStatus
 from apps.studies.services import transition_study
+from apps.studies.signals import DerivedData
 
 
 class ReviewError(ApplicationError):
@@ -182,6 +185,28 @@ def save_review(
 def exclude_study_samples(study: Study) -> int:
     """Withdraw every training sample of `study` (identifying text seen in its image); how many."""
     return LabeledSample.objects.filter(study=study, excluded=False).update(excluded=True)
+
+
+def withdraw_samples_of_deleted_study(study: Study, *, keep_for_research: bool) -> DerivedData:
+    """The study is being deleted: its samples leave the retraining queue (`excluded=True`, image
+    removed) unless a physician labelled it and the owner consents to research use; then the
+    sample and its one file are kept (the study's deletion detaches them)."""
+    samples = list(LabeledSample.objects.filter(study=study, excluded=False))
+    kept = [s for s in samples if keep_for_research and s.source == SampleSource.PHYSICIAN_REVIEW]
+    withdrawn = [s for s in samples if s not in kept]
+    removed = {s.image.name for s in withdrawn if s.image}
+    LabeledSample.objects.filter(pk__in=[s.pk for s in withdrawn]).update(excluded=True, image="")
+    return DerivedData(
+        audit={"samples_kept_for_research": len(kept), "samples_excluded": len(withdrawn)},
+        remove_files=removed,
+        keep_files={s.image.name for s in kept if s.image},
+    )
+
+
+def mark_samples_used(samples, run) -> None:
+    """These samples were trained on by `run` (a modelops TrainingRun): they leave the queue
+    of new labels once the run succeeds."""
+    run.samples.add(*samples)  # LabeledSample.used_in_runs, this app's table
 
 
 def _add_training_sample(review: Review, prediction) -> LabeledSample:

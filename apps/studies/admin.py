@@ -3,7 +3,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from apps.audit.admin import PatientDataAdmin
-from apps.studies.models import Explanation, Prediction, Study
+from apps.studies.models import Prediction, Study
 
 # Read-only and audited (apps.audit.admin.PatientDataAdmin). Stored files are linked through the
 # permission-checked, audited views: there is no media URL (the admin's file widget would need one).
@@ -32,8 +32,3 @@ class PredictionAdmin(PatientDataAdmin):
         if not obj.heatmap:
             return "-"
         return format_html('<a href="{}">heatmap.png</a>', reverse("study-heatmap", kwargs={"study_id": obj.study_id}))
-
-
-@admin.register(Explanation)
-class ExplanationAdmin(PatientDataAdmin):
-    list_display = ("study", "engine", "model_name", "created_at")

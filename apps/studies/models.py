@@ -99,18 +99,3 @@ class Prediction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} ({self.confidence:.2f}) by {self.model_name} v{self.model_version_label}"
-
-
-class Explanation(models.Model):
-    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="explanation")
-    text = models.TextField()
-    technical_summary = models.TextField(blank=True)
-    engine = models.CharField(max_length=32, help_text="litgpt | template")
-    model_name = models.CharField(max_length=128, blank=True)
-    prompt_hash = models.CharField(max_length=64, blank=True)
-    generation_ms = models.FloatField(null=True, blank=True)
-    validation = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    def __str__(self) -> str:
-        return f"explanation of study {self.study_id} ({self.engine})"

@@ -6,12 +6,12 @@ from dataclasses import dataclass
 from datetime import date
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404
 
 from apps.accounts.models import User
-from apps.studies.models import Explanation, Prediction, PredictionRole, Study, StudyStatus
+from apps.studies.models import Prediction, PredictionRole, Study, StudyStatus
 
 
 def can_view_study(user: User, study: Study) -> bool:
@@ -60,15 +60,17 @@ def visible_prediction(study: Study) -> Prediction | None:
     return champion_prediction(study)
 
 
-def study_explanation(study: Study) -> Explanation | None:
-    return Explanation.objects.filter(study=study).first()
+def study_explanation(study: Study):
+    """The study's explanation (apps.explanations.models.Explanation), None before there is one."""
+    try:
+        return study.explanation  # the reverse one-to-one of the explanations app's model
+    except ObjectDoesNotExist:
+        return None
 
 
 def latest_review(study: Study):
     """The physician's current decision (corrections add versions; the newest counts)."""
-    from apps.review.models import Review
-
-    return Review.objects.filter(study=study).order_by("-version", "-created_at").first()
+    return study.reviews.order_by("-version", "-created_at").first()  # apps.review.models.Review
 
 
 # --- the status in the patient's words -----------------------------------------------------
@@ -150,7 +152,7 @@ class StudyResult:
 
     study: Study
     prediction: Prediction | None
-    explanation: Explanation | None
+    explanation: object | None  # apps.explanations.models.Explanation
     review: object | None  # apps.review.models.Review
     low_confidence: bool
     error: dict | None  # {"code", "message"} when the study failed

@@ -1,7 +1,9 @@
-"""Writes for studies: intake, the status state machine, predictions.
+"""Writes for studies: intake, the status state machine, predictions (champion and shadow).
 
+This app owns Study and Prediction: other apps write them only through these functions.
 Every status change goes through `transition_study`, which checks the transition,
-saves, and publishes the event once the transaction commits.
+saves, and publishes the event once the transaction commits. What other apps derive from a
+study (samples, explanations) follows it through apps.studies.signals.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from django.http import Http404
 from django.utils import timezone
 
 from apps.accounts.models import User
-from apps.accounts.selectors import has_current_consent
+from apps.accounts.selectors import has_current_consent, has_research_consent
 from apps.audit.services import record_event
+from apps.core import tasks
 from apps.core.errors import ApplicationError
-from apps.studies import events
+from apps.studies import events, signals
 from apps.studies.models import IdentifyingText, Prediction, PredictionRole, Study, StudyStatus
 from ml_core.imaging import DecodeSlots, ImageIntakeError, decode_image, encode_png
 
@@ -223,9 +226,8 @@ def set_identifying_text(study_id, *, flagged: bool, actor: User, ip_address: st
     """A physician or administrator says identifying text is (or is not) visible in a study's
     image. Flagging withdraws its training samples (`excluded=True`) and keeps later reviews out
     of training; clearing lets later reviews train again (samples already withdrawn stay so).
-    Audited; returns the study and how many samples were withdrawn now."""
-    from apps.review.services import exclude_study_samples
-
+    Audited; returns the study and how many samples were withdrawn now (by the receivers of
+    signals.identifying_text_flagged: apps.review)."""
     if not getattr(actor, "is_clinical_staff", False):
         raise PermissionDenied("Only physicians and administrators flag identifying text.")
     with transaction.atomic():
@@ -239,7 +241,7 @@ def set_identifying_text(study_id, *, flagged: bool, actor: User, ip_address: st
         elif not flagged:
             study.identifying_text = IdentifyingText.NONE
         study.save(update_fields=["identifying_text", "updated_at"])
-        excluded = exclude_study_samples(study) if flagged else 0
+        excluded = sum(signals.responses(signals.identifying_text_flagged, study=study)) if flagged else 0
         record_event(
             actor=actor,
             action="study.identifying_text",
@@ -258,34 +260,25 @@ def set_identifying_text(study_id, *, flagged: bool, actor: User, ip_address: st
 def delete_study(study: Study, *, actor: User, ip_address: str | None = None, reason: str = "patient_request") -> None:
     """Delete a study, its image, heat-maps and every derived file in storage (audited).
 
-    Its labelled samples leave the retraining queue (`excluded=True`, image removed) unless
-    a physician already labelled it AND the owner currently consents to research use; then the
-    sample (and the one file it points to) is kept, detached from the deleted study.
+    What other apps derived from it follows through signals.study_deleting (each app writes its
+    own rows): its labelled samples leave the retraining queue (`excluded=True`, image removed)
+    unless a physician already labelled it AND the owner currently consents to research use;
+    then the sample (and the one file it points to) is kept, detached from the deleted study.
     """
-    from apps.accounts.selectors import has_research_consent
-    from apps.review.models import LabeledSample, SampleSource
-
     keep_for_research = has_research_consent(study.owner)
     with transaction.atomic():
         locked = Study.objects.select_for_update().get(pk=study.pk)
-        samples = list(LabeledSample.objects.filter(study=locked, excluded=False))
-        kept = [s for s in samples if keep_for_research and s.source == SampleSource.PHYSICIAN_REVIEW]
-        withdrawn = [s for s in samples if s not in kept]
-        retained = {s.image.name for s in kept if s.image}
+        derived = signals.responses(signals.study_deleting, study=locked, keep_for_research=keep_for_research)
+        retained = set().union(*(d.keep_files for d in derived))
         files = {locked.image.name} | {p.heatmap.name for p in locked.predictions.all() if p.heatmap}
-        files |= {s.image.name for s in withdrawn if s.image}
+        files |= set().union(*(d.remove_files for d in derived))
         files = {name for name in files if name} - retained
-        LabeledSample.objects.filter(pk__in=[s.pk for s in withdrawn]).update(excluded=True, image="")
         record_event(
             actor=actor,
             action="study.delete",
             obj=locked,
             ip_address=ip_address,
-            detail={
-                "reason": reason,
-                "samples_kept_for_research": len(kept),
-                "samples_excluded": len(withdrawn),
-            },
+            detail={"reason": reason, **{k: v for d in derived for k, v in d.audit.items()}},
         )
         study_id = locked.pk
         locked.delete()
@@ -341,10 +334,8 @@ def _stored_files_under(storage, prefix: str) -> list[str]:
 def enqueue_inference(study_id) -> None:
     """Publish the inference task. A broker outage is logged, not raised: the stalled-study
     sweeper re-enqueues queued studies once the broker is back."""
-    from workers.inference import run_inference
-
     try:
-        run_inference.apply_async(args=[str(study_id)], retry=False)
+        tasks.enqueue(tasks.INFERENCE, str(study_id))
     except Exception:
         logger.warning("could not enqueue inference for study %s; the sweeper will retry", study_id, exc_info=True)
 
@@ -402,13 +393,12 @@ def record_prediction(study: Study, *, model_version, result) -> Prediction | No
     )
     if result.heatmap_png:
         prediction.heatmap.save("heatmap.png", ContentFile(result.heatmap_png), save=False)
-    from apps.explanations.services import request_explanation
-
     try:
         with transaction.atomic():
             prediction.save()
             transition_study(study, S.PREDICTED)
-            request_explanation(study)  # the llm task starts once the prediction is committed
+            # apps.explanations queues the explanation, sent once the prediction is committed.
+            signals.study_predicted.send(sender=Study, study=study)
     except (IntegrityError, Study.DoesNotExist):
         # Another delivery of the same task won the race (keep its result), or the patient
         # deleted the study meanwhile: leave no heat-map behind.
@@ -419,11 +409,45 @@ def record_prediction(study: Study, *, model_version, result) -> Prediction | No
     return prediction
 
 
+def record_shadow_prediction(study: Study, *, model_version, result) -> Prediction:
+    """Store a shadow (challenger) result: role=challenger, never shown to patients, no heat-map.
+    A second delivery keeps the first one."""
+    prediction, _ = Prediction.objects.get_or_create(
+        study=study,
+        role=PredictionRole.CHALLENGER,
+        defaults={
+            "model_version": model_version,
+            "model_name": result.model_name,
+            "model_version_label": result.model_version,
+            "label": result.label,
+            "probabilities": result.probabilities,
+            "confidence": result.confidence,
+            "latency_ms": result.latency_ms,
+            "ood_score": result.ood_score,
+        },
+    )
+    return prediction
+
+
+def touch_study(study_id) -> None:
+    """Stamp a study as just handled (`updated_at`) without changing it: a sweeper that re-sent
+    its task leaves it alone until the next period."""
+    Study.objects.filter(pk=study_id).update(updated_at=timezone.now())
+
+
+def delete_studies_of(user: User, *, ip_address: str | None = None) -> int:
+    """Every study of `user` through `delete_study` (account deletion); how many."""
+    studies = list(Study.objects.filter(owner=user))
+    for study in studies:
+        delete_study(study, actor=user, ip_address=ip_address, reason="account_deleted")
+    return len(studies)
+
+
 def requeue_stalled_studies(*, older_than_seconds: int = 300) -> int:
     """Re-enqueue studies stuck in `queued` (task lost before reaching the broker)."""
     cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
     stalled = list(Study.objects.filter(status=S.QUEUED, updated_at__lt=cutoff).values_list("pk", flat=True))
     for study_id in stalled:
-        Study.objects.filter(pk=study_id).update(updated_at=timezone.now())
+        touch_study(study_id)
         enqueue_inference(study_id)
     return len(stalled)

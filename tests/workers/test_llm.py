@@ -1,6 +1,7 @@
 """The llm task, called as the worker calls it (the embedded worker thread is in test_llm_embedded.py)."""
 
-from apps.studies.models import Explanation, StudyStatus
+from apps.explanations.models import Explanation
+from apps.studies.models import StudyStatus
 from workers.llm import generate_explanation
 
 

@@ -7,8 +7,9 @@ from django.contrib import admin
 from django.test import RequestFactory
 
 from apps.audit.models import AuditEvent, Outcome
+from apps.explanations.models import Explanation
 from apps.review.models import LabeledSample, Review, ReviewClaim
-from apps.studies.models import Explanation, Prediction, Study
+from apps.studies.models import Prediction, Study
 
 pytestmark = pytest.mark.django_db
 
@@ -95,7 +96,7 @@ def test_a_list_page_records_the_ids_it_shows(admin_web, admin_user, queued_stud
     "path",
     [
         "/admin/studies/prediction/",
-        "/admin/studies/explanation/",
+        "/admin/explanations/explanation/",
         "/admin/review/review/",
         "/admin/review/labeledsample/",
         "/admin/review/reviewclaim/",
@@ -120,7 +121,7 @@ def test_each_patient_data_object_page_renders_and_is_audited(admin_web, explain
     consent = explained_study.owner.consents.get()
     for path, obj in [
         (f"/admin/studies/prediction/{prediction.pk}/change/", prediction),
-        (f"/admin/studies/explanation/{explained_study.explanation.pk}/change/", explained_study.explanation),
+        (f"/admin/explanations/explanation/{explained_study.explanation.pk}/change/", explained_study.explanation),
         (f"/admin/review/review/{review.pk}/change/", review),
         (f"/admin/review/labeledsample/{sample.pk}/change/", sample),
         (f"/admin/accounts/consent/{consent.pk}/change/", consent),

@@ -4,7 +4,8 @@ import pytest
 from prometheus_client import REGISTRY
 
 from apps.explanations import services
-from apps.studies.models import Explanation, StudyStatus
+from apps.explanations.models import Explanation
+from apps.studies.models import StudyStatus
 from apps.studies.services import transition_study
 from ml_core.llm.knowledge import DISCLAIMER
 from ml_core.llm.prompt import build_prompt, prompt_hash

@@ -6,7 +6,7 @@ from channels.testing import WebsocketCommunicator
 
 from apps.jobs.selectors import stop_requested
 from apps.modelops.models import TrainingRun
-from apps.modelops.services import _progress_reporter, cancel_training_run
+from apps.modelops.services.training import _progress_reporter, cancel_training_run
 from deepmed_web.routing import websocket_urlpatterns
 
 pytestmark = pytest.mark.django_db(transaction=True)

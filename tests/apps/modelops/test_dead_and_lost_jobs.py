@@ -56,7 +56,7 @@ def test_only_running_runs_without_recent_progress_are_failed(settings):
 def test_progress_reports_keep_a_run_alive(settings):
     settings.DEEPMED_TRAINING_STALL_MINUTES = 30
     run = _run(RunStatus.RUNNING, minutes_since_progress=45)
-    services._progress_reporter(run)({"phase": "step", "epoch": 1, "step": 3, "loss": 0.5})
+    services.training._progress_reporter(run)({"phase": "step", "epoch": 1, "step": 3, "loss": 0.5})
     run.refresh_from_db()
     assert timezone.now() - run.heartbeat_at < timedelta(minutes=1)
     assert sweep_jobs()["modelops.trainingrun"]["stalled"] == []

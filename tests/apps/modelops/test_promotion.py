@@ -31,7 +31,9 @@ def test_evaluation_is_on_the_held_out_set_and_cached(candidate, monkeypatch):
     assert report["latency_ms"]["p95"] > 0
     candidate.refresh_from_db()
     assert candidate.evaluation["holdout_fingerprint"] == report["holdout_fingerprint"]
-    monkeypatch.setattr(services, "_evaluate_package", lambda *a: pytest.fail("re-evaluated an unchanged held-out set"))
+    monkeypatch.setattr(
+        services.gates, "_evaluate_package", lambda *a: pytest.fail("re-evaluated an unchanged held-out set")
+    )
     assert services.evaluate_version(candidate) == report
 
 
@@ -135,7 +137,7 @@ def test_default_floors_are_at_the_transfer_learning_level(
     modelops_settings.DEEPMED_GATE_F1_FLOOR = shipped.DEEPMED_GATE_F1_FLOOR
     modelops_settings.DEEPMED_GATE_RECALL_FLOOR = shipped.DEEPMED_GATE_RECALL_FLOOR
     candidate = services.register_model_version(second_package, alias="challenger")
-    monkeypatch.setattr(services, "evaluate_version", lambda version, **kw: dict(figures))
+    monkeypatch.setattr(services.gates, "evaluate_version", lambda version, **kw: dict(figures))
     gates = {g.name: g for g in services.check_gates(candidate)}
     assert {name: gates[name].passed for name in passes} == passes
     assert gates["macro_f1_floor"].threshold == shipped.DEEPMED_GATE_F1_FLOOR >= 0.9

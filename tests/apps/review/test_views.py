@@ -2,9 +2,9 @@ import pytest
 from django.urls import reverse
 
 from apps.audit.models import AuditEvent
+from apps.explanations.models import Explanation
 from apps.review.models import Review
 from apps.review.services import claim_study, save_review
-from apps.studies.models import Explanation
 
 pytestmark = pytest.mark.django_db
 

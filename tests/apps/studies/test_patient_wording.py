@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from apps.studies.models import Explanation
+from apps.explanations.models import Explanation
 
 STATUS_BADGE = re.compile(r'id="study-status"[^>]*>([^<]*)</span>')
 STEP = re.compile(r'<li data-step="(\w+)" class="step step-(\w+)"[^>]*>(.*?)</li>', flags=re.S)

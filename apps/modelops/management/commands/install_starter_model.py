@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from apps.modelops.models import Alias
 from apps.modelops.selectors import get_champion
-from apps.modelops.services import register_model_version
+from apps.modelops.services.registry import register_model_version
 
 STARTER_PACKAGE = settings.BASE_DIR / "ml_core" / "starter" / "cxr-starter"
 

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from apps.modelops.models import Alias
-from apps.modelops.services import register_model_version
+from apps.modelops.services.registry import register_model_version
 
 
 class Command(BaseCommand):

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from apps.modelops.services import sync_registry
+from apps.modelops.services.registry import sync_registry
 
 
 class Command(BaseCommand):
