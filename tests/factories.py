@@ -48,6 +48,13 @@ EXPLANATION_TEXT = "The model saw patchy shadows in the lower right lung."
 PASSWORD = "a-long-test-password"
 
 
+def hours_ago(hours: float):
+    """The aware datetime `hours` before now (for `created_at=`)."""
+    from django.utils import timezone
+
+    return timezone.now() - timezone.timedelta(hours=hours)
+
+
 class Factory(DjangoModelFactory):
     """Writes `created_at` (and any other auto_now/auto_now_add field given) after the insert,
     which is the only way to age a row."""
