@@ -195,7 +195,7 @@ class StudyFactory(Factory):
     """A study walked through the real services to one point of its life (default: queued).
 
     Intake is apps.studies.services.create_study (one distinct generated 64 px X-ray per study;
-    `image_png=` for other bytes; `patient_age`, `symptoms` go to it too); `predicted` records
+    `data=` for other bytes, a DICOM say; `patient_age`, `symptoms` go to it too); `predicted` records
     the champion's result (`probabilities`, `model_version` (default: the registry's champion,
     else a ModelVersionFactory one), `model_name`, `heatmap`) with record_prediction;
     `explained` stores an ExplanationFactory text (`explanation=`) between transitions;
@@ -207,7 +207,7 @@ class StudyFactory(Factory):
         model = Study
 
     owner = factory.SubFactory(PatientFactory)
-    image_png = factory.Sequence(lambda n: make_xray_like_png(size=64, seed=1000 + n))
+    data = factory.Sequence(lambda n: make_xray_like_png(size=64, seed=1000 + n))  # the uploaded bytes
     state = S.QUEUED
     probabilities = factory.LazyFunction(lambda: dict(PNEUMONIA_RESULT))
     model_version = None
@@ -227,19 +227,19 @@ class StudyFactory(Factory):
         failed = factory.Trait(state=S.FAILED)
 
     @classmethod
-    def _create(cls, model_class, *, owner, image_png, state, failure_code, **kwargs):
+    def _create(cls, model_class, *, owner, data, state, failure_code, **kwargs):
         from apps.studies import services
 
         walk = {k: kwargs.pop(k) for k in ("probabilities", "model_version", "model_name", "heatmap")}
         explanation, reviewer = kwargs.pop("explanation"), kwargs.pop("reviewer")
         stamps = _pop_auto_timestamps(model_class, kwargs)
         if state == S.UPLOADED:
-            study = Study(owner=owner, sha256=hashlib.sha256(image_png).hexdigest(), original_format="png", **kwargs)
-            study.image.save("image.png", ContentFile(image_png), save=False)
+            study = Study(owner=owner, sha256=hashlib.sha256(data).hexdigest(), original_format="png", **kwargs)
+            study.image.save("image.png", ContentFile(data), save=False)
             study.width = study.height = 64
             study.save()
             return _stamped(study, stamps)
-        study = services.create_study(owner=owner, data=image_png, **kwargs)
+        study = services.create_study(owner=owner, data=data, **kwargs)
         if state == S.FAILED:
             services.fail_study(study, code=failure_code, reason="Failed in a test.")
         for step in _LIFE[1 : _LIFE.index(state) + 1] if state in _LIFE else []:
