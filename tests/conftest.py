@@ -16,6 +16,7 @@ DATASET_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cxr"
 
 
 def pytest_collection_modifyitems(config, items):
+    _check_services_naming(items)
     skip_services = pytest.mark.skip(
         reason="needs real PostgreSQL + Redis: run via deploy/test.sh (DEEPMED_TEST_SERVICES=1)"
     )
@@ -25,6 +26,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_services)
         if "dataset" in item.keywords and not DATASET_DIR.is_dir():
             item.add_marker(skip_dataset)
+
+
+def _check_services_naming(items) -> None:
+    """The naming rule: a test module named `*_services.py` holds only tests of the real-services
+    pass (marked `services`), and every such test is in one. Tests of an app's services.py are in
+    `test_service_functions.py` (embedded pass)."""
+    misnamed = sorted(
+        {
+            f"{item.path.relative_to(item.config.rootpath)}"
+            for item in items
+            if item.path.name.endswith("_services.py") != (item.get_closest_marker("services") is not None)
+        }
+    )
+    if misnamed:
+        raise pytest.UsageError(
+            "a *_services.py test module must hold only tests marked `services` (real PostgreSQL + Redis), "
+            f"and every such test must be in one: {', '.join(misnamed)}"
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)
