@@ -16,6 +16,7 @@ DATASET_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cxr"
 
 
 def pytest_collection_modifyitems(config, items):
+    _check_services_naming(items)
     skip_services = pytest.mark.skip(
         reason="needs real PostgreSQL + Redis: run via deploy/test.sh (DEEPMED_TEST_SERVICES=1)"
     )
@@ -25,6 +26,24 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_services)
         if "dataset" in item.keywords and not DATASET_DIR.is_dir():
             item.add_marker(skip_dataset)
+
+
+def _check_services_naming(items) -> None:
+    """The naming rule: a test module named `*_services.py` holds only tests of the real-services
+    pass (marked `services`), and every such test is in one. Tests of an app's services.py are in
+    `test_service_functions.py` (embedded pass)."""
+    misnamed = sorted(
+        {
+            f"{item.path.relative_to(item.config.rootpath)}"
+            for item in items
+            if item.path.name.endswith("_services.py") != (item.get_closest_marker("services") is not None)
+        }
+    )
+    if misnamed:
+        raise pytest.UsageError(
+            "a *_services.py test module must hold only tests marked `services` (real PostgreSQL + Redis), "
+            f"and every such test must be in one: {', '.join(misnamed)}"
+        )
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -114,30 +133,36 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
-def _make_user(role: str, username: str):
-    from apps.accounts.services import create_user
-
-    return create_user(username=username, password="a-long-test-password", role=role, validate=False)
+# Users and studies come from tests/factories.py (factory_boy); these are the named ones most
+# tests share (alice and bob are patients, dr-house a physician, root-admin an admin).
 
 
 @pytest.fixture
 def patient(db):
-    return _make_user("patient", "alice")
+    from tests.factories import PatientFactory
+
+    return PatientFactory(username="alice", consented=False)
 
 
 @pytest.fixture
 def other_patient(db):
-    return _make_user("patient", "bob")
+    from tests.factories import PatientFactory
+
+    return PatientFactory(username="bob", consented=False)
 
 
 @pytest.fixture
 def physician(db):
-    return _make_user("physician", "dr-house")
+    from tests.factories import PhysicianFactory
+
+    return PhysicianFactory(username="dr-house")
 
 
 @pytest.fixture
 def admin_user(db):
-    return _make_user("admin", "root-admin")
+    from tests.factories import AdminFactory
+
+    return AdminFactory(username="root-admin")
 
 
 @pytest.fixture
@@ -190,7 +215,8 @@ def api_as(api_client, access_token):
 
 @pytest.fixture(scope="session")
 def tiny_package(tmp_path_factory) -> Path:
-    """A tiny RANDOM-WEIGHT model package: exercises the real ONNX serving path, predicts nothing meaningful."""
+    """A tiny RANDOM-WEIGHT model package: exercises the real ONNX serving path, predicts nothing
+    meaningful (the ml_core tests' too: tiny_package_ood is the one with an OOD detector)."""
     from ml_core.testing import make_tiny_package
 
     return make_tiny_package(tmp_path_factory.mktemp("model") / "cxr-tiny")
@@ -237,8 +263,10 @@ def queued_study(consenting_patient, xray_png, django_capture_on_commit_callback
         return create_study(owner=consenting_patient, data=xray_png)
 
 
-# --- studies at each point of their life, through the real services ------------------------
-# The model result is chosen by the test, so probabilities and confidence are known.
+# --- the consenting patient's study at each point of its life, through the real services ----
+# (one study per test, the same object under each name; for more studies, or other owners and
+# results, use tests.factories.StudyFactory). The model result is chosen by the test, so
+# probabilities and confidence are known.
 
 
 def make_result(probabilities: dict[str, float], *, heatmap: bool = True, ood: bool = False) -> PredictionResult:
@@ -294,31 +322,24 @@ def predicted_study(queued_study, predict):
 
 @pytest.fixture
 def explained_study(predicted_study):
-    from apps.explanations.models import Explanation
+    """predicted_study with ExplanationFactory's fixed text (no engine ran)."""
     from apps.studies.models import StudyStatus
     from apps.studies.services import transition_study
+    from tests.factories import ExplanationFactory
 
     transition_study(predicted_study, StudyStatus.EXPLAINING)
-    Explanation.objects.create(
-        study=predicted_study, text="The model saw patchy shadows in the lower right lung.", engine="template"
-    )
+    ExplanationFactory(study=predicted_study)
     return transition_study(predicted_study, StudyStatus.EXPLAINED)
 
 
 @pytest.fixture
 def reviewed_study(explained_study, physician):
-    from apps.review.models import Review
+    """explained_study corrected to NORMAL by `physician` (ReviewFactory)."""
     from apps.studies.models import StudyStatus
     from apps.studies.services import transition_study
+    from tests.factories import ReviewFactory
 
-    Review.objects.create(
-        study=explained_study,
-        physician=physician,
-        decision="correct",
-        final_label="NORMAL",
-        note="No consolidation on my reading.",
-        version=1,
-    )
+    ReviewFactory(study=explained_study, physician=physician)
     return transition_study(explained_study, StudyStatus.REVIEWED)
 
 

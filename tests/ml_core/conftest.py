@@ -1,4 +1,5 @@
-"""Shared fixtures for the ml_core tests (synthetic data only; no shared dataset, no DB)."""
+"""Shared fixtures for the ml_core tests (synthetic data only; no shared dataset, no DB).
+`tiny_package` is the root conftest's."""
 
 from __future__ import annotations
 
@@ -7,11 +8,6 @@ from pathlib import Path
 import pytest
 
 from ml_core.testing import FAST_PACKAGE_SETTINGS, make_tiny_imagefolder, make_tiny_package, tiny_train_config
-
-
-@pytest.fixture(scope="session")
-def tiny_package(tmp_path_factory) -> Path:
-    return make_tiny_package(tmp_path_factory.mktemp("pkg") / "cxr-tiny")
 
 
 @pytest.fixture(scope="session")

@@ -1,30 +1,25 @@
-"""A study with a stored champion prediction whose facts are ml_core.llm.testing.sample_facts()."""
+"""Explanation fixtures: a predicted study whose facts are ml_core.llm.testing.sample_facts(),
+explained by the template, and the two tiny language models. (Not the root conftest's
+predicted_study/explained_study: those carry other probabilities and a fixed text.)"""
 
 import pytest
 
+from tests.factories import StudyFactory
+
 
 @pytest.fixture
-def predicted_study(queued_study, champion):
-    from apps.studies.models import StudyStatus
-    from apps.studies.services import record_prediction, transition_study
+def sample_facts_study(consenting_patient, champion):
+    """Predicted by the champion with SAMPLE_PROBABILITIES and no heat-map: its facts are
+    ml_core.llm.testing.sample_facts()."""
     from ml_core.llm.testing import SAMPLE_PROBABILITIES
-    from ml_core.serve import PredictionResult
 
-    transition_study(queued_study, StudyStatus.PREDICTING)
-    result = PredictionResult(
-        label="PNEUMONIA",
-        probabilities=dict(SAMPLE_PROBABILITIES),
-        confidence=SAMPLE_PROBABILITIES["PNEUMONIA"],
-        latency_ms=5.0,
-        heatmap_png=None,
-        heatmap_regions={},
+    return StudyFactory(
+        predicted=True,
+        owner=consenting_patient,
+        model_version=champion,
         model_name="cxr-tiny",
-        model_version=champion.version,
+        probabilities=SAMPLE_PROBABILITIES,
     )
-    record_prediction(queued_study, model_version=champion, result=result)
-    queued_study.refresh_from_db()
-    assert queued_study.status == StudyStatus.PREDICTED
-    return queued_study
 
 
 @pytest.fixture
@@ -44,10 +39,11 @@ def random_engine(settings, tiny_llm_checkpoint):
 
 
 @pytest.fixture
-def explained_study(predicted_study, settings):
-    """Explained with the template (language model off): fast, deterministic."""
+def template_explained_study(sample_facts_study, settings):
+    """sample_facts_study explained by the real service with the template (language model
+    off): fast, deterministic."""
     from apps.explanations import services
 
     settings.DEEPMED_LLM_ENABLED = False
-    services.generate_explanation(predicted_study.pk)
-    return predicted_study
+    services.generate_explanation(sample_facts_study.pk)
+    return sample_facts_study

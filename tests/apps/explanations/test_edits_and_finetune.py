@@ -15,27 +15,27 @@ from ml_core.llm.testing import sample_facts
 EDIT = "Your X-ray shows signs that can fit pneumonia (82% probability). Your physician will call you today."
 
 
-def test_physician_edit_replaces_the_text_and_keeps_the_original(explained_study, physician):
-    original = explained_study.explanation.text
-    edit = services.edit_explanation(study=explained_study, editor=physician, text=EDIT)
-    explained_study.explanation.refresh_from_db()
-    assert explained_study.explanation.text == f"{EDIT} {DISCLAIMER}"  # the disclaimer always closes it
-    assert explained_study.explanation.engine == "physician"
+def test_physician_edit_replaces_the_text_and_keeps_the_original(template_explained_study, physician):
+    original = template_explained_study.explanation.text
+    edit = services.edit_explanation(study=template_explained_study, editor=physician, text=EDIT)
+    template_explained_study.explanation.refresh_from_db()
+    assert template_explained_study.explanation.text == f"{EDIT} {DISCLAIMER}"  # the disclaimer always closes it
+    assert template_explained_study.explanation.engine == "physician"
     assert (edit.original_text, edit.original_engine) == (original, "template")
     assert edit.prompt == build_prompt(sample_facts())
     assert edit.validation["passed"] is True
-    assert AuditEvent.objects.filter(action="explanation.edit", object_id=str(explained_study.pk)).count() == 1
+    assert AuditEvent.objects.filter(action="explanation.edit", object_id=str(template_explained_study.pk)).count() == 1
 
 
-def test_patients_cannot_edit(explained_study):
+def test_patients_cannot_edit(template_explained_study):
     with pytest.raises(PermissionDenied):
-        services.edit_explanation(study=explained_study, editor=explained_study.owner, text=EDIT)
+        services.edit_explanation(study=template_explained_study, editor=template_explained_study.owner, text=EDIT)
     assert not ExplanationEdit.objects.exists()
 
 
-def test_export_keeps_the_latest_edit_per_explanation(explained_study, physician, tmp_path):
-    services.edit_explanation(study=explained_study, editor=physician, text="First draft about pneumonia.")
-    services.edit_explanation(study=explained_study, editor=physician, text=EDIT)
+def test_export_keeps_the_latest_edit_per_explanation(template_explained_study, physician, tmp_path):
+    services.edit_explanation(study=template_explained_study, editor=physician, text="First draft about pneumonia.")
+    services.edit_explanation(study=template_explained_study, editor=physician, text=EDIT)
     assert services.export_edit_dataset(tmp_path / "edits.json") == 1
     rows = json.loads((tmp_path / "edits.json").read_text())
     assert rows == [{"instruction": build_prompt(sample_facts()), "output": f"{EDIT} {DISCLAIMER}", "input": ""}]
@@ -49,13 +49,13 @@ def test_fine_tune_job_refuses_to_run_without_edits(db, tmp_path):
 
 @pytest.mark.slow
 def test_finetune_command_trains_on_the_edits(
-    explained_study, physician, tiny_llm_checkpoint, tmp_path, settings, capsys
+    template_explained_study, physician, tiny_llm_checkpoint, tmp_path, settings, capsys
 ):
     from django.core.management import call_command
 
     settings.MLFLOW_TRACKING_URI = f"sqlite:///{tmp_path / 'mlflow.db'}"
     settings.MLFLOW_ARTIFACT_ROOT = str(tmp_path / "mlartifacts")
-    services.edit_explanation(study=explained_study, editor=physician, text=EDIT)
+    services.edit_explanation(study=template_explained_study, editor=physician, text=EDIT)
     call_command("finetune_explainer", steps=2, out=str(tmp_path / "lora"), base=str(tiny_llm_checkpoint))
     assert "set DEEPMED_LLM_CHECKPOINT" in capsys.readouterr().out
     assert (tmp_path / "lora" / "checkpoint" / "final" / "lit_model.pth").is_file()

@@ -11,9 +11,9 @@ EDIT = "Your X-ray shows signs that can fit pneumonia (82% probability). Your ph
 
 
 @pytest.fixture
-def edited(explained_study, physician):
-    services.edit_explanation(study=explained_study, editor=physician, text=EDIT)
-    return explained_study
+def edited(template_explained_study, physician):
+    services.edit_explanation(study=template_explained_study, editor=physician, text=EDIT)
+    return template_explained_study
 
 
 @pytest.fixture

@@ -9,16 +9,9 @@ from django.utils import timezone
 from apps.jobs.models import Job, JobStatus
 from apps.jobs.selectors import job_models
 from apps.modelops.models import AugmentationJob, TrainingRun
+from tests.factories import TrainingRunFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def _run(status: str, **times) -> TrainingRun:
-    run = TrainingRun.objects.create(params={}, status=status)
-    if times:
-        TrainingRun.objects.filter(pk=run.pk).update(**times)
-        run.refresh_from_db()
-    return run
 
 
 def test_every_kind_of_job_shares_the_lifecycle():
@@ -35,19 +28,21 @@ def test_every_kind_of_job_shares_the_lifecycle():
 
 
 def test_active_jobs_are_queued_or_running():
-    queued, running = _run(JobStatus.QUEUED), _run(JobStatus.RUNNING)
+    queued, running = TrainingRunFactory(status=JobStatus.QUEUED), TrainingRunFactory(status=JobStatus.RUNNING)
     for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
-        _run(status)
+        TrainingRunFactory(status=status)
     assert set(TrainingRun.objects.active()) == {queued, running}
-    assert queued.is_active and not _run(JobStatus.FAILED).is_active
+    assert queued.is_active and not TrainingRunFactory(status=JobStatus.FAILED).is_active
 
 
 def test_stalled_is_running_without_a_sign_of_life_since_the_cutoff(minutes_ago):
-    beat_long_ago = _run(JobStatus.RUNNING, started_at=minutes_ago(300), heartbeat_at=minutes_ago(90))
-    never_beat = _run(JobStatus.RUNNING, started_at=minutes_ago(90), heartbeat_at=None)
-    beat_lately = _run(JobStatus.RUNNING, started_at=minutes_ago(300), heartbeat_at=minutes_ago(5))
-    _run(JobStatus.SUCCEEDED, started_at=minutes_ago(300), heartbeat_at=minutes_ago(200))
-    _run(JobStatus.QUEUED, created_at=minutes_ago(300))
+    beat_long_ago = TrainingRunFactory(
+        status=JobStatus.RUNNING, started_at=minutes_ago(300), heartbeat_at=minutes_ago(90)
+    )
+    never_beat = TrainingRunFactory(status=JobStatus.RUNNING, started_at=minutes_ago(90), heartbeat_at=None)
+    beat_lately = TrainingRunFactory(status=JobStatus.RUNNING, started_at=minutes_ago(300), heartbeat_at=minutes_ago(5))
+    TrainingRunFactory(status=JobStatus.SUCCEEDED, started_at=minutes_ago(300), heartbeat_at=minutes_ago(200))
+    TrainingRunFactory(status=JobStatus.QUEUED, created_at=minutes_ago(300))
 
     assert set(TrainingRun.objects.stalled(minutes_ago(60))) == {beat_long_ago, never_beat}
     assert list(TrainingRun.objects.alive(minutes_ago(60))) == [beat_lately]
@@ -56,10 +51,14 @@ def test_stalled_is_running_without_a_sign_of_life_since_the_cutoff(minutes_ago)
 
 
 def test_lost_is_queued_and_unclaimed_since_its_message_was_sent(minutes_ago):
-    sent_long_ago = _run(JobStatus.QUEUED, created_at=minutes_ago(300), enqueued_at=minutes_ago(45))
-    never_sent = _run(JobStatus.QUEUED, created_at=minutes_ago(45), enqueued_at=None)
-    sent_again_lately = _run(JobStatus.QUEUED, created_at=minutes_ago(300), enqueued_at=minutes_ago(5))
-    _run(JobStatus.RUNNING, created_at=minutes_ago(300), enqueued_at=minutes_ago(300))
+    sent_long_ago = TrainingRunFactory(
+        status=JobStatus.QUEUED, created_at=minutes_ago(300), enqueued_at=minutes_ago(45)
+    )
+    never_sent = TrainingRunFactory(status=JobStatus.QUEUED, created_at=minutes_ago(45), enqueued_at=None)
+    sent_again_lately = TrainingRunFactory(
+        status=JobStatus.QUEUED, created_at=minutes_ago(300), enqueued_at=minutes_ago(5)
+    )
+    TrainingRunFactory(status=JobStatus.RUNNING, created_at=minutes_ago(300), enqueued_at=minutes_ago(300))
 
     assert set(TrainingRun.objects.lost(minutes_ago(30))) == {sent_long_ago, never_sent}
     assert sent_again_lately not in TrainingRun.objects.lost(timezone.now() - timezone.timedelta(minutes=30))

@@ -36,27 +36,6 @@ def modelops_settings(settings, tmp_path, tiny_dataset):
     return settings
 
 
-@pytest.fixture
-def prediction_factory(db):
-    """prediction_factory(study, version, label, role="champion") -> a stored Prediction."""
-    from apps.studies.models import Prediction
-
-    def make(study, version, label: str, role: str = "champion"):
-        return Prediction.objects.create(
-            study=study,
-            role=role,
-            model_version=version,
-            model_name=version.registered_name,
-            model_version_label=version.version,
-            label=label,
-            probabilities={label: 1.0},
-            confidence=1.0,
-            latency_ms=1.0,
-        )
-
-    return make
-
-
 @pytest.fixture(scope="session")
 def second_package(tmp_path_factory) -> Path:
     """Another RANDOM-WEIGHT tiny package (version 2, other seed): a challenger for shadow tests."""

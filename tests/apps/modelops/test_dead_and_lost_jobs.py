@@ -9,13 +9,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.jobs.services import claim_job, heartbeat_job
 from apps.modelops import services
 from apps.modelops.models import AugmentationJob, RunStatus, TrainingRun
+from tests.factories import LabeledSampleFactory, TrainingRunFactory
 from workers.augmentation import run_augmentation
 from workers.maintenance import sweep_jobs
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.django_db
 def _run(status: str, *, minutes_since_progress: float | None) -> TrainingRun:
     now = timezone.now()
     beat = None if minutes_since_progress is None else now - timedelta(minutes=minutes_since_progress)
-    return TrainingRun.objects.create(
+    return TrainingRunFactory(
         status=status,
         started_at=now - timedelta(hours=3),
         heartbeat_at=beat,
@@ -121,23 +121,12 @@ def test_a_live_augmentation_worker_is_left_alone(modelops_settings, admin_user,
 # --- a lost training message ------------------------------------------------------------------
 
 
-def _new_labels(n: int) -> None:
-    from apps.review.models import LabeledSample, SampleSource
-
-    for i in range(n):
-        sample = LabeledSample(
-            sha256=f"lost-{i}".ljust(64, "0"), label="PNEUMONIA", source=SampleSource.PHYSICIAN_REVIEW
-        )
-        sample.image.save(f"sample-{i}.png", ContentFile(b"png"), save=False)
-        sample.save()
-
-
 def test_a_lost_training_message_is_sent_again_then_failed_and_retraining_goes_on(
     modelops_settings, published, minutes_ago, django_capture_on_commit_callbacks
 ):
     modelops_settings.DEEPMED_RETRAIN_LABEL_THRESHOLD = 1
     modelops_settings.DEEPMED_JOB_LOST_MINUTES = 20
-    _new_labels(1)
+    LabeledSampleFactory()
     with django_capture_on_commit_callbacks(execute=False):  # the publish never reached the broker
         run = services.check_retraining_queue()
         assert run is not None and services.check_retraining_queue() is None  # a queued run blocks the next

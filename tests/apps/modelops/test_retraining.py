@@ -4,39 +4,23 @@ agreement of the champion also fires; the trigger and its reason are recorded.""
 from __future__ import annotations
 
 import pytest
-from django.core.files.base import ContentFile
 
 from apps.modelops import selectors, services
 from apps.modelops.models import RunStatus, TrainingRun, Trigger
-from apps.review.models import LabeledSample, SampleSource
+from tests.factories import LabeledSampleFactory, PredictionFactory, TrainingRunFactory
 
 pytestmark = pytest.mark.django_db
 
 
-def add_samples(n: int, label: str = "PNEUMONIA", *, excluded: bool = False) -> list[LabeledSample]:
-    samples = []
-    for i in range(n):
-        sample = LabeledSample(
-            sha256=f"{label}-{i}-{excluded}".ljust(64, "0")[:64],
-            label=label,
-            source=SampleSource.PHYSICIAN_REVIEW,
-            excluded=excluded,
-        )
-        sample.image.save(f"sample-{i}.png", ContentFile(b"png"), save=False)
-        sample.save()
-        samples.append(sample)
-    return samples
-
-
 def test_trigger_fires_at_the_threshold_and_not_before(modelops_settings, django_capture_on_commit_callbacks):
     modelops_settings.DEEPMED_RETRAIN_LABEL_THRESHOLD = 3
-    add_samples(2)
-    add_samples(5, excluded=True)  # withdrawn labels never count
+    LabeledSampleFactory.create_batch(2)
+    LabeledSampleFactory.create_batch(5, excluded=True)  # withdrawn labels never count
     with django_capture_on_commit_callbacks(execute=False):
         assert services.check_retraining_queue() is None
     assert not TrainingRun.objects.exists()
 
-    add_samples(1, label="NORMAL")
+    LabeledSampleFactory(label="NORMAL")
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         run = services.check_retraining_queue()
     assert run is not None and len(callbacks) == 1  # enqueued on the training queue after commit
@@ -59,26 +43,26 @@ def test_trigger_fires_at_the_threshold_and_not_before(modelops_settings, django
 
 def test_labels_used_by_a_successful_run_leave_the_queue(modelops_settings, django_capture_on_commit_callbacks):
     modelops_settings.DEEPMED_RETRAIN_LABEL_THRESHOLD = 2
-    used = add_samples(2)
-    done = TrainingRun.objects.create(params={}, status=RunStatus.SUCCEEDED)
+    used = LabeledSampleFactory.create_batch(2)
+    done = TrainingRunFactory(status=RunStatus.SUCCEEDED)
     done.samples.add(*used)
     with django_capture_on_commit_callbacks(execute=False):
         assert services.check_retraining_queue() is None
     assert selectors.retraining_queue()["new_labels"] == 0
-    add_samples(2, label="NORMAL")
+    LabeledSampleFactory.create_batch(2, label="NORMAL")
     with django_capture_on_commit_callbacks(execute=False):
         assert services.check_retraining_queue() is not None
 
 
 def test_low_champion_agreement_triggers(
-    modelops_settings, champion, queued_study, prediction_factory, physician, django_capture_on_commit_callbacks
+    modelops_settings, champion, queued_study, physician, django_capture_on_commit_callbacks
 ):
     from apps.review.models import Review
 
     modelops_settings.DEEPMED_RETRAIN_LABEL_THRESHOLD = 1000
     modelops_settings.DEEPMED_RETRAIN_AGREEMENT_MIN_REVIEWS = 1
     modelops_settings.DEEPMED_RETRAIN_AGREEMENT_FLOOR = 0.5
-    prediction = prediction_factory(queued_study, champion, label="NORMAL")
+    prediction = PredictionFactory(study=queued_study, model_version=champion, label="NORMAL")
     Review.objects.create(study=queued_study, physician=physician, decision="correct", final_label="PNEUMONIA")
     with django_capture_on_commit_callbacks(execute=False):
         run = services.check_retraining_queue()
@@ -102,7 +86,7 @@ def test_a_sample_of_a_study_flagged_for_identifying_text_never_trains(queued_st
     """Second safeguard: even a sample not (yet) excluded stays out once its study is flagged."""
     from apps.studies.models import Study
 
-    sample = add_samples(1)[0]
+    sample = LabeledSampleFactory()
     sample.study = queued_study
     sample.save()
     assert list(selectors.training_samples()) == [sample]

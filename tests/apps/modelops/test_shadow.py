@@ -7,6 +7,7 @@ import pytest
 
 from apps.modelops import selectors, services
 from apps.studies.models import Prediction, PredictionRole
+from tests.factories import PredictionFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -51,11 +52,11 @@ def test_canary_share_one_serves_the_challenger(settings, challenger, champion, 
     assert services.choose_serving_versions(queued_study.pk) == (champion, None)
 
 
-def test_agreement_with_champion_and_physicians(challenger, champion, queued_study, physician, prediction_factory):
+def test_agreement_with_champion_and_physicians(challenger, champion, queued_study, physician):
     from apps.review.models import Review
 
-    prediction_factory(queued_study, champion, "NORMAL", role="champion")
-    prediction_factory(queued_study, challenger, "PNEUMONIA", role="challenger")
+    PredictionFactory(study=queued_study, model_version=champion, label="NORMAL", role="champion")
+    PredictionFactory(study=queued_study, model_version=challenger, label="PNEUMONIA", role="challenger")
     assert selectors.shadow_agreement(challenger) == {"studies": 1, "agreed": 0, "rate": 0.0}
     first = Review.objects.create(study=queued_study, physician=physician, decision="confirm", final_label="NORMAL")
     assert selectors.physician_agreement(challenger)["rate"] == 0.0

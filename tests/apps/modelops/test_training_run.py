@@ -8,23 +8,15 @@ import csv
 from pathlib import Path
 
 import pytest
-from django.core.files.base import ContentFile
 
 from apps.modelops import selectors, services
 from apps.modelops.models import Alias, ModelVersion, RunStatus, TrainingRun
-from apps.review.models import LabeledSample, SampleSource
 from ml_core.testing import make_xray_like_png
+from tests.factories import LabeledSampleFactory
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 TINY = {"epochs": 2, "image_size": 64, "batch_size": 8}
-
-
-def _physician_label(label: str, seed: int) -> LabeledSample:
-    sample = LabeledSample(sha256=f"{seed:064d}", label=label, source=SampleSource.PHYSICIAN_REVIEW)
-    sample.image.save("x.png", ContentFile(make_xray_like_png(64, seed=seed)), save=False)
-    sample.save()
-    return sample
 
 
 def _start(admin_user, django_capture_on_commit_callbacks) -> TrainingRun:
@@ -42,8 +34,8 @@ def test_training_run_is_tracked_registered_and_mirrored(
     from ml_core import tracking
     from workers.training import run_training
 
-    labelled = _physician_label("PNEUMONIA", 1)
-    withdrawn = _physician_label("NORMAL", 2)
+    labelled = LabeledSampleFactory(label="PNEUMONIA", image__data=make_xray_like_png(64, seed=1))
+    withdrawn = LabeledSampleFactory(label="NORMAL", image__data=make_xray_like_png(64, seed=2))
     withdrawn.excluded = True
     withdrawn.save()
     run = _start(admin_user, django_capture_on_commit_callbacks)

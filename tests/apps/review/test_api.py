@@ -4,6 +4,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from apps.review.models import LabeledSample, Review
+from tests.factories import StudyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -34,9 +35,9 @@ def test_anonymous_gets_401(pneumonia_study):
     assert APIClient().get(WORKLIST).status_code == 401
 
 
-def test_worklist_is_ordered_with_filters_and_counts(make_study, physician):
-    normal = make_study({"COVID-19": 0.02, "NORMAL": 0.96, "PNEUMONIA": 0.02})
-    covid = make_study({"COVID-19": 0.90, "NORMAL": 0.05, "PNEUMONIA": 0.05})
+def test_worklist_is_ordered_with_filters_and_counts(model_version, physician):
+    normal = StudyFactory(predicted=True, probabilities={"COVID-19": 0.02, "NORMAL": 0.96, "PNEUMONIA": 0.02})
+    covid = StudyFactory(predicted=True, probabilities={"COVID-19": 0.90, "NORMAL": 0.05, "PNEUMONIA": 0.05})
     body = _client(physician).get(WORKLIST).json()
     assert [r["study_id"] for r in body["results"]] == [str(covid.pk), str(normal.pk)]
     first = body["results"][0]

@@ -2,9 +2,9 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.core import REGISTRY
 
-from apps.modelops.models import ModelVersion
 from apps.review.selectors import model_feedback
 from apps.review.services import save_review
+from tests.factories import ModelVersionFactory, StudyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -12,20 +12,23 @@ PNEUMONIA = {"COVID-19": 0.1, "NORMAL": 0.2, "PNEUMONIA": 0.7}
 
 
 @pytest.fixture
-def reviewed_by_two_versions(make_study, physician, model_version):
-    older = ModelVersion.objects.create(
-        registered_name="deepmed-cxr", version="2", classes=model_version.classes, package_uri="/nowhere"
-    )
+def reviewed_by_two_versions(physician, model_version):
+    older = ModelVersionFactory(version="2")
     for decision, label in [("confirm", ""), ("confirm", ""), ("correct", "NORMAL"), ("not_assessable", "")]:
-        save_review(make_study(PNEUMONIA).pk, physician=physician, decision=decision, final_label=label)
+        save_review(
+            StudyFactory(predicted=True, probabilities=PNEUMONIA).pk,
+            physician=physician,
+            decision=decision,
+            final_label=label,
+        )
     save_review(
-        make_study(PNEUMONIA, version=older).pk,
+        StudyFactory(predicted=True, probabilities=PNEUMONIA, model_version=older).pk,
         physician=physician,
         decision="correct",
         final_label="COVID-19",
         fit_for_training=False,
     )
-    make_study(PNEUMONIA)  # awaiting review
+    StudyFactory(predicted=True, probabilities=PNEUMONIA)  # awaiting review
     return model_version, older
 
 
@@ -41,8 +44,8 @@ def test_feedback_per_model_version(reviewed_by_two_versions):
     assert (theirs.reviews, theirs.agreed, theirs.samples_waiting) == (1, 0, 0)
 
 
-def test_correction_counts_once_with_the_current_label(make_study, physician):
-    study = make_study(PNEUMONIA)
+def test_correction_counts_once_with_the_current_label(model_version, physician):
+    study = StudyFactory(predicted=True, probabilities=PNEUMONIA)
     save_review(study.pk, physician=physician, decision="confirm")
     save_review(study.pk, physician=physician, decision="correct", final_label="NORMAL")
     (entry,) = model_feedback()

@@ -6,6 +6,7 @@ from apps.review.models import Review
 from apps.review.services import save_review
 from apps.studies.models import StudyStatus
 from apps.studies.services import fail_study
+from tests.factories import StudyFactory, hours_ago
 
 pytestmark = pytest.mark.django_db
 
@@ -19,21 +20,21 @@ def _ids(worklist):
     return [item.study.pk for item in worklist.items]
 
 
-def test_worklist_order_is_severity_then_uncertainty_then_age(make_study):
-    sure_normal_old = make_study(SURE_NORMAL, hours_old=48)
-    unsure_normal = make_study(UNSURE_NORMAL)
-    sure_covid_new = make_study(SURE_COVID, hours_old=1)
-    sure_covid_old = make_study(SURE_COVID, hours_old=5)
-    unsure_pneumonia = make_study(UNSURE_PNEUMONIA)
+def test_worklist_order_is_severity_then_uncertainty_then_age(model_version):
+    sure_normal_old = StudyFactory(predicted=True, probabilities=SURE_NORMAL, created_at=hours_ago(48))
+    unsure_normal = StudyFactory(predicted=True, probabilities=UNSURE_NORMAL)
+    sure_covid_new = StudyFactory(predicted=True, probabilities=SURE_COVID, created_at=hours_ago(1))
+    sure_covid_old = StudyFactory(predicted=True, probabilities=SURE_COVID, created_at=hours_ago(5))
+    unsure_pneumonia = StudyFactory(predicted=True, probabilities=UNSURE_PNEUMONIA)
     expected = [unsure_pneumonia.pk, sure_covid_old.pk, sure_covid_new.pk, unsure_normal.pk, sure_normal_old.pk]
     assert _ids(selectors.worklist()) == expected
 
 
-def test_worklist_holds_only_studies_awaiting_review(make_study, physician, queued_study):
-    waiting = make_study(SURE_COVID)
-    reviewed = make_study(SURE_NORMAL)
+def test_worklist_holds_only_studies_awaiting_review(model_version, physician, queued_study):
+    waiting = StudyFactory(predicted=True, probabilities=SURE_COVID)
+    reviewed = StudyFactory(predicted=True, probabilities=SURE_NORMAL)
     save_review(reviewed.pk, physician=physician, decision="confirm")
-    failed = make_study(SURE_NORMAL)
+    failed = StudyFactory(predicted=True, probabilities=SURE_NORMAL)
     failed.status = StudyStatus.PREDICTING  # a study that fails after its prediction (not a normal path)
     failed.save(update_fields=["status"])
     fail_study(failed, code="x", reason="y")
@@ -42,10 +43,10 @@ def test_worklist_holds_only_studies_awaiting_review(make_study, physician, queu
     assert worklist.counts["total"] == 1
 
 
-def test_filters_by_label_confidence_band_and_date(make_study):
-    covid = make_study(SURE_COVID)
-    unsure = make_study(UNSURE_NORMAL)
-    old_normal = make_study(SURE_NORMAL, hours_old=24 * 10)
+def test_filters_by_label_confidence_band_and_date(model_version):
+    covid = StudyFactory(predicted=True, probabilities=SURE_COVID)
+    unsure = StudyFactory(predicted=True, probabilities=UNSURE_NORMAL)
+    old_normal = StudyFactory(predicted=True, probabilities=SURE_NORMAL, created_at=hours_ago(24 * 10))
     F = selectors.WorklistFilters
     assert _ids(selectors.worklist(F(label="NORMAL"))) == [unsure.pk, old_normal.pk]
     assert _ids(selectors.worklist(F(confidence="low"))) == [unsure.pk]
@@ -55,12 +56,12 @@ def test_filters_by_label_confidence_band_and_date(make_study):
     assert _ids(selectors.worklist(F(date_to=today - timezone.timedelta(days=5)))) == [old_normal.pk]
 
 
-def test_counts_cover_everything_awaiting_whatever_the_filter(make_study, physician):
+def test_counts_cover_everything_awaiting_whatever_the_filter(model_version, physician):
     from apps.review.services import claim_study
 
-    covid = make_study(SURE_COVID)
-    make_study(UNSURE_NORMAL)
-    make_study(SURE_NORMAL)
+    covid = StudyFactory(predicted=True, probabilities=SURE_COVID)
+    StudyFactory(predicted=True, probabilities=UNSURE_NORMAL)
+    StudyFactory(predicted=True, probabilities=SURE_NORMAL)
     claim_study(covid.pk, physician=physician)
     counts = selectors.worklist(selectors.WorklistFilters(label="COVID-19")).counts
     assert counts["total"] == 3 and counts["shown"] == 1 and counts["claimed"] == 1

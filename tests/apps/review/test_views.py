@@ -5,6 +5,7 @@ from apps.audit.models import AuditEvent
 from apps.explanations.models import Explanation
 from apps.review.models import Review
 from apps.review.services import claim_study, save_review
+from tests.factories import StudyFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -29,9 +30,9 @@ def test_patients_get_403_on_the_review_page(client, consenting_patient, pneumon
     assert not Review.objects.exists()
 
 
-def test_worklist_page_lists_studies_with_claim_buttons(doctor, make_study, second_physician):
-    covid = make_study({"COVID-19": 0.9, "NORMAL": 0.05, "PNEUMONIA": 0.05})
-    normal = make_study({"COVID-19": 0.05, "NORMAL": 0.9, "PNEUMONIA": 0.05})
+def test_worklist_page_lists_studies_with_claim_buttons(doctor, model_version, second_physician):
+    covid = StudyFactory(predicted=True, probabilities={"COVID-19": 0.9, "NORMAL": 0.05, "PNEUMONIA": 0.05})
+    normal = StudyFactory(predicted=True, probabilities={"COVID-19": 0.05, "NORMAL": 0.9, "PNEUMONIA": 0.05})
     claim_study(normal.pk, physician=second_physician)
     page = doctor.get(reverse("review-worklist")).content.decode()
     assert page.index(str(covid.pk)) < page.index(str(normal.pk))
@@ -42,8 +43,8 @@ def test_worklist_page_lists_studies_with_claim_buttons(doctor, make_study, seco
     assert str(normal.pk) in rows and str(covid.pk) not in rows
 
 
-def test_claim_then_review_page_shows_everything_the_physician_needs(doctor, make_study, physician):
-    study = make_study({"COVID-19": 0.1, "NORMAL": 0.2, "PNEUMONIA": 0.7})
+def test_claim_then_review_page_shows_everything_the_physician_needs(doctor, model_version, physician):
+    study = StudyFactory(predicted=True, probabilities={"COVID-19": 0.1, "NORMAL": 0.2, "PNEUMONIA": 0.7})
     study.patient_age, study.symptoms = 67, "fever and cough for 5 days"
     study.save()
     Explanation.objects.create(
@@ -97,9 +98,9 @@ def test_another_physicians_review_is_read_only(client, pneumonia_study, physici
     assert 'id="review-form"' not in page and "only they can correct it" in page
 
 
-def test_dashboard_shows_agreement_confusion_and_waiting_samples(doctor, make_study, physician, model_version):
-    agreed = make_study({"COVID-19": 0.1, "NORMAL": 0.2, "PNEUMONIA": 0.7})
-    corrected = make_study({"COVID-19": 0.1, "NORMAL": 0.2, "PNEUMONIA": 0.7})
+def test_dashboard_shows_agreement_confusion_and_waiting_samples(doctor, physician, model_version):
+    agreed = StudyFactory(predicted=True, probabilities={"COVID-19": 0.1, "NORMAL": 0.2, "PNEUMONIA": 0.7})
+    corrected = StudyFactory(predicted=True, probabilities={"COVID-19": 0.1, "NORMAL": 0.2, "PNEUMONIA": 0.7})
     save_review(agreed.pk, physician=physician, decision="confirm")
     save_review(corrected.pk, physician=physician, decision="correct", final_label="NORMAL")
     page = doctor.get(reverse("review-dashboard")).content.decode()

@@ -15,56 +15,15 @@ from apps.studies.models import IdentifyingText, Study
 from apps.studies.services import (
     StudyIntakeError,
     create_study,
-    record_prediction,
     set_identifying_text,
-    start_prediction,
 )
-from ml_core.serve import PredictionResult
 from ml_core.testing import make_dicom_bytes
+from tests.factories import StudyFactory
 
 pytestmark = pytest.mark.django_db
 
 BURNED_IN = {"BurnedInAnnotation": "YES"}
 SECONDARY_CAPTURE = {"SOPClassUID": "1.2.840.10008.5.1.4.1.1.7", "ConversionType": "WSD"}
-
-
-@pytest.fixture
-def model_version(db):
-    from apps.modelops.models import ModelVersion
-
-    return ModelVersion.objects.create(
-        registered_name="deepmed-cxr",
-        version="3",
-        alias="champion",
-        classes=["COVID-19", "NORMAL", "PNEUMONIA"],
-        package_uri="/nowhere",
-    )
-
-
-@pytest.fixture
-def predicted(model_version):
-    """predicted(study) -> the study with a PNEUMONIA result, awaiting review."""
-
-    def run(study: Study) -> Study:
-        start_prediction(study.pk)
-        probabilities = {"COVID-19": 0.05, "NORMAL": 0.15, "PNEUMONIA": 0.80}
-        record_prediction(
-            study,
-            model_version=model_version,
-            result=PredictionResult(
-                label="PNEUMONIA",
-                probabilities=probabilities,
-                confidence=0.8,
-                latency_ms=5.0,
-                heatmap_png=None,
-                model_name="cxr-test",
-                model_version="3",
-            ),
-        )
-        study.refresh_from_db()
-        return study
-
-    return run
 
 
 def _nothing_stored(stored_files) -> None:
@@ -129,8 +88,8 @@ def test_a_flagged_dicom_is_stored_with_its_flag(consenting_patient, settings, s
     assert created.detail.get("identifying_text", "") == expected
 
 
-def test_a_flagged_secondary_capture_never_reaches_training(consenting_patient, physician, predicted):
-    study = predicted(create_study(owner=consenting_patient, data=make_dicom_bytes(header=SECONDARY_CAPTURE)))
+def test_a_flagged_secondary_capture_never_reaches_training(physician):
+    study = StudyFactory(predicted=True, data=make_dicom_bytes(header=SECONDARY_CAPTURE))
     assert study.identifying_text == IdentifyingText.SECONDARY_CAPTURE
     save_review(study.pk, physician=physician, decision="confirm", fit_for_training=True)
     sample = LabeledSample.objects.get(study=study)  # the physician's label is on record...
@@ -149,8 +108,8 @@ def test_an_invalid_view_position_is_dropped_not_stored(consenting_patient):
 # --- the physician's flag ----------------------------------------------------------------
 
 
-def test_the_physician_flag_excludes_the_existing_sample_and_is_audited(queued_study, physician, predicted):
-    study = predicted(queued_study)
+def test_the_physician_flag_excludes_the_existing_sample_and_is_audited(physician):
+    study = StudyFactory(predicted=True)
     save_review(study.pk, physician=physician, decision="confirm", fit_for_training=True)
     assert training_samples().count() == 1
     study, excluded = set_identifying_text(study.pk, flagged=True, actor=physician, ip_address="10.0.0.9")
@@ -161,8 +120,8 @@ def test_the_physician_flag_excludes_the_existing_sample_and_is_audited(queued_s
     assert event.detail == {"flagged": True, "identifying_text": "physician", "previous": "", "samples_excluded": 1}
 
 
-def test_later_reviews_of_a_flagged_study_do_not_train_until_the_flag_is_cleared(queued_study, physician, predicted):
-    study = predicted(queued_study)
+def test_later_reviews_of_a_flagged_study_do_not_train_until_the_flag_is_cleared(physician):
+    study = StudyFactory(predicted=True)
     set_identifying_text(study.pk, flagged=True, actor=physician)
     save_review(study.pk, physician=physician, decision="confirm")
     assert not training_samples().exists()

@@ -1,20 +1,15 @@
 import pytest
 
-from apps.studies.models import Study, StudyStatus
+from apps.studies.models import StudyStatus
 from apps.studies.services import ALLOWED_TRANSITIONS, IllegalTransition, transition_study
+from tests.factories import StudyFactory
 
 S = StudyStatus
 HAPPY_PATH = [S.QUEUED, S.PREDICTING, S.PREDICTED, S.EXPLAINING, S.EXPLAINED, S.REVIEWED]
 
 
-def _study(owner, status=S.UPLOADED):
-    return Study.objects.create(
-        owner=owner, image="studies/x.png", sha256="0" * 64, original_format="png", status=status
-    )
-
-
 def test_happy_path_walks_every_state(patient):
-    study = _study(patient)
+    study = StudyFactory(uploaded=True, owner=patient)
     for status in HAPPY_PATH:
         transition_study(study, status)
         study.refresh_from_db()
@@ -33,7 +28,7 @@ def test_happy_path_walks_every_state(patient):
     ],
 )
 def test_illegal_transitions_are_refused_and_nothing_changes(patient, start, target):
-    study = _study(patient, status=start)
+    study = StudyFactory(uploaded=True, owner=patient, status=start)
     with pytest.raises(IllegalTransition):
         transition_study(study, target)
     study.refresh_from_db()
@@ -47,7 +42,7 @@ def test_every_status_has_a_rule():
 
 
 def test_failure_reason_is_kept_only_while_failed(patient):
-    study = _study(patient, status=S.QUEUED)
+    study = StudyFactory(uploaded=True, owner=patient, status=S.QUEUED)
     transition_study(study, S.FAILED, failure_code="no_model", failure_reason="no model is deployed")
     study.refresh_from_db()
     assert (study.failure_code, study.failure_reason) == ("no_model", "no model is deployed")
@@ -59,7 +54,7 @@ def test_failure_reason_is_kept_only_while_failed(patient):
 def test_transition_publishes_event_after_commit(patient, django_capture_on_commit_callbacks, monkeypatch):
     published = []
     monkeypatch.setattr("apps.studies.events.publish_study_status", lambda s: published.append(s.status))
-    study = _study(patient)
+    study = StudyFactory(uploaded=True, owner=patient)
     with django_capture_on_commit_callbacks(execute=True):
         transition_study(study, S.QUEUED)
     assert published == [S.QUEUED]

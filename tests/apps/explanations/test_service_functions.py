@@ -21,11 +21,11 @@ def _total(name):
     return sum(s.value for m in REGISTRY.collect() for s in m.samples if s.name == name)
 
 
-def test_language_model_explanation_is_stored_with_its_provenance(predicted_study, memorizing_engine):
+def test_language_model_explanation_is_stored_with_its_provenance(sample_facts_study, memorizing_engine):
     before = _metric("deepmed_explanations_total", engine="litgpt", outcome="passed")
-    explanation = services.generate_explanation(predicted_study.pk)
-    predicted_study.refresh_from_db()
-    assert predicted_study.status == StudyStatus.EXPLAINED
+    explanation = services.generate_explanation(sample_facts_study.pk)
+    sample_facts_study.refresh_from_db()
+    assert sample_facts_study.status == StudyStatus.EXPLAINED
     assert explanation.engine == "litgpt"
     assert explanation.text == compose_explanation(sample_facts())
     assert explanation.model_name.startswith("tiny-test-gpt@")
@@ -34,16 +34,16 @@ def test_language_model_explanation_is_stored_with_its_provenance(predicted_stud
     assert explanation.validation["outcome"] == "passed"
     assert explanation.validation["facts"]["label"] == "PNEUMONIA"
     assert explanation.technical_summary.startswith(
-        f"cxr-tiny v{predicted_study.predictions.get().model_version_label}: PNEUMONIA"
+        f"cxr-tiny v{sample_facts_study.predictions.get().model_version_label}: PNEUMONIA"
     )
     assert _metric("deepmed_explanations_total", engine="litgpt", outcome="passed") == before + 1
 
 
-def test_rejected_model_text_falls_back_to_the_labelled_template(predicted_study, random_engine):
+def test_rejected_model_text_falls_back_to_the_labelled_template(sample_facts_study, random_engine):
     failures = _total("deepmed_explanation_validation_failures_total")
-    explanation = services.generate_explanation(predicted_study.pk)
-    predicted_study.refresh_from_db()
-    assert predicted_study.status == StudyStatus.EXPLAINED
+    explanation = services.generate_explanation(sample_facts_study.pk)
+    sample_facts_study.refresh_from_db()
+    assert sample_facts_study.status == StudyStatus.EXPLAINED
     assert explanation.engine == "template" and explanation.text.startswith(TEMPLATE_LABEL)
     assert explanation.text.endswith(DISCLAIMER)
     assert explanation.validation["outcome"] == "template_after_failures"
@@ -51,37 +51,37 @@ def test_rejected_model_text_falls_back_to_the_labelled_template(predicted_study
     assert _total("deepmed_explanation_validation_failures_total") == failures + 2
 
 
-def test_missing_checkpoint_never_fails_the_study(predicted_study, settings, tmp_path):
+def test_missing_checkpoint_never_fails_the_study(sample_facts_study, settings, tmp_path):
     settings.DEEPMED_LLM_CHECKPOINT = str(tmp_path / "nowhere")
-    explanation = services.generate_explanation(predicted_study.pk)
-    predicted_study.refresh_from_db()
-    assert predicted_study.status == StudyStatus.EXPLAINED
+    explanation = services.generate_explanation(sample_facts_study.pk)
+    sample_facts_study.refresh_from_db()
+    assert sample_facts_study.status == StudyStatus.EXPLAINED
     assert explanation.engine == "template"
     assert explanation.validation["outcome"] == "template_no_engine"
     assert "nowhere" in explanation.validation["attempts"][0]["error"]
-    assert predicted_study.predictions.exists()
+    assert sample_facts_study.predictions.exists()
 
 
-def test_disabled_language_model_uses_the_template(predicted_study, settings):
+def test_disabled_language_model_uses_the_template(sample_facts_study, settings):
     settings.DEEPMED_LLM_ENABLED = False
-    explanation = services.generate_explanation(predicted_study.pk)
+    explanation = services.generate_explanation(sample_facts_study.pk)
     assert explanation.engine == "template"
     assert "DEEPMED_LLM_ENABLED" in explanation.validation["attempts"][0]["error"]
 
 
-def test_a_rerun_is_skipped_and_never_duplicates(predicted_study, settings):
+def test_a_rerun_is_skipped_and_never_duplicates(sample_facts_study, settings):
     settings.DEEPMED_LLM_ENABLED = False
-    services.generate_explanation(predicted_study.pk)
-    assert services.generate_explanation(predicted_study.pk) is None
-    assert Explanation.objects.filter(study=predicted_study).count() == 1
+    services.generate_explanation(sample_facts_study.pk)
+    assert services.generate_explanation(sample_facts_study.pk) is None
+    assert Explanation.objects.filter(study=sample_facts_study).count() == 1
 
 
-def test_a_redelivered_task_resumes_a_study_left_explaining(predicted_study, settings):
+def test_a_redelivered_task_resumes_a_study_left_explaining(sample_facts_study, settings):
     settings.DEEPMED_LLM_ENABLED = False
-    transition_study(predicted_study, StudyStatus.EXPLAINING)  # the worker died here
-    assert services.generate_explanation(predicted_study.pk) is not None
-    predicted_study.refresh_from_db()
-    assert predicted_study.status == StudyStatus.EXPLAINED
+    transition_study(sample_facts_study, StudyStatus.EXPLAINING)  # the worker died here
+    assert services.generate_explanation(sample_facts_study.pk) is not None
+    sample_facts_study.refresh_from_db()
+    assert sample_facts_study.status == StudyStatus.EXPLAINED
 
 
 def test_studies_not_predicted_are_skipped(queued_study):
@@ -89,9 +89,9 @@ def test_studies_not_predicted_are_skipped(queued_study):
     assert services.generate_explanation("00000000-0000-0000-0000-000000000000") is None
 
 
-def test_a_study_reviewed_while_explaining_keeps_its_review_status(predicted_study, settings):
+def test_a_study_reviewed_while_explaining_keeps_its_review_status(sample_facts_study, settings):
     settings.DEEPMED_LLM_ENABLED = False
-    study = services.start_explanation(predicted_study.pk)
+    study = services.start_explanation(sample_facts_study.pk)
     transition_study(study, StudyStatus.REVIEWED)
     from ml_core.llm.explain import explain
 
@@ -125,7 +125,7 @@ def test_recording_a_prediction_enqueues_the_explanation_on_commit(
     assert queued == [queued_study.pk]
 
 
-def test_requeue_picks_up_studies_left_without_an_explanation(predicted_study, monkeypatch):
+def test_requeue_picks_up_studies_left_without_an_explanation(sample_facts_study, monkeypatch):
     from django.utils import timezone
 
     from apps.studies.models import Study
@@ -133,9 +133,9 @@ def test_requeue_picks_up_studies_left_without_an_explanation(predicted_study, m
     queued = []
     monkeypatch.setattr(services, "enqueue_explanation", queued.append)
     assert services.requeue_unexplained_studies() == 0  # too recent
-    Study.objects.filter(pk=predicted_study.pk).update(updated_at=timezone.now() - timezone.timedelta(hours=1))
+    Study.objects.filter(pk=sample_facts_study.pk).update(updated_at=timezone.now() - timezone.timedelta(hours=1))
     assert services.requeue_unexplained_studies() == 1
-    assert queued == [predicted_study.pk]
+    assert queued == [sample_facts_study.pk]
 
 
 def test_the_default_checkpoint_is_the_shipped_explainer(settings):
@@ -150,8 +150,8 @@ def test_the_default_checkpoint_is_the_shipped_explainer(settings):
 
 
 @pytest.mark.parametrize("text", ["", "   "])
-def test_empty_edits_are_refused(predicted_study, physician, settings, text):
+def test_empty_edits_are_refused(sample_facts_study, physician, settings, text):
     settings.DEEPMED_LLM_ENABLED = False
-    services.generate_explanation(predicted_study.pk)
+    services.generate_explanation(sample_facts_study.pk)
     with pytest.raises(services.ExplanationError):
-        services.edit_explanation(study=predicted_study, editor=physician, text=text)
+        services.edit_explanation(study=sample_facts_study, editor=physician, text=text)

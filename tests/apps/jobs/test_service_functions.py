@@ -13,23 +13,16 @@ from apps.audit.models import AuditEvent
 from apps.jobs import services
 from apps.jobs.models import JobStatus
 from apps.modelops.models import TrainingRun
+from tests.factories import TrainingRunFactory
 
 pytestmark = pytest.mark.django_db
-
-
-def _run(status: str = JobStatus.QUEUED, **fields) -> TrainingRun:
-    run = TrainingRun.objects.create(params={}, status=status)
-    if fields:
-        TrainingRun.objects.filter(pk=run.pk).update(**fields)
-        run.refresh_from_db()
-    return run
 
 
 # --- enqueue ------------------------------------------------------------------------------
 
 
 def test_enqueue_sends_the_task_once_committed_and_records_its_id(published, django_capture_on_commit_callbacks):
-    run = _run()
+    run = TrainingRunFactory()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         services.enqueue_job(run)
         assert published == []  # nothing goes out before the row is committed
@@ -42,7 +35,7 @@ def test_enqueue_sends_the_task_once_committed_and_records_its_id(published, dja
 
 
 def test_a_job_cancelled_before_commit_is_not_sent(published, django_capture_on_commit_callbacks):
-    run = _run()
+    run = TrainingRunFactory()
     with django_capture_on_commit_callbacks(execute=True):
         services.enqueue_job(run)
         services.cancel_job(run)
@@ -56,7 +49,7 @@ def test_a_broker_that_refuses_the_message_fails_the_job_with_the_reason(
     celery_broker, published, job_changes, django_capture_on_commit_callbacks
 ):
     celery_broker("redis://127.0.0.1:1/0")  # nothing listens there
-    run = _run()
+    run = TrainingRunFactory()
     with django_capture_on_commit_callbacks(execute=True):
         services.enqueue_job(run)  # the request that started the job does not raise
     run.refresh_from_db()
@@ -70,7 +63,7 @@ def test_a_broker_that_refuses_the_message_fails_the_job_with_the_reason(
 
 
 def test_claim_moves_a_queued_job_to_running_once(job_changes):
-    run = _run()
+    run = TrainingRunFactory()
     claimed = services.claim_job(TrainingRun, run.pk, worker="gpu@host")
     assert claimed.status == JobStatus.RUNNING and claimed.attempts == 1 and claimed.worker == "gpu@host"
     assert claimed.started_at and claimed.heartbeat_at == claimed.started_at
@@ -83,7 +76,7 @@ def test_claim_moves_a_queued_job_to_running_once(job_changes):
 
 @pytest.mark.parametrize("status", [JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED])
 def test_a_finished_job_is_never_claimed(status):
-    run = _run(status)
+    run = TrainingRunFactory(status=status)
     assert services.claim_job(TrainingRun, run.pk) is None
     assert services.claim_job(TrainingRun, 999_999) is None  # deleted
     run.refresh_from_db()
@@ -92,7 +85,7 @@ def test_a_finished_job_is_never_claimed(status):
 
 def test_a_running_job_whose_worker_died_is_taken_over_by_its_redelivered_task(settings, minutes_ago):
     settings.DEEPMED_TRAINING_STALL_MINUTES = 30
-    run = services.claim_job(TrainingRun, _run().pk, worker="dead@host")
+    run = services.claim_job(TrainingRun, TrainingRunFactory().pk, worker="dead@host")
     services.heartbeat_job(run, progress={"epoch": 3})
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=minutes_ago(45))  # the worker was killed
 
@@ -112,7 +105,7 @@ def test_a_running_job_whose_worker_died_is_taken_over_by_its_redelivered_task(s
 
 def test_a_dead_workers_job_that_was_being_cancelled_ends_cancelled(settings, minutes_ago):
     settings.DEEPMED_TRAINING_STALL_MINUTES = 30
-    run = services.claim_job(TrainingRun, _run().pk)
+    run = services.claim_job(TrainingRun, TrainingRunFactory().pk)
     services.cancel_job(run)
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=minutes_ago(45))
     assert services.claim_job(TrainingRun, run.pk) is None
@@ -121,7 +114,7 @@ def test_a_dead_workers_job_that_was_being_cancelled_ends_cancelled(settings, mi
 
 
 def test_heartbeat_stamps_progress_and_extra_fields(job_changes, minutes_ago):
-    run = services.claim_job(TrainingRun, _run().pk)
+    run = services.claim_job(TrainingRun, TrainingRunFactory().pk)
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=minutes_ago(10))
     services.heartbeat_job(run)
     services.heartbeat_job(run, progress={"epoch": 1}, logs="epoch 1\n")
@@ -133,7 +126,7 @@ def test_heartbeat_stamps_progress_and_extra_fields(job_changes, minutes_ago):
 
 def test_keep_alive_stamps_the_row_while_the_block_runs(minutes_ago):
     """Long steps without progress reports (packaging, a LoRA subprocess) still show a live worker."""
-    run = _run(JobStatus.RUNNING, heartbeat_at=minutes_ago(45))
+    run = TrainingRunFactory(status=JobStatus.RUNNING, heartbeat_at=minutes_ago(45))
     with services.keep_alive(run, every_s=3600):
         run.refresh_from_db()
         assert timezone.now() - run.heartbeat_at < timedelta(minutes=1)  # stamped on entry
@@ -145,7 +138,7 @@ def test_keep_alive_stamps_the_row_while_the_block_runs(minutes_ago):
 
 @pytest.mark.django_db(transaction=True)  # the thread writes through its own connection
 def test_keep_alive_beats_from_its_thread(minutes_ago):
-    run = _run(JobStatus.RUNNING)
+    run = TrainingRunFactory(status=JobStatus.RUNNING)
     with services.keep_alive(run, every_s=0.05):
         TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=minutes_ago(45))
         deadline = time.monotonic() + 10
@@ -158,10 +151,10 @@ def test_keep_alive_beats_from_its_thread(minutes_ago):
 
 
 def test_finish_and_fail_record_the_outcome(job_changes):
-    done = services.claim_job(TrainingRun, _run().pk)
+    done = services.claim_job(TrainingRun, TrainingRunFactory().pk)
     done.mlflow_run_id = "abc"
     services.finish_job(done, update_fields=["mlflow_run_id"])
-    broken = services.claim_job(TrainingRun, _run().pk)
+    broken = services.claim_job(TrainingRun, TrainingRunFactory().pk)
     services.fail_job(broken, "ValueError: no images")
     done.refresh_from_db()
     broken.refresh_from_db()
@@ -176,8 +169,8 @@ def test_finish_and_fail_record_the_outcome(job_changes):
 def test_cancel_ends_a_queued_job_at_once_and_asks_a_running_one_to_stop(admin_user):
     from apps.jobs.selectors import stop_requested
 
-    queued, running = _run(), services.claim_job(TrainingRun, _run().pk)
-    finished = _run(JobStatus.SUCCEEDED)
+    queued, running = TrainingRunFactory(), services.claim_job(TrainingRun, TrainingRunFactory().pk)
+    finished = TrainingRunFactory(status=JobStatus.SUCCEEDED)
     assert services.cancel_job(queued, actor=admin_user).status == JobStatus.CANCELLED
     assert not stop_requested(running)
     assert services.cancel_job(running, actor=admin_user).status == JobStatus.RUNNING
@@ -194,8 +187,8 @@ def test_sweep_fails_running_jobs_whose_worker_stopped_responding(settings, job_
     from apps.modelops.models import AugmentationJob
 
     settings.DEEPMED_TRAINING_STALL_MINUTES = 30
-    dead = _run(JobStatus.RUNNING, started_at=minutes_ago(120), heartbeat_at=minutes_ago(45))
-    alive = _run(JobStatus.RUNNING, started_at=minutes_ago(120), heartbeat_at=minutes_ago(5))
+    dead = TrainingRunFactory(status=JobStatus.RUNNING, started_at=minutes_ago(120), heartbeat_at=minutes_ago(45))
+    alive = TrainingRunFactory(status=JobStatus.RUNNING, started_at=minutes_ago(120), heartbeat_at=minutes_ago(5))
     dead_augmentation = AugmentationJob.objects.create(label="NORMAL", target_count=5, status=JobStatus.RUNNING)
     AugmentationJob.objects.filter(pk=dead_augmentation.pk).update(started_at=minutes_ago(40))
 
@@ -215,8 +208,8 @@ def test_sweep_fails_running_jobs_whose_worker_stopped_responding(settings, job_
 
 def test_sweep_resends_a_lost_message_once_then_fails_the_job(settings, published, minutes_ago):
     settings.DEEPMED_JOB_LOST_MINUTES = 20
-    lost = _run(created_at=minutes_ago(25))  # its message never reached the broker
-    waiting = _run(created_at=minutes_ago(5))
+    lost = TrainingRunFactory(created_at=minutes_ago(25))  # its message never reached the broker
+    waiting = TrainingRunFactory(created_at=minutes_ago(5))
 
     assert services.sweep_jobs()["modelops.trainingrun"]["requeued"] == [lost.pk]
     lost.refresh_from_db()
@@ -245,7 +238,7 @@ def test_a_queued_job_behind_a_busy_worker_is_not_lost(settings, published, minu
     ExplainerFinetuneRun.objects.create(
         status=JobStatus.RUNNING, started_at=minutes_ago(90), heartbeat_at=timezone.now()
     )
-    waiting = _run(created_at=minutes_ago(60))
+    waiting = TrainingRunFactory(created_at=minutes_ago(60))
     assert services.sweep_jobs()["modelops.trainingrun"] == {"stalled": [], "requeued": [], "lost": []}
     waiting.refresh_from_db()
     assert waiting.status == JobStatus.QUEUED and waiting.requeues == 0 and published == []
