@@ -29,7 +29,7 @@ from django.core.files.base import ContentFile
 from factory.django import DjangoModelFactory
 
 from apps.accounts.models import Role, User
-from apps.explanations.models import ExplainerFinetuneRun
+from apps.explanations.models import ExplainerFinetuneRun, Explanation
 from apps.jobs.models import JobStatus
 from apps.modelops.models import Alias, AugmentationJob, ModelVersion, TrainingRun
 from apps.review.models import Decision, LabeledSample, Review, SampleSource
@@ -37,8 +37,6 @@ from apps.studies.models import Prediction, PredictionRole, Study, StudyStatus
 from ml_core.testing import make_xray_like_png
 
 S = StudyStatus
-
-from apps.explanations.models import Explanation
 
 CLASSES = ["COVID-19", "NORMAL", "PNEUMONIA"]
 PNEUMONIA_RESULT = {"COVID-19": 0.05, "NORMAL": 0.15, "PNEUMONIA": 0.80}
