@@ -127,6 +127,10 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
         else:
             zero_cols = [c for c in cfg.zero_as_missing if c in X.columns]
         self.zero_missing_ = zero_cols
+        # Columns read as numbers: numeric at fit time, or text that is (nearly) all numbers.
+        self.numeric_in_: list[str] = [
+            c for c in X.columns if not is_text(X[c]) and not pd.api.types.is_bool_dtype(X[c])
+        ] + [c for c in self.text_numeric_ if is_text(X[c])]
         frame = self._normalise(X, counts)
         self.kinds_: dict[str, str] = {}
         self.dropped_: dict[str, str] = {}
@@ -134,7 +138,9 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
             kind, reason = self._infer_kind(col, frame[col], cfg)
             self.kinds_[col] = kind
             if kind not in KEPT_KINDS:
-                if (kind == "identifier" and not cfg.drop_identifiers) or (kind == "constant" and not cfg.drop_constant):
+                if (kind == "identifier" and not cfg.drop_identifiers) or (
+                    kind == "constant" and not cfg.drop_constant
+                ):
                     self.kinds_[col] = "numeric" if pd.api.types.is_numeric_dtype(frame[col]) else "categorical"
                 else:
                     self.dropped_[col] = reason
@@ -209,40 +215,52 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
     # --- the rules, shared by fit and transform ----------------------------------------
 
     def _normalise(self, X: pd.DataFrame, counts: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
-        """Strip, missing tokens -> NaN, text -> numbers, category spellings, impossible zeros -> NaN."""
+        """Strip, missing tokens -> NaN, text -> numbers, category spellings, impossible zeros -> NaN.
+
+        Plain numpy/Python per column rather than chained pandas string ops: a one-row
+        prediction must stay in the millisecond range (the API answers in < 20 ms)."""
         cfg = self.config or CleanConfig()
-        out = {}
+        tokens = {t.lower() for t in cfg.missing_tokens}
+        numeric_cols = set(self.numeric_in_)
+        out: dict[str, np.ndarray] = {}
         for col in self.feature_names_in_:
             s = X[col]
             c: dict[str, Any] = {}
-            if is_text(s):
-                mask = s.notna()
-                raw = s[mask].astype(str)
-                vals = raw.str.strip() if cfg.strip_whitespace else raw
-                c["whitespace"] = int((vals != raw).sum())
-                missing = vals.str.lower().isin(cfg.missing_tokens) | (vals == "")
-                c["missing_tokens"] = int(missing.sum())
-                vals = vals[~missing]
-                if col in self.text_numeric_:
-                    num = pd.to_numeric(vals, errors="coerce")
-                    c["unparseable"] = int(num.isna().sum())
-                    c["to_number"] = int(num.notna().sum())
-                    s = pd.Series(np.nan, index=X.index, dtype=np.float64)
-                    s[num.index] = num.to_numpy(dtype=np.float64)
-                else:
-                    norm = vals.map(self.normalise_category) if cfg.normalise_categories else vals
-                    changed = norm != vals
-                    c["spelling"] = int(changed.sum())
-                    c["examples"] = dict(list(zip(vals[changed], norm[changed]))[:5])
-                    s = pd.Series(np.nan, index=X.index, dtype=object)
-                    s[norm.index] = norm.to_numpy(dtype=object)
+            if col in numeric_cols and pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+                values = s.to_numpy(dtype=np.float64, na_value=np.nan)
             else:
-                s = s.astype(np.float64)
-            if col in self.zero_missing_ and not is_text(s):
-                zeros = s == 0
+                # Text (or numbers arriving as text, e.g. from a JSON form): the text rules.
+                texts = _text_cells(s.to_numpy(dtype=object), cfg.strip_whitespace, tokens, c)
+                if col in numeric_cols:
+                    values = np.full(len(texts), np.nan)
+                    bad = 0
+                    for i, t in enumerate(texts):
+                        if t is not None:
+                            try:
+                                values[i] = float(t)
+                            except ValueError:
+                                bad += 1
+                    c["unparseable"] = bad
+                    c["to_number"] = int(np.isfinite(values).sum())
+                else:
+                    values = np.empty(len(texts), dtype=object)
+                    changed, examples = 0, {}
+                    for i, t in enumerate(texts):
+                        if t is None:
+                            values[i] = np.nan  # np.nan, not None: SimpleImputer looks for NaN in object columns
+                            continue
+                        norm = self.normalise_category(t) if cfg.normalise_categories else t
+                        if norm != t:
+                            changed += 1
+                            if len(examples) < 5:
+                                examples[t] = norm
+                        values[i] = norm
+                    c["spelling"], c["examples"] = changed, examples
+            if col in self.zero_missing_ and values.dtype == np.float64:
+                zeros = values == 0
                 c["zeros"] = int(zeros.sum())
-                s = s.mask(zeros)
-            out[col] = s
+                values = np.where(zeros, np.nan, values)
+            out[col] = values
             if counts is not None:
                 counts[col] = c
         return pd.DataFrame(out, index=X.index)
@@ -257,9 +275,13 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
         out = {}
         for col in frame.columns:
             s = frame[col]
-            if self.kinds_.get(col) in ("categorical", "boolean") and not is_text(s):
-                s = s.map(_code_text, na_action="ignore").astype(object)
-            elif self.kinds_.get(col) == "numeric" and is_text(s):
+            kind = self.kinds_.get(col)
+            if kind in ("categorical", "boolean") and s.dtype == np.float64:
+                v = s.to_numpy()
+                s = pd.Series(
+                    np.array([np.nan if x != x else _code_text(x) for x in v], dtype=object), index=frame.index
+                )
+            elif kind == "numeric" and s.dtype != np.float64:
                 s = pd.to_numeric(s, errors="coerce").astype(np.float64)
             out[col] = s
         return pd.DataFrame(out, index=frame.index)
@@ -276,13 +298,14 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
             needed = [c for c in absent if c in self.columns_]
             if needed:
                 raise ValueError(f"columns missing from the input: {needed}")
-            X = X.assign(**{c: np.nan for c in absent})
-        typed = self._typed(self._normalise(X))[self.columns_]
+            X = X.assign(**dict.fromkeys(absent, np.nan))
+        typed = self._typed(self._normalise(X)[self.columns_])
         for col, (lo, hi) in self.bounds_.items():
-            typed[col] = typed[col].clip(lo, hi)
+            typed[col] = np.clip(typed[col].to_numpy(), lo, hi)
         for col in self.columns_:  # a category never seen in training: missing, then imputed
             if self.kinds_[col] != "numeric":
-                typed[col] = typed[col].where(typed[col].isin(self.categories_[col]) | typed[col].isna())
+                known = set(self.categories_[col])
+                typed[col] = np.array([v if v in known else np.nan for v in typed[col].to_numpy()], dtype=object)
         return typed
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -314,7 +337,9 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
             "normalise_categories": {
                 "enabled": cfg.normalise_categories,
                 "columns": {
-                    c: {"changed": v["spelling"], "examples": v["examples"]} for c, v in counts.items() if v.get("spelling")
+                    c: {"changed": v["spelling"], "examples": v["examples"]}
+                    for c, v in counts.items()
+                    if v.get("spelling")
                 },
             },
             "zero_as_missing": {"columns": {c: counts[c].get("zeros", 0) for c in self.zero_missing_}},
@@ -331,7 +356,9 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
         for rule in rules.values():
             cols = rule.get("columns")
             if isinstance(cols, dict):
-                rule["cells"] = sum(v if isinstance(v, int) else v.get("changed", v.get("clipped", 0)) for v in cols.values())
+                rule["cells"] = sum(
+                    v if isinstance(v, int) else v.get("changed", v.get("clipped", 0)) for v in cols.values()
+                )
         return {"rows": len(typed), "kinds": dict(self.kinds_), "kept": list(kept), "rules": rules}
 
 
@@ -345,6 +372,27 @@ def _as_frame(X) -> pd.DataFrame:
 
 def _strip_values(series: pd.Series) -> pd.Series:
     return series.dropna().astype(str).str.strip()
+
+
+def _text_cells(values: np.ndarray, strip: bool, tokens: set[str], counts: dict[str, Any]) -> list[str | None]:
+    """Cells as text, stripped; None for empty cells and missing tokens ('?', 'NA'...); counts what changed."""
+    out: list[str | None] = []
+    stripped = missing = 0
+    for v in values:
+        if v is None or v is pd.NA or (isinstance(v, float) and v != v):
+            out.append(None)
+            continue
+        t = v if isinstance(v, str) else _code_text(v)
+        st = t.strip() if strip else t
+        if st != t:
+            stripped += 1
+        if not st or st.lower() in tokens:
+            missing += 1
+            out.append(None)
+        else:
+            out.append(st)
+    counts["whitespace"], counts["missing_tokens"] = stripped, missing
+    return out
 
 
 def _code_text(value: Any) -> str:

@@ -42,6 +42,7 @@ ERROR_CODES = (
     "malformed_csv",
     "duplicate_columns",
     "unknown_target",
+    "unknown_column",
     "target_missing_values",
     "one_class_target",
     "not_binary_target",
@@ -183,7 +184,9 @@ def numeric_where_clean(frame: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         if out[col].dtype == object or pd.api.types.is_string_dtype(out[col]):
             parsed = pd.to_numeric(out[col], errors="coerce")
-            if parsed.notna().sum() == out[col].notna().sum():
+            text = out[col].dropna().astype(str)
+            padded = bool((text != text.str.strip()).any())  # '\t6200': left for the cleaner to strip and report
+            if not padded and parsed.notna().sum() == out[col].notna().sum():
                 out[col] = parsed.astype(np.float64)
             else:
                 out[col] = out[col].astype(object)
@@ -212,7 +215,7 @@ def binary_target(
     if target not in frame.columns:
         raise TabularDataError("unknown_target", f"no column {target!r}; columns are {list(frame.columns)[:50]}")
     raw = frame[target]
-    if raw.dtype == object:
+    if not pd.api.types.is_numeric_dtype(raw):
         raw = raw.map(lambda v: v.strip() if isinstance(v, str) else v).replace("", np.nan)
     missing = int(raw.isna().sum())
     if missing:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from functools import partial
 from typing import Any, Literal
 
 import numpy as np
@@ -45,6 +44,19 @@ class SelectConfig:
         return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
 
 
+class MutualInfo:
+    """Seeded ``mutual_info_classif`` as a named callable (a ``functools.partial`` would have to be
+    trusted by the model loader, and a partial can wrap anything)."""
+
+    __name__ = "mutual_info_classif"
+
+    def __init__(self, random_state: int = 0):
+        self.random_state = random_state
+
+    def __call__(self, X, y):
+        return mutual_info_classif(X, y, random_state=self.random_state)
+
+
 def build_selector(cfg: SelectConfig, seed: int = 0):
     """The ``select`` step (``"passthrough"`` for method none)."""
     if cfg.method == "none":
@@ -53,7 +65,7 @@ def build_selector(cfg: SelectConfig, seed: int = 0):
         score = {
             "anova_f": f_classif,
             "chi2": chi2,
-            "mutual_info": partial(mutual_info_classif, random_state=seed),
+            "mutual_info": MutualInfo(seed),
         }[cfg.score]
         if cfg.k is not None:
             return SelectKBest(score, k=cfg.k)
@@ -73,7 +85,11 @@ def selection_report(pipeline) -> dict[str, Any]:
     names = [str(n) for n in pipeline.named_steps["encode"].get_feature_names_out()]
     selector = pipeline.named_steps.get("select")
     if selector is None or selector == "passthrough":
-        return {"method": "none", "features": [{"feature": n, "selected": True} for n in names], "n_selected": len(names)}
+        return {
+            "method": "none",
+            "features": [{"feature": n, "selected": True} for n in names],
+            "n_selected": len(names),
+        }
     support = selector.get_support()
     rows: list[dict[str, Any]] = []
     for i, name in enumerate(names):
@@ -89,7 +105,7 @@ def selection_report(pipeline) -> dict[str, Any]:
     method = type(selector).__name__
     if hasattr(selector, "score_func"):
         func = selector.score_func
-        method += f"({getattr(func, 'func', func).__name__})"
+        method += f"({getattr(func, '__name__', type(func).__name__)})"
     report = {"method": method, "features": rows, "n_selected": int(support.sum()), "n_encoded": len(names)}
     log.info("selected %d of %d features (%s): %s", report["n_selected"], len(names), method,
              [r["feature"] for r in rows if r["selected"]])  # fmt: skip

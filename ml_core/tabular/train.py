@@ -16,7 +16,7 @@ import logging
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
 import numpy as np
@@ -44,6 +44,7 @@ class TrainConfig:
     target: str = "target"
     positive: str | None = None  # the target value that means 1 (default: 1, or the second sorted value)
     binarise_threshold: float | None = None  # numeric target -> target > threshold (heart: num > 0)
+    exclude: tuple[str, ...] = ()  # columns left out before anything else (a site label, a leaky column)
     clean: CleanConfig = field(default_factory=CleanConfig)
     select: SelectConfig = field(default_factory=SelectConfig)
     algorithms: tuple[str, ...] = ALGORITHM_NAMES
@@ -64,7 +65,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("progress", "clean", "select")}
-        data["algorithms"] = list(self.algorithms)
+        data["algorithms"], data["exclude"] = list(self.algorithms), list(self.exclude)
         return {**data, "clean": self.clean.to_dict(), "select": self.select.to_dict()}
 
     @classmethod
@@ -75,8 +76,9 @@ class TrainConfig:
             data["clean"] = CleanConfig.from_dict(data["clean"])
         if isinstance(data.get("select"), dict):
             data["select"] = SelectConfig.from_dict(data["select"])
-        if "algorithms" in data:
-            data["algorithms"] = tuple(data["algorithms"])
+        for key in ("algorithms", "exclude"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
 
 
@@ -183,7 +185,9 @@ class FoldScorer:
 
 def _check_table(features: pd.DataFrame, cfg: TrainConfig) -> list[str]:
     if features.shape[1] > cfg.max_columns:
-        raise TabularDataError("too_many_columns", f"{features.shape[1]} feature columns; the limit is {cfg.max_columns}")
+        raise TabularDataError(
+            "too_many_columns", f"{features.shape[1]} feature columns; the limit is {cfg.max_columns}"
+        )
     empty = [str(c) for c in features.columns if features[c].isna().all()]
     if empty and cfg.clean.empty_columns == "error":
         raise TabularDataError(
@@ -203,9 +207,19 @@ def train(frame: pd.DataFrame, cfg: TrainConfig | None = None) -> TabularResult:
     emit = cfg.progress or (lambda event: None)
     t0 = time.perf_counter()
     sha = dataset_sha256(frame)
+    unknown = [c for c in cfg.exclude if c not in frame.columns or c == cfg.target]
+    if unknown:
+        raise TabularDataError("unknown_column", f"cannot exclude {unknown}: not a feature column")
+    frame = frame.drop(columns=list(cfg.exclude))
     features, y, target_info = binary_target(
         frame, cfg.target, positive=cfg.positive, binarise_threshold=cfg.binarise_threshold
     )
+    target_info = {
+        **target_info,
+        "column": cfg.target,
+        "positive": cfg.positive,
+        "binarise_threshold": cfg.binarise_threshold,
+    }
     empty = _check_table(features, cfg)
     features = features.drop(columns=empty)
     features.columns = [str(c) for c in features.columns]
@@ -293,7 +307,7 @@ def train(frame: pd.DataFrame, cfg: TrainConfig | None = None) -> TabularResult:
     cleaner = pipeline.named_steps["clean"]
     result = TabularResult(
         config=cfg.to_dict(),
-        target={**target_info, "column": cfg.target},
+        target=target_info,
         split=split,
         imbalance=imbalance,
         algorithms=results,
@@ -301,7 +315,7 @@ def train(frame: pd.DataFrame, cfg: TrainConfig | None = None) -> TabularResult:
         pipeline=pipeline,
         selection=selection_report(pipeline),
         quality=cleaner.report_,
-        schema=build_schema(cleaner, X_train, target={**target_info, "column": cfg.target}),
+        schema=build_schema(cleaner, X_train, target=target_info),
         permutation_importance=importance,
         dataset_sha256=sha,
         test_labels=y_test,
