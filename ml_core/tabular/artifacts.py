@@ -42,6 +42,8 @@ TRUSTED_TYPES = frozenset(
         "imblearn.pipeline.Pipeline",
         "imblearn.over_sampling._smote.base.SMOTE",
         "numpy.dtype",
+        "sklearn.calibration._CalibratedClassifier",
+        "sklearn.calibration._SigmoidCalibration",
         "sklearn.compose._column_transformer.make_column_selector",
         "sklearn.feature_selection._univariate_selection.f_classif",
         "sklearn.feature_selection._univariate_selection.chi2",
