@@ -57,8 +57,8 @@ ALGORITHMS: dict[str, Algorithm] = {
         ),
         Algorithm(
             "random_forest",
-            lambda seed, cw: RandomForestClassifier(n_estimators=200, class_weight=cw, random_state=seed, n_jobs=1),
-            full={"max_depth": [None, 6], "max_features": ["sqrt", 0.5], "min_samples_leaf": [1, 4]},
+            lambda seed, cw: RandomForestClassifier(n_estimators=150, class_weight=cw, random_state=seed, n_jobs=1),
+            full={"max_depth": [None, 6], "min_samples_leaf": [1, 4]},  # max_features "sqrt"
             quick={"n_estimators": [30]},
             class_weight=True,
         ),
