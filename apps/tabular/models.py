@@ -6,6 +6,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from apps.jobs.models import Job
+
 
 def dataset_path(instance: TabularDataset, filename: str) -> str:
     # Named by content, not by the uploader's file name (which may carry a patient's name).
@@ -31,3 +33,22 @@ class TabularDataset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.rows} rows)"
+
+
+class TabularExperiment(Job):
+    """One training run of the tabular lab (lifecycle: apps.jobs, the fourth kind of job): clean,
+    select, grid-search the chosen algorithms on a dataset. `progress` holds the live state
+    (algorithm, grid point, folds done); `result` the summary; the model directory the artefact."""
+
+    task_name = "workers.training.run_tabular_experiment"
+    audit_prefix = "tabular.experiment"
+
+    dataset = models.ForeignKey(TabularDataset, on_delete=models.PROTECT, related_name="experiments")
+    config = models.JSONField(default=dict, help_text="ml_core.tabular.train.TrainConfig.to_dict()")
+    result = models.JSONField(default=dict, blank=True)
+    chosen_algorithm = models.CharField(max_length=64, blank=True)
+    model_dir = models.CharField(max_length=500, blank=True)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    def __str__(self) -> str:
+        return f"tabular experiment {self.pk} on {self.dataset_id} ({self.status})"

@@ -172,21 +172,24 @@ class FoldScorer:
     def __init__(self, threshold: float, progress: ProgressFn | None, algorithm: str, points: int, folds: int):
         self.threshold, self.progress = threshold, progress
         self.algorithm, self.points, self.folds, self.calls = algorithm, points, folds, 0
+        self.error: Exception | None = None
 
     def __call__(self, estimator, X, y) -> dict[str, float]:
         scores = fold_scores(y, estimator.predict_proba(X)[:, 1], self.threshold)
-        if self.progress is not None:
+        if self.progress is not None and self.error is None:
             point, fold = divmod(self.calls, self.folds)
-            self.progress(
-                {
-                    "event": "fold",
-                    "algorithm": self.algorithm,
-                    "grid_point": point + 1,
-                    "grid_points": self.points,
-                    "folds_done": fold + 1,
-                    "folds": self.folds,
-                }
-            )
+            event = {
+                "event": "fold",
+                "algorithm": self.algorithm,
+                "grid_point": point + 1,
+                "grid_points": self.points,
+                "folds_done": fold + 1,
+                "folds": self.folds,
+            }
+            try:
+                self.progress(event)
+            except Exception as exc:  # sklearn would swallow it as a failed score
+                self.error = exc  # re-raised by train() once this grid search returns (e.g. a cancel)
         self.calls += 1
         return scores
 
@@ -290,6 +293,8 @@ def train(frame: pd.DataFrame, cfg: TrainConfig | None = None) -> TabularResult:
                 warnings.simplefilter("ignore", ConvergenceWarning)
                 warnings.filterwarnings("ignore", message=".*(k=|percentile|constant|Features .* are constant).*")
                 search.fit(X_train, y_train)
+            if scorer.error is not None:  # the progress callback asked to stop (or broke)
+                raise scorer.error
             cv = search.cv_results_
             best = int(search.best_index_)
             if not np.isfinite(cv[f"mean_test_{cfg.scoring}"][best]):

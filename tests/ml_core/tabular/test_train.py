@@ -177,3 +177,21 @@ def test_all_missing_column_can_be_dropped_instead():
     cfg = quick_config(algorithms=("naive_bayes",), clean=CleanConfig(empty_columns="drop"))
     r = train(make_frame(80).assign(empty=np.nan), cfg)
     assert r.split["empty_columns_dropped"] == ["empty"]
+
+
+class Stop(Exception):
+    pass
+
+
+def test_an_exception_from_the_progress_callback_ends_training():
+    """A cancel raised from a fold event must not be swallowed by GridSearchCV as a failed score."""
+    events = []
+
+    def progress(event):
+        events.append(event)
+        if event["event"] == "fold":
+            raise Stop
+
+    with pytest.raises(Stop):
+        train(make_frame(120), quick_config(algorithms=("naive_bayes", "decision_tree"), progress=progress))
+    assert [e["event"] for e in events] == ["algorithm_start", "fold"]  # one event, then silence, then the raise
