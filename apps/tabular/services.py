@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -179,3 +180,50 @@ def execute_experiment(pk: int, *, worker: str = "") -> TabularExperiment | None
     record_event(actor=None, action="tabular.experiment.finish", obj=experiment, patient=None,
                  detail={"chosen": result.chosen, "test_f1_macro": result.test["f1_macro"]})  # fmt: skip
     return finish_job(experiment, update_fields=["result", "chosen_algorithm", "model_dir"])
+
+
+# --- predictions (physicians and admins) -------------------------------------------------------
+
+NOTICE = "Preliminary, not a diagnosis: a model estimate for a clinician to weigh with the whole picture."
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, mtime_ns: int):
+    from ml_core.tabular.artifacts import load_model
+
+    return load_model(path)  # sha256 and type allowlist checked once per file version
+
+
+def load_experiment_model(experiment: TabularExperiment):
+    if experiment.status != JobStatus.SUCCEEDED or not experiment.model_dir:
+        raise TabularError(f"experiment {experiment.pk} has no trained model", code="model_not_ready", http_status=409)
+    path = Path(experiment.model_dir) / "model.skops"
+    return _load(experiment.model_dir, path.stat().st_mtime_ns)
+
+
+def predict(*, actor, experiment: TabularExperiment, rows: list[dict[str, Any]] | dict[str, Any], top: int = 3) -> dict:
+    """Risk predictions for JSON rows (physicians and admins; every call audited). A row that does
+    not fit the model's input schema is refused as invalid_request naming the row and field."""
+    from ml_core.tabular.schema import SchemaError
+
+    if actor is None or getattr(actor, "role", None) not in (Role.PHYSICIAN, Role.ADMIN):
+        record_event(actor=actor, action="tabular.predict", obj=experiment, outcome=Outcome.DENIED, patient=None)
+        raise TabularError("only physicians and administrators request risk predictions", code="forbidden")
+    model = load_experiment_model(experiment)
+    try:
+        predictions = model.predict(rows, top=top)
+    except SchemaError as exc:
+        record_event(actor=actor, action="tabular.predict", obj=experiment, outcome=Outcome.INVALID, patient=None,
+                     detail={"field": exc.field, "code": exc.code})  # fmt: skip
+        raise TabularError(
+            str(exc), code="invalid_request", details={"field": exc.field, "errors": exc.errors}
+        ) from None
+    record_event(actor=actor, action="tabular.predict", obj=experiment, patient=None,
+                 detail={"rows": len(predictions), "classes": [p["class"] for p in predictions][:100]})  # fmt: skip
+    return {
+        "experiment": experiment.pk,
+        "algorithm": model.manifest["algorithm"],
+        "model_sha256": model.manifest["model_sha256"],
+        "predictions": predictions,
+        "notice": NOTICE,
+    }
