@@ -111,6 +111,7 @@ INSTALLED_APPS = [
     "apps.health",
     "apps.monitoring",
     "apps.runtime",
+    "apps.tabular",
 ]
 
 MIDDLEWARE = [

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
 SERVICES = os.environ.get("DEEPMED_TEST_SERVICES") == "1"
 DATASET_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "cxr"
+# The tabular lab's dataset tests need ../shared/data/tabular instead and skip themselves.
+TABULAR_TESTS = Path(__file__).resolve().parent / "ml_core" / "tabular"
 
 
 def pytest_collection_modifyitems(config, items):
@@ -24,7 +26,7 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "services" in item.keywords and not SERVICES:
             item.add_marker(skip_services)
-        if "dataset" in item.keywords and not DATASET_DIR.is_dir():
+        if "dataset" in item.keywords and not DATASET_DIR.is_dir() and TABULAR_TESTS not in item.path.parents:
             item.add_marker(skip_dataset)
 
 

@@ -30,3 +30,12 @@ def finetune_explainer(self, run_id: int) -> str:
 
     run = execute_explainer_finetune(run_id, worker=self.request.hostname or "")
     return "skipped" if run is None else run.status
+
+
+@shared_task(name="workers.training.run_tabular_experiment", bind=True, acks_late=True)
+def run_tabular_experiment(self, experiment_id: int) -> str:
+    """A tabular lab experiment (clean, select, grid-search six algorithms) on the training queue."""
+    from apps.tabular.services import execute_experiment
+
+    experiment = execute_experiment(experiment_id, worker=self.request.hostname or "")
+    return "skipped" if experiment is None else experiment.status

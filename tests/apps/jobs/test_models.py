@@ -16,8 +16,9 @@ pytestmark = pytest.mark.django_db
 
 def test_every_kind_of_job_shares_the_lifecycle():
     from apps.explanations.models import ExplainerFinetuneRun
+    from apps.tabular.models import TabularExperiment
 
-    assert set(job_models()) == {TrainingRun, AugmentationJob, ExplainerFinetuneRun}
+    assert set(job_models()) == {TrainingRun, AugmentationJob, ExplainerFinetuneRun, TabularExperiment}
     for model in job_models():
         assert issubclass(model, Job) and model.task_name and model.audit_prefix
         assert model.objects.model is model and hasattr(model.objects, "stalled")

@@ -1,0 +1,229 @@
+"""Writes of the tabular lab. Reads are in selectors.py; the data science is ml_core.tabular."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from django.conf import settings
+from django.core.files.base import ContentFile
+from django.db import transaction
+
+from apps.accounts.models import Role
+from apps.audit.models import Outcome
+from apps.audit.services import record_event
+from apps.jobs import selectors as job_selectors
+from apps.jobs.models import JobStatus
+from apps.jobs.services import claim_job, enqueue_job, fail_job, finish_job, heartbeat_job
+from apps.tabular.errors import TabularError
+from apps.tabular.models import TabularDataset, TabularExperiment
+from ml_core.tabular.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_COLUMNS, DEFAULT_MAX_ROWS, TabularDataError, read_table
+from ml_core.tabular.profile import profile
+
+logger = logging.getLogger(__name__)
+
+
+class ExperimentCancelled(Exception):
+    """Raised from the progress callback once an admin asked the running experiment to stop."""
+
+
+def _require_admin(actor, action: str) -> None:
+    if actor is None or getattr(actor, "role", None) != Role.ADMIN:
+        record_event(actor=actor, action=action, object_type="tabular", outcome=Outcome.DENIED,
+                     detail={"reason": "admins only"}, patient=None)  # fmt: skip
+        raise TabularError("only administrators use the tabular lab", code="forbidden")
+
+
+def max_bytes() -> int:
+    return int(getattr(settings, "DEEPMED_TABULAR_MAX_BYTES", DEFAULT_MAX_BYTES))
+
+
+def upload_dataset(*, actor, name: str, data: bytes | BinaryIO, target: str | None = None) -> TabularDataset:
+    """Parse, profile and store an uploaded CSV (admins only). Every refusal is a TabularError
+    with the reader's code (empty_file, not_text, not_utf8, too_many_columns, ...) and leaves
+    no row and no file behind; refusals are audited too."""
+    _require_admin(actor, "tabular.dataset_upload")
+    if not isinstance(data, bytes):
+        data = data.read(max_bytes() + 1)  # no more than the limit (+1 to tell it was over) in memory
+    name = (name or "").strip()[:120] or "dataset"
+    try:
+        table = read_table(
+            data,
+            max_bytes=max_bytes(),
+            max_rows=int(getattr(settings, "DEEPMED_TABULAR_MAX_ROWS", DEFAULT_MAX_ROWS)),
+            max_columns=int(getattr(settings, "DEEPMED_TABULAR_MAX_COLUMNS", DEFAULT_MAX_COLUMNS)),
+        )
+        if target is not None and target not in table.frame.columns:
+            raise TabularDataError("unknown_target", f"no column {target!r}")
+        report = profile(table.frame, target)
+    except TabularDataError as exc:
+        record_event(actor=actor, action="tabular.dataset_upload", object_type="tabular.tabulardataset",
+                     outcome=Outcome.INVALID, detail={"code": exc.code, "bytes": len(data)}, patient=None)  # fmt: skip
+        raise TabularError.from_data_error(exc) from None
+    dataset = TabularDataset(
+        name=name,
+        sha256=table.sha256,
+        n_bytes=table.n_bytes,
+        rows=len(table.frame),
+        columns=[str(c) for c in table.frame.columns],
+        encoding=table.encoding,
+        delimiter=table.delimiter,
+        notes=table.notes,
+        profile=_strict_json(report),
+        uploaded_by=actor,
+    )
+    try:
+        with transaction.atomic():
+            dataset.file.save(dataset_name(dataset), ContentFile(data), save=False)
+            dataset.save()
+            record_event(actor=actor, action="tabular.dataset_upload", obj=dataset, patient=None,
+                         detail={"sha256": dataset.sha256, "rows": dataset.rows, "columns": len(dataset.columns)})  # fmt: skip
+    except BaseException:
+        if dataset.file.name:  # the row rolled back: the file must not stay behind either
+            dataset.file.storage.delete(dataset.file.name)
+        raise
+    return dataset
+
+
+def dataset_name(dataset: TabularDataset) -> str:
+    return f"{dataset.sha256}.csv"
+
+
+def _strict_json(obj):
+    from ml_core.tabular.artifacts import finite
+
+    return finite(obj)
+
+
+# --- experiments (training runs on the `training` queue) -------------------------------------
+
+
+def validate_experiment_config(dataset: TabularDataset, config: dict[str, Any]) -> dict[str, Any]:
+    """The run's TrainConfig as a dict, or TabularError("invalid_config") naming the problem."""
+    from ml_core.tabular.evaluate import SCORINGS
+    from ml_core.tabular.models import ALGORITHM_NAMES
+    from ml_core.tabular.train import TrainConfig
+
+    try:
+        cfg = TrainConfig.from_dict(dict(config or {}))
+    except (TypeError, ValueError) as exc:
+        raise TabularError(f"invalid configuration: {exc}", code="invalid_config") from None
+    problems = []
+    if cfg.target not in dataset.columns:
+        problems.append(f"target {cfg.target!r} is not a column of {dataset.name!r}")
+    if not cfg.algorithms or any(a not in ALGORITHM_NAMES for a in cfg.algorithms):
+        problems.append(f"algorithms must be among {list(ALGORITHM_NAMES)}")
+    if cfg.scoring not in SCORINGS:
+        problems.append(f"scoring must be one of {list(SCORINGS)}")
+    if cfg.grid not in ("full", "quick"):
+        problems.append("grid must be 'full' or 'quick'")
+    if not 0.05 <= cfg.test_size <= 0.5 or not 0.0 < cfg.decision_threshold < 1.0:
+        problems.append("test_size must be in [0.05, 0.5] and the threshold in (0, 1)")
+    if problems:
+        raise TabularError("; ".join(problems), code="invalid_config", details={"problems": problems})
+    return cfg.to_dict()
+
+
+def start_experiment(*, actor, dataset: TabularDataset, config: dict[str, Any]) -> TabularExperiment:
+    """Create a queued experiment and send it to the `training` queue once committed (admins only)."""
+    _require_admin(actor, "tabular.experiment.start")
+    params = validate_experiment_config(dataset, config)
+    with transaction.atomic():
+        experiment = TabularExperiment.objects.create(dataset=dataset, config=params, started_by=actor)
+        record_event(actor=actor, action="tabular.experiment.start", obj=experiment, patient=None,
+                     detail={"dataset": dataset.pk, "algorithms": params["algorithms"], "grid": params["grid"]})  # fmt: skip
+        enqueue_job(experiment)
+    return experiment
+
+
+def model_root() -> Path:
+    return Path(settings.DEEPMED_MODEL_DIR) / "tabular"
+
+
+def execute_experiment(pk: int, *, worker: str = "") -> TabularExperiment | None:
+    """The worker's side: claim, train with live progress, save the model directory, finish.
+    None when there is nothing to run (finished, cancelled, a duplicate message)."""
+    from ml_core.tabular.artifacts import finite, save_model
+    from ml_core.tabular.cli import summarise
+    from ml_core.tabular.io import read_table
+    from ml_core.tabular.train import TrainConfig, train
+
+    experiment = claim_job(TabularExperiment, pk, worker=worker)
+    if experiment is None:
+        return None
+    cfg = TrainConfig.from_dict(experiment.config)
+
+    def progress(event: dict[str, Any]) -> None:
+        if job_selectors.stop_requested(experiment):
+            raise ExperimentCancelled
+        heartbeat_job(experiment, progress=finite(event))
+
+    cfg.progress = progress
+    try:
+        with experiment.dataset.file.open("rb") as fh:
+            table = read_table(fh.read(), max_bytes=max_bytes())
+        result = train(table.frame, cfg)
+        result.dataset_sha256 = experiment.dataset.sha256
+        out = save_model(result, model_root() / f"experiment-{experiment.pk}", name=experiment.dataset.name)
+    except ExperimentCancelled:
+        return finish_job(experiment, JobStatus.CANCELLED)
+    except TabularDataError as exc:
+        return fail_job(experiment, f"{exc.code}: {exc.message}")
+    except Exception as exc:
+        logger.exception("tabular experiment %s failed", experiment.pk)
+        return fail_job(experiment, f"{type(exc).__name__}: {exc}")
+    experiment.result = finite(summarise(result, out))
+    experiment.chosen_algorithm = result.chosen
+    experiment.model_dir = str(out)
+    record_event(actor=None, action="tabular.experiment.finish", obj=experiment, patient=None,
+                 detail={"chosen": result.chosen, "test_f1_macro": result.test["f1_macro"]})  # fmt: skip
+    return finish_job(experiment, update_fields=["result", "chosen_algorithm", "model_dir"])
+
+
+# --- predictions (physicians and admins) -------------------------------------------------------
+
+NOTICE = "Preliminary, not a diagnosis: a model estimate for a clinician to weigh with the whole picture."
+
+
+@functools.lru_cache(maxsize=8)
+def _load(path: str, mtime_ns: int):
+    from ml_core.tabular.artifacts import load_model
+
+    return load_model(path)  # sha256 and type allowlist checked once per file version
+
+
+def load_experiment_model(experiment: TabularExperiment):
+    if experiment.status != JobStatus.SUCCEEDED or not experiment.model_dir:
+        raise TabularError(f"experiment {experiment.pk} has no trained model", code="model_not_ready", http_status=409)
+    path = Path(experiment.model_dir) / "model.skops"
+    return _load(experiment.model_dir, path.stat().st_mtime_ns)
+
+
+def predict(*, actor, experiment: TabularExperiment, rows: list[dict[str, Any]] | dict[str, Any], top: int = 3) -> dict:
+    """Risk predictions for JSON rows (physicians and admins; every call audited). A row that does
+    not fit the model's input schema is refused as invalid_request naming the row and field."""
+    from ml_core.tabular.schema import SchemaError
+
+    if actor is None or getattr(actor, "role", None) not in (Role.PHYSICIAN, Role.ADMIN):
+        record_event(actor=actor, action="tabular.predict", obj=experiment, outcome=Outcome.DENIED, patient=None)
+        raise TabularError("only physicians and administrators request risk predictions", code="forbidden")
+    model = load_experiment_model(experiment)
+    try:
+        predictions = model.predict(rows, top=top)
+    except SchemaError as exc:
+        record_event(actor=actor, action="tabular.predict", obj=experiment, outcome=Outcome.INVALID, patient=None,
+                     detail={"field": exc.field, "code": exc.code})  # fmt: skip
+        raise TabularError(
+            str(exc), code="invalid_request", details={"field": exc.field, "errors": exc.errors}
+        ) from None
+    record_event(actor=actor, action="tabular.predict", obj=experiment, patient=None,
+                 detail={"rows": len(predictions), "classes": [p["class"] for p in predictions][:100]})  # fmt: skip
+    return {
+        "experiment": experiment.pk,
+        "algorithm": model.manifest["algorithm"],
+        "model_sha256": model.manifest["model_sha256"],
+        "predictions": predictions,
+        "notice": NOTICE,
+    }

@@ -1,0 +1,126 @@
+"""Saved models: skops (no pickle), a sha256 check, a type allowlist; same predictions after loading."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import skops.io as sio
+from sklearn.base import BaseEstimator, TransformerMixin
+
+from ml_core.tabular.artifacts import ModelFileError, file_sha256, load_model, save_model
+from ml_core.tabular.schema import SchemaError, validate_rows
+from ml_core.tabular.testing import make_frame, quick_config
+from ml_core.tabular.train import train
+
+
+class Sneaky(TransformerMixin, BaseEstimator):
+    """A type no allowlist knows: what a crafted model file would smuggle in."""
+
+    def fit(self, X, y=None):
+        return self
+
+    def transform(self, X):
+        return X
+
+
+@pytest.fixture(scope="module")
+def saved(trained_small, tmp_path_factory):
+    return save_model(trained_small, tmp_path_factory.mktemp("model") / "m", name="glucose-risk")
+
+
+def test_directory_layout_and_manifest(saved, trained_small):
+    names = sorted(p.name for p in saved.iterdir())
+    assert names == [
+        "confusion_matrix.png",
+        "manifest.json",
+        "metrics.json",
+        "model.skops",
+        "pr.png",
+        "roc.png",
+        "schema.json",
+    ]
+    manifest = json.loads((saved / "manifest.json").read_text())
+    assert manifest["model_sha256"] == file_sha256(saved / "model.skops")
+    assert manifest["algorithm"] == trained_small.chosen and manifest["name"] == "glucose-risk"
+    assert manifest["imbalance"]["strategy"] == trained_small.imbalance["strategy"]
+    metrics = json.loads((saved / "metrics.json").read_text())
+    assert set(metrics["algorithms"]) == {"logistic_regression", "random_forest"} and "quality" in metrics
+    assert (saved / "model.skops").read_bytes()[:2] == b"PK"  # a zip of JSON + arrays, not a pickle stream
+
+
+def test_loaded_model_predicts_exactly_like_the_one_in_memory(saved, trained_small):
+    model = load_model(saved)
+    rows = make_frame(60, seed=7).drop(columns=["target"])
+    frame = validate_rows(model.schema, rows)
+    assert np.array_equal(model.predict_proba(frame), trained_small.pipeline.predict_proba(frame)[:, 1])
+    answers = model.predict(rows.iloc[:3], top=2)
+    assert [a["class"] for a in answers] == [
+        int(p >= 0.5) for p in trained_small.pipeline.predict_proba(frame.iloc[:3])[:, 1]
+    ]
+    assert all(len(a["top_features"]) == 2 and a["label"] in ("0", "1") for a in answers)
+
+
+def test_contributions_point_at_the_feature_that_drives_the_row(saved):
+    model = load_model(saved)
+    typical = {c["name"]: c.get("median", c.get("most_frequent")) for c in model.schema["columns"]}
+    high = typical | {"glucose": 190.0}
+    answer = model.predict([high], top=3)[0]
+    assert answer["top_features"][0]["feature"] == "glucose" and answer["top_features"][0]["effect"] > 0.2
+
+
+def test_schema_rejects_before_the_pipeline_runs(saved):
+    model = load_model(saved)
+    glucose = next(c for c in model.schema["columns"] if c["name"] == "glucose")
+    with pytest.raises(SchemaError) as exc:
+        model.predict([{c["name"]: None for c in model.schema["columns"]} | {"glucose": glucose["allowed_max"] * 10}])
+    assert exc.value.field == "glucose" and exc.value.code == "out_of_range"
+
+
+def test_a_changed_model_file_is_refused(saved, tmp_path):
+    copy = tmp_path / "m"
+    copy.mkdir()
+    for p in saved.iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    data = bytearray((copy / "model.skops").read_bytes())
+    data[-30] ^= 1
+    (copy / "model.skops").write_bytes(bytes(data))
+    with pytest.raises(ModelFileError, match="does not match the manifest"):
+        load_model(copy)
+
+
+def test_an_untrusted_type_is_refused_even_with_a_matching_hash(saved, trained_small, tmp_path):
+    copy = tmp_path / "evil"
+    copy.mkdir()
+    for p in saved.iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    pipe = trained_small.pipeline
+    evil = type(pipe)([("sneak", Sneaky()), *pipe.steps])
+    sio.dump(evil, copy / "model.skops")
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["model_sha256"] = file_sha256(copy / "model.skops")
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelFileError, match="untrusted types.*Sneaky"):
+        load_model(copy)
+
+
+def test_not_a_model_directory(tmp_path):
+    with pytest.raises(ModelFileError, match="not a tabular model directory"):
+        load_model(tmp_path)
+
+
+@pytest.mark.parametrize("algorithm", ["svm", "knn", "naive_bayes", "decision_tree"])
+def test_every_algorithm_with_smote_and_each_selector_saves_and_loads(algorithm, tmp_path):
+    from ml_core.tabular.select import SelectConfig
+
+    select = {"svm": SelectConfig(score="mutual_info"), "knn": SelectConfig(method="wrapper", k=3)}.get(
+        algorithm, SelectConfig(score="chi2")
+    )
+    frame = make_frame(120, seed=5, positive_share=0.3)
+    result = train(frame, quick_config(algorithms=(algorithm,), imbalance="smote", select=select))
+    model = load_model(save_model(result, tmp_path / algorithm, plots=False))
+    X = validate_rows(model.schema, frame.drop(columns=["target"]).iloc[:20])
+    assert np.allclose(model.predict_proba(X), result.pipeline.predict_proba(X)[:, 1])
+    assert isinstance(X, pd.DataFrame)
