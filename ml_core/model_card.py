@@ -218,7 +218,7 @@ def render_model_card(
             "",
             "## Out-of-distribution gate",
             "",
-            f"Both gates were fitted (threshold = {meta.ood['percentile'] if meta.ood else 'n/a'}th percentile of the "
+            f"The gates were fitted (threshold = {meta.ood['percentile'] if meta.ood else 'n/a'}th percentile of the "
             f"validation X-rays' scores) and measured on the held-out "
             f"{ood.get('held_out')} X-rays ({ood['n_inliers']}) against generated non-X-rays "
             f"({', '.join(f'{k} {n}' for k, n in ood['n_outliers'].items())}). Served: **{ood['chosen']}**.",
