@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,6 +17,7 @@ from apps.audit.middleware import audits_patient_data
 from apps.audit.services import client_ip
 from apps.core.errors import ApplicationError
 from apps.studies import events, selectors, services
+from apps.studies.report import build_study_report
 from apps.studies.responses import png_response
 from deepmed_web.throttles import UPLOAD_THROTTLES, web_rate_limit_wait
 from deepmed_web.web_errors import add_form_error, json_error, with_retry_after
@@ -147,3 +148,16 @@ def study_image(request, study_id):
 def study_heatmap(request, study_id):
     prediction = selectors.visible_prediction(selectors.get_study_for_user(request.user, study_id))
     return png_response(prediction.heatmap if prediction else None)
+
+
+@login_required
+@require_GET
+@audits_patient_data("studies.study", "study.report")
+def study_report(request, study_id):
+    """The study as a PDF for the patient to take to their doctor (same access as the page)."""
+    study = selectors.get_study_for_user(request.user, study_id)
+    response = HttpResponse(build_study_report(study), content_type="application/pdf")
+    name = f"deepmed-study-{study.created_at:%Y-%m-%d}.pdf"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "private, no-store"
+    return response
