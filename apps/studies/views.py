@@ -22,11 +22,31 @@ from apps.studies.responses import png_response
 from deepmed_web.throttles import UPLOAD_THROTTLES, web_rate_limit_wait
 from deepmed_web.web_errors import add_form_error, json_error, with_retry_after
 
+# What the file picker offers: PNG, JPEG and DICOM (by extension, as DICOM files often have no
+# media type, and by media type). The server still checks the bytes (ml_core.imaging).
+UPLOAD_ACCEPT = ".png,.jpg,.jpeg,.dcm,.dicom,image/png,image/jpeg,application/dicom"
+
 
 class UploadForm(forms.Form):
-    image = forms.FileField(help_text="PNG, JPEG or DICOM chest X-ray")
-    patient_age = forms.IntegerField(required=False, min_value=0, max_value=130)
-    symptoms = forms.CharField(required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 3}))
+    image = forms.FileField(
+        label="Chest X-ray image",
+        help_text="PNG, JPEG or DICOM chest X-ray",
+        widget=forms.FileInput(attrs={"accept": UPLOAD_ACCEPT, "class": "file-input"}),
+    )
+    patient_age = forms.IntegerField(
+        label="Age (optional)",
+        required=False,
+        min_value=0,
+        max_value=130,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+    symptoms = forms.CharField(
+        label="Symptoms (optional)",
+        required=False,
+        max_length=1000,
+        help_text="For example: cough for a week, fever. The physician reads this with your image.",
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+    )
 
 
 def _patient_only(request) -> None:
@@ -56,6 +76,7 @@ def study_upload(request):
     except services.StudyIntakeError as exc:
         if request.method == "POST" and _wants_json(request):
             return json_error(exc)
+        messages.info(request, "Before your first upload, please read and accept the disclaimer below.")
         return redirect(f"{reverse('disclaimer')}?next={request.path}")
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "GET":
