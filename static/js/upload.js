@@ -35,6 +35,13 @@
     preview.hidden = false;
   }
 
+  // Not a picture the browser can draw (a damaged or mislabelled file): no broken image.
+  previewImage.addEventListener("error", () => {
+    if (!previewImage.getAttribute("src")) return;
+    previewImage.hidden = true;
+    previewCaption.textContent += " (no preview: the browser cannot show this file)";
+  });
+
   function showChosen() {
     chosen.textContent = input.files.length ? "Selected: " + input.files[0].name : "";
     errors.innerHTML = ""; // a new file: the previous file's error no longer applies

@@ -60,6 +60,22 @@ KNOWN_ELSEWHERE: dict[str, set[str]] = {
 
 
 def _axe(page) -> list[dict]:
+    """axe's violations on the page; run again if the page reloaded itself meanwhile (a study
+    page reloads when its status brings a new result)."""
+    from playwright.sync_api import Error
+
+    for attempt in range(3):
+        try:
+            return _axe_once(page)
+        except Error:
+            if attempt == 2:
+                raise
+            page.wait_for_timeout(1000)
+            page.wait_for_load_state()
+    return []
+
+
+def _axe_once(page) -> list[dict]:
     page.evaluate(AXE.read_text())
     return page.evaluate(
         """async () => {
@@ -91,6 +107,17 @@ def _log_in(page, username: str) -> None:
     page.wait_for_load_state()
 
 
+def _has_a_result(page, status_log, timeout_s: float = 300.0) -> None:
+    """Until the study page has been rendered with the model's result (explained or not yet:
+    on a busy machine the explanation may take minutes; the page is checked as it is)."""
+    for _ in range(int(timeout_s * 2)):
+        rendered = [e["status"] for e in status_log(page) if e["via"] == "render"]
+        if rendered and rendered[-1] in ("predicted", "explaining", "explained"):
+            return
+        page.wait_for_timeout(500)
+    raise AssertionError(f"the study page never showed a result: {status_log(page)}")
+
+
 def _check(page, role: str, paths: list[str], study_id: str, artifacts) -> dict[str, list[dict]]:
     """Run axe on each page at both sizes; the violations not known elsewhere, by page and size."""
     unexpected: dict[str, list[dict]] = {}
@@ -113,7 +140,7 @@ def _check(page, role: str, paths: list[str], study_id: str, artifacts) -> dict[
 
 
 def test_axe_finds_no_violation_on_any_page_of_any_role(
-    embedded_portal, new_page, artifacts, status_log, settled_on, process_tools
+    embedded_portal, new_page, artifacts, status_log, process_tools
 ):
     if not AXE.exists():
         pytest.skip(f"axe-core is not installed at {AXE} (npm install axe-core; deploy/test.sh does)")
@@ -139,7 +166,7 @@ def test_axe_finds_no_violation_on_any_page_of_any_role(
     patient.click("#upload-submit")
     patient.wait_for_url(STUDY_URL)
     study_id = STUDY_URL.search(patient.url).group(1)
-    settled_on(patient, "explained", status_log, timeout_s=400)
+    _has_a_result(patient, status_log)
     unexpected["patient"] = _check(patient, "patient", PAGES["patient"], study_id, artifacts)
 
     _manage(
@@ -178,8 +205,8 @@ def test_axe_finds_no_violation_on_any_page_of_any_role(
         "shell",
         "-c",
         "from apps.accounts.models import User; from apps.review.services import save_review; "
-        f"save_review('{study_id}', physician=User.objects.get(username='dr-axe'), decision='correct', "
-        "final_label='NORMAL', note='No pneumonia on my reading.')",
+        f"save_review('{study_id}', physician=User.objects.get(username='dr-axe'), decision='confirm', "
+        "note='Seen and confirmed; see your GP if the cough lasts.')",
     )
     unexpected["patient-reviewed"] = _check(patient, "patient-reviewed", PAGES["patient-reviewed"], study_id, artifacts)
 
