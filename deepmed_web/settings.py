@@ -218,6 +218,26 @@ else:
         }
     }
 
+# --- E-mail (the patient's "your study has been reviewed" notice, apps/studies/notifications.py) ---
+# EMAIL_URL in django-environ's form: smtp://user:password@host:25, smtp+tls://…:587 (STARTTLS),
+# smtp+ssl://…:465, consolemail:// (printed to the log), dummymail:// (dropped). Embedded mode prints
+# to the console unless told otherwise; services mode sends by SMTP (default: a relay on localhost).
+_email = env.email_url_config(
+    env.str("EMAIL_URL", default="consolemail://" if EMBEDDED_MODE else "smtp://127.0.0.1:25")
+)
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST") or "localhost"
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER") or ""
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD") or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="DeepMed <no-reply@deepmed.invalid>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# The address patients open DeepMed at, for the link in e-mails (empty: the e-mail names no link).
+DEEPMED_SITE_URL = env.str("DEEPMED_SITE_URL", default="").rstrip("/")
+
 # --- Celery (queues and routing live in deepmed_web/celery.py) ------------------------
 CELERY_BROKER_URL = REDIS_URL or "memory://"
 CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"

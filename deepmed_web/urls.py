@@ -1,7 +1,9 @@
 from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.templatetags.static import static
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 
 from apps.accounts import views as account_views
@@ -13,7 +15,8 @@ from deepmed_web.security import content_security_policy
 docs_policy = content_security_policy(settings.DEEPMED_CSP_API_DOCS)
 
 urlpatterns = [
-    path("", account_views.home, name="home"),
+    path("", account_views.landing, name="home"),
+    path("favicon.ico", RedirectView.as_view(url=static("favicon.svg"), permanent=True)),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/disclaimer/", account_views.disclaimer, name="disclaimer"),

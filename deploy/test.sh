@@ -10,11 +10,16 @@ bash deploy/bootstrap.sh test || exit 1
 # Lint and format first: a style slip fails in seconds, not after the suite (config: pyproject.toml).
 .venv/bin/ruff check . || exit 1
 .venv/bin/ruff format --check . || exit 1
-# Headless Chromium (Debian package) for the browser tests; Azurite (npm) for the Azure Blob tests.
+# Headless Chromium (Debian package) for the browser tests.
 command -v chromium >/dev/null || { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
   || echo "warning: chromium could not be installed: browser tests will be skipped"
-[ -x node_modules/.bin/azurite-blob ] || npm install --no-save --no-package-lock --no-audit --no-fund azurite@3.35.0 >/dev/null 2>&1 \
-  || echo "warning: azurite could not be installed (npm): Azure Blob storage tests will be skipped"
+# Azurite (npm) for the Azure Blob tests, axe-core (npm) for the accessibility test. One npm command for both: a later
+# `npm install --no-save` may prune what an earlier one installed without a package.json.
+if [ ! -x node_modules/.bin/azurite-blob ] || [ ! -f node_modules/axe-core/axe.min.js ]; then
+  npm install --no-save --no-package-lock --no-audit --no-fund azurite@3.35.0 axe-core@4.14.1 >/dev/null 2>&1
+fi
+[ -x node_modules/.bin/azurite-blob ] || echo "warning: azurite could not be installed (npm): Azure Blob storage tests will be skipped"
+[ -f node_modules/axe-core/axe.min.js ] || echo "warning: axe-core could not be installed (npm): the accessibility test will be skipped"
 bash deploy/services.sh || exit 1
 export MLFLOW_DISABLE_TELEMETRY=true
 py=.venv/bin/python

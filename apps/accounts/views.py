@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth import login, logout, update_session_auth_hash
+from django.contrib.auth import login, logout, password_validation, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.shortcuts import redirect, render
+from django.utils.functional import lazy
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.disclaimer import current_disclaimer, current_research_text
 from apps.accounts.selectors import current_consent, has_research_consent, latest_research_decision
@@ -27,10 +28,28 @@ from deepmed_web.throttles import AUTH_THROTTLES, web_rate_limit_wait
 
 
 class SignupForm(forms.Form):
-    username = forms.CharField(max_length=150)
-    email = forms.EmailField(required=False)
-    password1 = forms.CharField(label="Password", widget=forms.PasswordInput)
-    password2 = forms.CharField(label="Password again", widget=forms.PasswordInput)
+    username = forms.CharField(
+        max_length=150,
+        help_text="Up to 150 letters, digits and . _ - @ + (no spaces). Others see it only if they review your studies.",
+        widget=forms.TextInput(attrs={"autocomplete": "username", "autocapitalize": "none", "spellcheck": "false"}),
+    )
+    email = forms.EmailField(
+        required=False,
+        label="E-mail (optional)",
+        help_text="Only to tell you when a physician has reviewed a study; the e-mail never says what was found.",
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}),
+    )
+    # The rules are shown before the first submission (AUTH_PASSWORD_VALIDATORS' own help texts).
+    password1 = forms.CharField(
+        label="Password",
+        help_text=lazy(password_validation.password_validators_help_text_html, str)(),
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    password2 = forms.CharField(
+        label="Password again",
+        help_text="The same password, to check it.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
 
     def clean_username(self):
         return clean_username(self.cleaned_data["username"])
@@ -43,7 +62,9 @@ class SignupForm(forms.Form):
 
 
 class DeleteAccountForm(forms.Form):
-    password = forms.CharField(widget=forms.PasswordInput, help_text="Your password, to confirm.")
+    password = forms.CharField(
+        widget=forms.PasswordInput(attrs={"autocomplete": "current-password"}), help_text="Your password, to confirm."
+    )
     confirm = forms.BooleanField(label="I understand that my account and all my studies are deleted for good.")
 
 
@@ -61,6 +82,15 @@ def home(request):
     if request.user.is_staff:
         return redirect("admin:index")
     return render(request, "accounts/staff_home.html")
+
+
+@require_GET
+def landing(request):
+    """The start page: visitors learn what DeepMed is and is not; people signed in go on to their
+    role's home page."""
+    if request.user.is_authenticated:
+        return home(request)
+    return render(request, "landing.html")
 
 
 @require_http_methods(["GET", "POST"])

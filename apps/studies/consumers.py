@@ -91,6 +91,9 @@ class StudyStatusConsumer(AsyncJsonWebsocketConsumer):
         self.group = events.study_group(study_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        # Read again once in the group: a change published between the first read and joining
+        # (a quick explanation right after the page loaded) would otherwise never reach the page.
+        snapshot = await _snapshot_if_allowed(user, study_id) or snapshot
         await self.send_json({"type": "study.status", **snapshot})
 
     async def disconnect(self, code):

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -17,15 +17,36 @@ from apps.audit.middleware import audits_patient_data
 from apps.audit.services import client_ip
 from apps.core.errors import ApplicationError
 from apps.studies import events, selectors, services
+from apps.studies.report import build_study_report
 from apps.studies.responses import png_response
 from deepmed_web.throttles import UPLOAD_THROTTLES, web_rate_limit_wait
 from deepmed_web.web_errors import add_form_error, json_error, with_retry_after
 
+# What the file picker offers: PNG, JPEG and DICOM (by extension, as DICOM files often have no
+# media type, and by media type). The server still checks the bytes (ml_core.imaging).
+UPLOAD_ACCEPT = ".png,.jpg,.jpeg,.dcm,.dicom,image/png,image/jpeg,application/dicom"
+
 
 class UploadForm(forms.Form):
-    image = forms.FileField(help_text="PNG, JPEG or DICOM chest X-ray")
-    patient_age = forms.IntegerField(required=False, min_value=0, max_value=130)
-    symptoms = forms.CharField(required=False, max_length=1000, widget=forms.Textarea(attrs={"rows": 3}))
+    image = forms.FileField(
+        label="Chest X-ray image",
+        help_text="PNG, JPEG or DICOM chest X-ray",
+        widget=forms.FileInput(attrs={"accept": UPLOAD_ACCEPT, "class": "file-input"}),
+    )
+    patient_age = forms.IntegerField(
+        label="Age (optional)",
+        required=False,
+        min_value=0,
+        max_value=130,
+        widget=forms.NumberInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
+    symptoms = forms.CharField(
+        label="Symptoms (optional)",
+        required=False,
+        max_length=1000,
+        help_text="For example: cough for a week, fever. The physician reads this with your image.",
+        widget=forms.Textarea(attrs={"rows": 3, "autocomplete": "off"}),
+    )
 
 
 def _patient_only(request) -> None:
@@ -55,6 +76,7 @@ def study_upload(request):
     except services.StudyIntakeError as exc:
         if request.method == "POST" and _wants_json(request):
             return json_error(exc)
+        messages.info(request, "Before your first upload, please read and accept the disclaimer below.")
         return redirect(f"{reverse('disclaimer')}?next={request.path}")
     form = UploadForm(request.POST or None, request.FILES or None)
     if request.method == "GET":
@@ -147,3 +169,16 @@ def study_image(request, study_id):
 def study_heatmap(request, study_id):
     prediction = selectors.visible_prediction(selectors.get_study_for_user(request.user, study_id))
     return png_response(prediction.heatmap if prediction else None)
+
+
+@login_required
+@require_GET
+@audits_patient_data("studies.study", "study.report")
+def study_report(request, study_id):
+    """The study as a PDF for the patient to take to their doctor (same access as the page)."""
+    study = selectors.get_study_for_user(request.user, study_id)
+    response = HttpResponse(build_study_report(study), content_type="application/pdf")
+    name = f"deepmed-study-{study.created_at:%Y-%m-%d}.pdf"
+    response["Content-Disposition"] = f'attachment; filename="{name}"'
+    response["Cache-Control"] = "private, no-store"
+    return response

@@ -11,9 +11,42 @@
   const errors = document.getElementById("upload-errors");
   const submit = document.getElementById("upload-submit");
 
+  const preview = document.getElementById("upload-preview");
+  const previewImage = document.getElementById("upload-preview-image");
+  const previewCaption = document.getElementById("upload-preview-caption");
+  let previewUrl = null;
+
+  // A preview of the chosen image from a local object URL (nothing is sent yet). Browsers cannot
+  // draw DICOM: for those the file name is shown, the image appears after the upload.
+  function showPreview(file) {
+    if (previewUrl) { URL.revokeObjectURL(previewUrl); previewUrl = null; }
+    if (!file) { preview.hidden = true; previewImage.removeAttribute("src"); return; }
+    const drawable = /^image\/(png|jpeg)$/.test(file.type) || /\.(png|jpe?g)$/i.test(file.name);
+    if (drawable) {
+      previewUrl = URL.createObjectURL(file);
+      previewImage.src = previewUrl;
+      previewImage.hidden = false;
+      previewCaption.textContent = file.name;
+    } else {
+      previewImage.removeAttribute("src");
+      previewImage.hidden = true;
+      previewCaption.textContent = file.name + " (DICOM: shown after the upload)";
+    }
+    preview.hidden = false;
+  }
+
+  // Not a picture the browser can draw (a damaged or mislabelled file): no broken image.
+  previewImage.addEventListener("error", () => {
+    if (!previewImage.getAttribute("src")) return;
+    previewImage.hidden = true;
+    previewCaption.textContent += " (no preview: the browser cannot show this file)";
+  });
+
   function showChosen() {
     chosen.textContent = input.files.length ? "Selected: " + input.files[0].name : "";
     errors.innerHTML = ""; // a new file: the previous file's error no longer applies
+    input.removeAttribute("aria-invalid");
+    showPreview(input.files.length ? input.files[0] : null);
   }
   function showError(message) {
     errors.innerHTML = "";
@@ -22,6 +55,7 @@
     p.setAttribute("role", "alert");
     p.textContent = message;
     errors.appendChild(p);
+    input.setAttribute("aria-invalid", "true");
   }
 
   input.addEventListener("change", showChosen);

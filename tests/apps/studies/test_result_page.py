@@ -102,7 +102,7 @@ def test_history_is_newest_first_with_status(client, consenting_patient, predict
     predict(older)
     client.force_login(consenting_patient)
     html = client.get("/studies/").content.decode()
-    rows = re.findall(r'<tr data-study-id="([^"]+)">.*?class="status status-(\w+)"', html, flags=re.S)
+    rows = re.findall(r'<tr data-study-id="([^"]+)"[^>]*>.*?class="status status-(\w+)"', html, flags=re.S)
     assert rows == [(str(newer.pk), "queued"), (str(older.pk), "predicted")]
 
 
