@@ -269,3 +269,15 @@ def test_lock_files_hold_pyprojects_pins_at_the_same_version():
     # bootstrap.sh takes an up-to-date test install for the base set too: same versions and hashes.
     moved = sorted(n for n in base if test.get(n) != base[n])
     assert not moved, f"lock.txt entries not identical in lock-test.txt: {moved}"
+
+
+def test_images_install_the_hashed_lock_before_the_project():
+    """The images get the tested dependency set (requirements/lock.txt, hashes required), then
+    DeepMed itself without dependencies: nothing unpinned is resolved at build time."""
+    for name in ("Dockerfile", "Dockerfile.gpu"):
+        text = (DEPLOY / "docker" / name).read_text()
+        lock = text.index("pip install --require-hashes -r requirements/lock.txt")
+        project = text.index("pip install --no-deps --no-build-isolation .")
+        assert lock < project, name
+        assert not re.search(r"pip install (--upgrade pip|\.)(\s|$)", text), name
+    assert "requirements" not in (ROOT / ".dockerignore").read_text().split()
