@@ -325,6 +325,9 @@ def _train_and_track(
     dataset, manifest_rows = training_dataset(physician_records)
     init = run.params.get("init") or {}
     warm = {"lr": WARM_START_LR} if init.get("kind") == "champion" else {}
+    # Bounded threads where training shares the cores with serving (embedded mode); an operator's
+    # `num_threads` override still wins.
+    threads = {"num_threads": settings.DEEPMED_TRAINING_THREADS} if settings.DEEPMED_TRAINING_THREADS else {}
     cfg = train.TrainConfig(
         data=str(dataset.root),
         out_dir=str(workdir / "train"),
@@ -333,7 +336,7 @@ def _train_and_track(
         augment=run.params["augmentation"],
         pretrained=init.get("pretrained") or None,
         resume=False,
-        **{**warm, **run.params.get("overrides", {})},
+        **{**warm, **threads, **run.params.get("overrides", {})},
     )
     epochs = cfg.resolved().epochs
     name = settings.DEEPMED_REGISTERED_MODEL
