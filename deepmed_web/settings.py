@@ -252,6 +252,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
     "unacked_restore_throttle": env.int("CELERY_RESTORE_THROTTLE", default=10),
 }
+if EMBEDDED_MODE:
+    # The in-memory transport polls its queues (kombu's default: every second, so an idle
+    # consumer would leave a new study waiting up to 1 s): poll every 10 ms, a dict look-up.
+    CELERY_BROKER_TRANSPORT_OPTIONS["polling_interval"] = 0.01
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
@@ -326,6 +330,14 @@ DEEPMED_MODEL_DIR = Path(env.str("DEEPMED_MODEL_DIR", default=str(DATA_DIR / "mo
 MLFLOW_TRACKING_URI = env.str("MLFLOW_TRACKING_URI", default=f"sqlite:///{DATA_DIR / 'mlflow.db'}")
 MLFLOW_ARTIFACT_ROOT = env.str("MLFLOW_ARTIFACT_ROOT", default=str(DATA_DIR / "mlartifacts"))
 DEEPMED_INFERENCE_THREADS = env.int("DEEPMED_INFERENCE_THREADS", default=1)
+# Embedded mode: one in-process Celery consumer (a thread) per group of queues, so inference never
+# waits behind an explanation, a training run or an augmentation job (deepmed_web/embedded.py).
+# Consumers without `inference` run at this niceness (Linux: per thread) to leave the cores to it.
+DEEPMED_EMBEDDED_CONSUMERS = (("inference",), ("llm", "default"), ("training", "augmentation"))
+DEEPMED_EMBEDDED_BACKGROUND_NICE = 10
+# torch threads of a training run (0: ml_core's default, min(2, cores)). One in embedded mode,
+# where it shares the process and the cores with the web server and inference.
+DEEPMED_TRAINING_THREADS = 1 if EMBEDDED_MODE else 0
 
 # --- Model operations (apps/modelops): training data, quality gates, shadow, retraining ---
 # Base dataset: <dir>/{train,val,test}/<CLASS>/*; its test split is the shared held-out set.

@@ -58,6 +58,10 @@ class Study(models.Model):
     failure_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # The inference step (services.transition_study): when the study last entered `queued`
+    # (inference task published) and `predicting` (a worker took it). Copied onto its Prediction.
+    queued_at = models.DateTimeField(null=True, blank=True)
+    inference_started_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -93,6 +97,12 @@ class Prediction(models.Model):
     heatmap_regions = models.JSONField(default=dict, blank=True)
     ood_score = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Server-side latency of this prediction: the study's inference task published (queued_at),
+    # taken by a worker (started_at), this result stored (finished_at). Upload → prediction is
+    # finished_at - study.created_at (metrics: deepmed_upload_to_prediction_seconds).
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["study", "role"], name="one_prediction_per_study_role")]

@@ -16,6 +16,10 @@ class PredictionSerializer(serializers.Serializer):
     confidence = serializers.FloatField()
     model_version = serializers.CharField(source="model_version_label")
     model_name = serializers.CharField()
+    # Server-side timing (upload → prediction = finished_at - the study's created_at).
+    queued_at = serializers.DateTimeField(allow_null=True, help_text="the inference task was published")
+    started_at = serializers.DateTimeField(allow_null=True, help_text="a worker took the study")
+    finished_at = serializers.DateTimeField(allow_null=True, help_text="this result was stored")
 
 
 class ExplanationSerializer(serializers.Serializer):

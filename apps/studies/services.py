@@ -87,6 +87,10 @@ INTAKE_CODES = {
 DETERMINISTIC_FAILURES = frozenset({"not_a_chest_xray"})
 
 
+# Entering these statuses stamps the study: the inference task was published / taken by a worker.
+STEP_TIMESTAMPS = {S.QUEUED: "queued_at", S.PREDICTING: "inference_started_at"}
+
+
 def transition_study(study: Study, to_status: str, *, failure_code: str = "", failure_reason: str = "") -> Study:
     """Move a study to `to_status` if the state machine allows it (row-locked)."""
     with transaction.atomic():
@@ -96,10 +100,17 @@ def transition_study(study: Study, to_status: str, *, failure_code: str = "", fa
         locked.status = to_status
         locked.failure_code = failure_code if to_status == S.FAILED else ""
         locked.failure_reason = failure_reason if to_status == S.FAILED else ""
-        locked.save(update_fields=["status", "failure_code", "failure_reason", "updated_at"])
+        fields = ["status", "failure_code", "failure_reason", "updated_at"]
+        # The inference step's timestamps (copied onto the Prediction when it is stored).
+        step_stamp = STEP_TIMESTAMPS.get(to_status)
+        if step_stamp:
+            setattr(locked, step_stamp, timezone.now())
+            fields.append(step_stamp)
+        locked.save(update_fields=fields)
         transaction.on_commit(lambda: events.publish_study_status(locked))
     study.status, study.failure_code, study.failure_reason = locked.status, locked.failure_code, locked.failure_reason
-    study.updated_at = locked.updated_at
+    study.updated_at, study.queued_at = locked.updated_at, locked.queued_at
+    study.inference_started_at = locked.inference_started_at
     return study
 
 
@@ -390,11 +401,14 @@ def record_prediction(study: Study, *, model_version, result) -> Prediction | No
         latency_ms=result.latency_ms,
         heatmap_regions=result.heatmap_regions or {},
         ood_score=result.ood_score,
+        queued_at=study.queued_at,
+        started_at=study.inference_started_at,
     )
     if result.heatmap_png:
         prediction.heatmap.save("heatmap.png", ContentFile(result.heatmap_png), save=False)
     try:
         with transaction.atomic():
+            prediction.finished_at = timezone.now()
             prediction.save()
             transition_study(study, S.PREDICTED)
             # apps.explanations queues the explanation, sent once the prediction is committed.
@@ -406,6 +420,7 @@ def record_prediction(study: Study, *, model_version, result) -> Prediction | No
             prediction.heatmap.delete(save=False)
         return None
     metrics.observe_prediction(result.label, result.latency_ms, model_version=result.model_version)
+    metrics.observe_upload_to_prediction(study.created_at, prediction.finished_at)
     return prediction
 
 
@@ -424,6 +439,9 @@ def record_shadow_prediction(study: Study, *, model_version, result) -> Predicti
             "confidence": result.confidence,
             "latency_ms": result.latency_ms,
             "ood_score": result.ood_score,
+            "queued_at": study.queued_at,
+            "started_at": study.inference_started_at,
+            "finished_at": timezone.now(),
         },
     )
     return prediction

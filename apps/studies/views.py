@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, JsonResponse
+from django.http import HttpResponse, HttpResponseNotModified, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.http import parse_etags
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.accounts.disclaimer import current_disclaimer
@@ -151,9 +155,20 @@ def study_delete(request, study_id):
 @require_GET
 @audits_patient_data("studies.study", "study.status")
 def study_status(request, study_id):
-    """Polling fallback for when WebSockets are unavailable."""
+    """Polling fallback for when WebSockets are unavailable: 304 (no body) while the client's
+    If-None-Match holds the ETag of the current payload."""
     study = selectors.get_study_for_user(request.user, study_id)
-    return JsonResponse(events.study_status_payload(study))
+    payload = events.study_status_payload(study)
+    etag = status_etag(payload)
+    held = parse_etags(request.headers.get("If-None-Match", ""))
+    response = HttpResponseNotModified() if etag in held or "*" in held else JsonResponse(payload)
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"  # the browser revalidates: the page keeps its copy
+    return response
+
+
+def status_etag(payload: dict) -> str:
+    return f'"{hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:32]}"'
 
 
 @login_required

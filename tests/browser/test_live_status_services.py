@@ -50,7 +50,7 @@ def test_study_page_follows_live_over_websocket_and_by_polling(
     polled.goto(live.url)
     polled.wait_for_function("() => document.getElementById('study-status').dataset.live === 'polling'")
     for page in (live, polled):
-        assert page.text_content("#study-status") == "Queued"
+        assert page.text_content("#study-status") == "Waiting to be analysed"  # the patient's wording
         assert "step-current" in page.get_attribute("[data-step=queued]", "class")
     live.screenshot(path=str(artifacts / "services-01-queued.png"), full_page=True)
 

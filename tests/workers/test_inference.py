@@ -2,6 +2,7 @@
 worker process and the embedded thread are covered in their own tests)."""
 
 import io
+from datetime import datetime
 
 import pytest
 from PIL import Image
@@ -69,3 +70,40 @@ def test_out_of_distribution_image_gets_no_label(queued_study, champion, monkeyp
     assert queued_study.status == StudyStatus.FAILED
     assert queued_study.failure_code == "not_a_chest_xray"
     assert not queued_study.predictions.exists()
+
+
+def _histogram(name: str) -> tuple[float, float]:
+    from prometheus_client import REGISTRY
+
+    return (REGISTRY.get_sample_value(f"{name}_count") or 0.0, REGISTRY.get_sample_value(f"{name}_sum") or 0.0)
+
+
+def test_the_prediction_records_when_it_was_queued_started_and_stored(queued_study, champion):
+    before = _histogram("deepmed_upload_to_prediction_seconds")
+    assert run_inference(str(queued_study.pk)) == "predicted"
+    queued_study.refresh_from_db()
+    prediction = queued_study.predictions.get()
+    assert None not in (prediction.queued_at, prediction.started_at, prediction.finished_at)
+    assert queued_study.created_at <= prediction.queued_at <= prediction.started_at <= prediction.finished_at
+    assert (prediction.queued_at, prediction.started_at) == (queued_study.queued_at, queued_study.inference_started_at)
+    # Upload → prediction goes into the histogram on /metrics once the result is stored.
+    count, total = _histogram("deepmed_upload_to_prediction_seconds")
+    assert count == before[0] + 1
+    assert total - before[1] == pytest.approx((prediction.finished_at - queued_study.created_at).total_seconds())
+
+
+def test_the_study_api_returns_the_timestamps(queued_study, champion, api_as):
+    run_inference(str(queued_study.pk))
+    body = api_as(queued_study.owner).get(f"/api/v1/studies/{queued_study.pk}").json()
+    created, queued, started, finished = (
+        datetime.fromisoformat(value)
+        for value in (body["created_at"], *(body["prediction"][k] for k in ("queued_at", "started_at", "finished_at")))
+    )
+    assert created <= queued <= started <= finished
+
+
+def test_the_histogram_is_exported_on_metrics(client, queued_study, champion):
+    run_inference(str(queued_study.pk))
+    text = client.get("/metrics", REMOTE_ADDR="127.0.0.1").content.decode()
+    assert "deepmed_upload_to_prediction_seconds_bucket" in text
+    assert "deepmed_upload_to_prediction_seconds_count" in text

@@ -312,6 +312,15 @@ def _augmented_records() -> list[dict[str, str]]:
     return records
 
 
+def train_config_overrides(params: dict[str, Any]) -> dict[str, Any]:
+    """TrainConfig fields a run sets on top of its tier: the warm-start learning rate from a
+    champion, the torch threads (DEEPMED_TRAINING_THREADS: bounded in embedded mode, where
+    training shares the cores with serving), then the operator's overrides, which win."""
+    warm = {"lr": WARM_START_LR} if (params.get("init") or {}).get("kind") == "champion" else {}
+    threads = {"num_threads": settings.DEEPMED_TRAINING_THREADS} if settings.DEEPMED_TRAINING_THREADS else {}
+    return {**warm, **threads, **params.get("overrides", {})}
+
+
 def _train_and_track(
     run: TrainingRun, physician_records: list[dict[str, str]], workdir: Path, report, should_stop
 ) -> dict[str, Any]:
@@ -324,7 +333,6 @@ def _train_and_track(
 
     dataset, manifest_rows = training_dataset(physician_records)
     init = run.params.get("init") or {}
-    warm = {"lr": WARM_START_LR} if init.get("kind") == "champion" else {}
     cfg = train.TrainConfig(
         data=str(dataset.root),
         out_dir=str(workdir / "train"),
@@ -333,7 +341,7 @@ def _train_and_track(
         augment=run.params["augmentation"],
         pretrained=init.get("pretrained") or None,
         resume=False,
-        **{**warm, **run.params.get("overrides", {})},
+        **train_config_overrides(run.params),
     )
     epochs = cfg.resolved().epochs
     name = settings.DEEPMED_REGISTERED_MODEL

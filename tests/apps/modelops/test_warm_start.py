@@ -83,3 +83,13 @@ def test_next_run_fine_tunes_the_promoted_champion(
     assert weights_sha[:12] in page
     console = client.get("/modelops/").content.decode()
     assert f"<td>{trained.registered_name} v{trained.version}</td>" in console
+
+
+def test_training_threads_are_bounded_by_the_setting_unless_the_operator_overrides(settings):
+    from apps.modelops.services.training import WARM_START_LR, train_config_overrides
+
+    settings.DEEPMED_TRAINING_THREADS = 1  # embedded mode's default: training shares the cores with serving
+    assert train_config_overrides({"init": {"kind": "champion"}}) == {"lr": WARM_START_LR, "num_threads": 1}
+    assert train_config_overrides({"overrides": {"num_threads": 3, "epochs": 2}}) == {"num_threads": 3, "epochs": 2}
+    settings.DEEPMED_TRAINING_THREADS = 0  # services mode: ml_core's own default
+    assert train_config_overrides({"init": {"kind": "imagenet"}}) == {}

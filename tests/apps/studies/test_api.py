@@ -66,6 +66,8 @@ def test_detail_has_the_contract_fields(api_client, reviewed_study, api_as):
     body = api_client.get(f"/api/v1/studies/{reviewed_study.pk}").json()
     assert set(body) == STUDY_FIELDS
     assert body["status"] == "reviewed"
+    timing = {key: body["prediction"].pop(key) for key in ("queued_at", "started_at", "finished_at")}
+    assert timing["queued_at"] and timing["finished_at"]  # started_at: this fixture skips the worker's claim
     assert body["prediction"] == {
         "label": "PNEUMONIA",
         "probabilities": {"COVID-19": 0.05, "NORMAL": 0.15, "PNEUMONIA": 0.80},

@@ -81,3 +81,28 @@ def test_upload_page_asks_for_consent_first(client, patient):
 def test_staff_cannot_upload_as_patients(client, request, role_fixture):
     client.force_login(request.getfixturevalue(role_fixture))
     assert client.get("/studies/upload/").status_code == 403
+
+
+def test_status_polling_answers_304_while_the_status_is_unchanged(client, queued_study):
+    from apps.studies.models import StudyStatus
+    from apps.studies.services import transition_study
+
+    client.force_login(queued_study.owner)
+    url = f"/studies/{queued_study.pk}/status.json"
+    first = client.get(url)
+    etag = first["ETag"]
+    assert first.status_code == 200 and first.json()["status"] == "queued" and etag.startswith('"')
+    unchanged = client.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert unchanged.status_code == 304 and unchanged.content == b"" and unchanged["ETag"] == etag
+    assert client.get(url, HTTP_IF_NONE_MATCH='"stale"').status_code == 200
+
+    transition_study(queued_study, StudyStatus.PREDICTING)  # the study moves on: a new body and tag
+    moved = client.get(url, HTTP_IF_NONE_MATCH=etag)
+    assert moved.status_code == 200 and moved["ETag"] != etag and moved.json()["status"] == "predicting"
+
+
+def test_a_304_still_needs_the_right_to_see_the_study(client, queued_study, other_patient):
+    client.force_login(queued_study.owner)
+    etag = client.get(f"/studies/{queued_study.pk}/status.json")["ETag"]
+    client.force_login(other_patient)
+    assert client.get(f"/studies/{queued_study.pk}/status.json", HTTP_IF_NONE_MATCH=etag).status_code == 404

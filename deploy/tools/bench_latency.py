@@ -1,0 +1,235 @@
+"""Latency benchmark: start DeepMed on loopback in one mode, replay real chest X-rays at a fixed
+open-loop rate, and report server-side upload → prediction percentiles and throughput.
+
+    .venv/bin/python deploy/tools/bench_latency.py --mode embedded --rate 2 --count 120
+    DATABASE_URL=postgres://... REDIS_URL=redis://... \\
+        .venv/bin/python deploy/tools/bench_latency.py --mode services --rate 10 --count 300
+
+Latency is read from the stored timestamps the study API returns (study `created_at` →
+prediction `queued_at` / `started_at` / `finished_at`), so the client's polling granularity does
+not enter it. The server runs on a fresh data folder (embedded: its own SQLite, media and the
+starter model; services: the databases named by DATABASE_URL / REDIS_URL, migrated, the starter
+model installed if none is deployed, one `celery worker` per queue group as in production).
+Prints a human summary, then the report as JSON on the last line with `--json`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from patient_client import PatientClient, percentiles
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_FOLDER = ROOT.parent / "shared" / "data" / "cxr" / "test"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm"}
+# services mode: one worker per queue group, the embedded mode's consumers as separate processes.
+BENCH_THROTTLES = {
+    "DEEPMED_THROTTLE_UPLOAD_IP": "1000000/hour",
+    "DEEPMED_THROTTLE_UPLOAD_ACCOUNT": "1000000/hour",
+    "DEEPMED_THROTTLE_AUTH_IP": "10000/min",
+    "DEEPMED_THROTTLE_AUTH_ACCOUNT": "10000/min",
+}
+SERVICE_WORKERS = (("inference",), ("llm", "default"), ("training", "augmentation"))
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def server_timing(body: dict) -> dict:
+    """Seconds from the study's creation to each stored step of its prediction (None if absent)."""
+    created = parse_time(body.get("created_at"))
+    prediction = body.get("prediction") or {}
+    timing = {"status": body.get("status"), "created_at": body.get("created_at")}
+    for key in ("queued_at", "started_at", "finished_at"):
+        stamp = parse_time(prediction.get(key))
+        timing[key.replace("_at", "_s")] = (stamp - created).total_seconds() if stamp and created else None
+    return timing
+
+
+def summarise(timings: list[dict], *, elapsed_s: float, rate: float) -> dict:
+    """Server-side percentiles (ms) of upload → prediction (created → finished), queue wait
+    (queued → started) and service (started → finished), and the throughput: predictions per
+    second between the first upload and the last prediction stored."""
+    done = [t for t in timings if t.get("finished_s") is not None]
+    waits = [t["started_s"] - t["queued_s"] for t in done if t.get("started_s") is not None and t.get("queued_s")]
+    service = [t["finished_s"] - t["started_s"] for t in done if t.get("started_s") is not None]
+    span = 0.0
+    if done:
+        created = [parse_time(t["created_at"]).timestamp() for t in timings if t.get("created_at")]
+        finished = [parse_time(t["created_at"]).timestamp() + t["finished_s"] for t in done]
+        span = max(finished) - min(created)
+    return {
+        "uploads": len(timings),
+        "predicted": len(done),
+        "not_predicted": len(timings) - len(done),
+        "statuses": {s: sum(t.get("status") == s for t in timings) for s in sorted({t.get("status") for t in timings})},
+        "rate_per_s": rate,
+        "elapsed_s": round(elapsed_s, 2),
+        "upload_to_prediction_ms": percentiles([t["finished_s"] for t in done]),
+        "queue_wait_ms": percentiles(waits),
+        "service_ms": percentiles(service),
+        "throughput_per_s": round(len(done) / span, 2) if span > 0 else None,
+    }
+
+
+def labelled_images(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """DeepMed in one mode on loopback, with its own data folder; stopped on exit."""
+
+    def __init__(self, mode: str, port: int, data_dir: Path, log_dir: Path):
+        self.mode, self.port, self.procs = mode, port, []
+        self.env = {**os.environ, "DEEPMED_DATA_DIR": str(data_dir), "MLFLOW_DISABLE_TELEMETRY": "true"}
+        # Every upload comes from loopback and a few accounts: lift the per-IP/account limits.
+        for name, rate in BENCH_THROTTLES.items():
+            self.env.setdefault(name, rate)
+        if mode == "embedded":
+            for name in ("REDIS_URL", "DATABASE_URL"):
+                self.env.pop(name, None)
+        elif not (self.env.get("REDIS_URL") and self.env.get("DATABASE_URL")):
+            raise SystemExit("services mode needs DATABASE_URL (PostgreSQL) and REDIS_URL")
+        self.log_dir = log_dir
+
+    def manage(self, *args: str) -> None:
+        subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=True, capture_output=True)
+
+    def spawn(self, name: str, argv: list[str]) -> None:
+        log = open(self.log_dir / f"{name}.log", "wb")  # noqa: SIM115 (kept open for the process's life)
+        self.procs.append(subprocess.Popen(argv, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT))
+
+    def __enter__(self) -> Server:
+        self.manage("migrate", "--noinput")
+        self.manage("install_starter_model")
+        self.spawn("web", [sys.executable, "manage.py", "serve", "--port", str(self.port)])
+        if self.mode == "services":
+            for group in SERVICE_WORKERS:
+                name = "-".join(group)
+                self.spawn(
+                    f"worker-{name}",
+                    [sys.executable, "-m", "celery", "-A", "deepmed_web", "worker", "-P", "solo", "-Q", ",".join(group)]
+                    + ["-n", f"bench-{name}@%h", "--without-gossip", "--without-mingle", "-l", "WARNING"],
+                )
+        self.wait_ready()
+        return self
+
+    def wait_ready(self, timeout: float = 180.0) -> None:
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if any(p.poll() is not None for p in self.procs):
+                raise SystemExit(f"a server process exited; see {self.log_dir}")
+            try:
+                if httpx.get(f"{self.base_url}/health/ready", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise SystemExit(f"the server was not ready within {timeout:g} s; see {self.log_dir}")
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __exit__(self, *exc) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def replay(base_url: str, images: list[Path], args) -> tuple[list[dict], float]:
+    """Upload `args.count` images at `args.rate` per second (open loop: arrivals do not wait for
+    answers) spread over `args.patients` patients; follow each study until predicted (or final)."""
+    clients = [PatientClient(base_url) for _ in range(args.patients)]
+    for client in clients:
+        client.sign_up()
+    lock, timings = threading.Lock(), []
+
+    def one(i: int) -> None:
+        path, client = images[i % len(images)], clients[i % len(clients)]
+        body, started = client.upload(path.read_bytes(), path.name)
+        line = client.follow(body["id"], started, wait_explanation=args.wait_explanation, timeout=args.timeout)
+        final = client.http.get(f"/studies/{body['id']}").json()
+        timing = server_timing(final)
+        timing["explained_client_s"] = line.explained_s
+        with lock:
+            timings.append(timing)
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=args.max_in_flight) as pool:
+        futures = []
+        for i in range(args.count):
+            time.sleep(max(0.0, started + i / args.rate - time.monotonic()))
+            futures.append(pool.submit(one, i))
+        errors = [f.exception() for f in futures if f.exception() is not None]
+    for client in clients:
+        client.close()
+    if errors:
+        print(f"{len(errors)} client errors, first: {errors[0]}", file=sys.stderr)
+    return timings, time.monotonic() - started
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mode", choices=("embedded", "services"), default="embedded")
+    parser.add_argument("--folder", default=str(DEFAULT_FOLDER), help="<LABEL>/<image> tree of real X-rays")
+    parser.add_argument("--rate", type=float, default=2.0, help="uploads per second (open loop)")
+    parser.add_argument("--count", type=int, default=60, help="uploads in all")
+    parser.add_argument("--patients", type=int, default=10)
+    parser.add_argument("--max-in-flight", type=int, default=64)
+    parser.add_argument("--wait-explanation", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to follow one study")
+    parser.add_argument("--port", type=int, default=0, help="default: a free one")
+    parser.add_argument("--data-dir", default="", help="the server's data folder (default: a fresh temporary one)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the report as JSON on the last line")
+    args = parser.parse_args(argv)
+
+    images = labelled_images(Path(args.folder))
+    if not images:
+        raise SystemExit(f"no <LABEL>/<image> files under {args.folder}")
+    random.Random(args.seed).shuffle(images)
+    with tempfile.TemporaryDirectory(prefix="deepmed-bench-") as tmp:
+        data_dir = Path(args.data_dir or Path(tmp) / "data")
+        data_dir.mkdir(parents=True, exist_ok=True)
+        with Server(args.mode, args.port or free_port(), data_dir, Path(tmp)) as server:
+            timings, elapsed = replay(server.base_url, images, args)
+    report = {"mode": args.mode, **summarise(timings, elapsed_s=elapsed, rate=args.rate)}
+    lat = report["upload_to_prediction_ms"]
+    print(
+        f"{args.mode}: {report['predicted']}/{report['uploads']} predicted at {args.rate:g}/s; upload → prediction "
+        f"p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; throughput {report['throughput_per_s']}/s"
+    )
+    if args.json:
+        print(json.dumps(report))
+    return 0 if report["not_predicted"] == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
