@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from ml_core.ood import fit_mahalanobis, load_ood, pooled_features, save_ood
+from ml_core.ood import OODModel, fit_mahalanobis, load_ood, pooled_features, save_ood
 
 
 def _clusters(n, rng):
@@ -106,8 +106,9 @@ def test_autoencoder_gate_flags_documents_and_round_trips_through_a_package(tmp_
 
 def test_precision_is_stored_packed_and_read_back_symmetric(tmp_path):
     rng = np.random.default_rng(5)
-    model = fit_mahalanobis(rng.normal(size=(200, 12)) * rng.uniform(0.01, 10, size=12))
-    model.precision *= 1e5  # entries beyond float16's range are scaled, not overflowed
+    fitted = fit_mahalanobis(rng.normal(size=(200, 12)) * rng.uniform(0.01, 10, size=12))
+    # entries beyond float16's range are scaled, not overflowed
+    model = OODModel(fitted.means, fitted.precision * 1e5, fitted.threshold, fitted.percentile, fitted.n_fit)
     save_ood(model, tmp_path)
     with np.load(tmp_path / "ood.npz") as arrays:
         assert "precision" not in arrays and arrays["precision_upper"].dtype == np.float16
@@ -125,3 +126,14 @@ def test_packages_with_the_square_float32_precision_still_load(tmp_path):
     np.savez(tmp_path / "ood.npz", means=model.means.astype(np.float32), precision=model.precision.astype(np.float32))
     x = rng.normal(size=(10, 5))
     np.testing.assert_allclose(load_ood(tmp_path, stub).score(x), model.score(x), rtol=1e-4)
+
+
+def test_score_is_the_distance_to_the_nearest_class_mean():
+    """The expanded form x'Px - 2(Px)'m + m'Pm equals the plain distance, class by class."""
+    rng = np.random.default_rng(7)
+    x, labels = _clusters(120, rng)
+    model = fit_mahalanobis(x, labels)
+    probe = rng.normal(size=(15, 8)) * 4
+    diffs = probe[:, None, :] - model.means[None, :, :]
+    plain = np.sqrt(np.einsum("nkd,de,nke->nk", diffs, model.precision, diffs).min(axis=1))
+    np.testing.assert_allclose(model.score(probe), plain, rtol=1e-9)
