@@ -26,7 +26,7 @@ SEVERITY: dict[str, int] = {
     "NORMAL": 0,
 }
 UNKNOWN_SEVERITY = 2
-SEVERE_AT = 3  # severity from which the worklist marks a study as a suspected severe finding
+SEVERE_AT = 3  # classes this severe or more count as a severe finding (see `severe_probability`)
 UNCERTAINTY_STEP = 0.1
 
 # Confidence bands (top-class probability): low below DEEPMED_LOW_CONFIDENCE, high from HIGH_CONFIDENCE.
@@ -36,6 +36,19 @@ CONFIDENCE_BANDS = ("low", "medium", "high")
 
 def severity(label: str) -> int:
     return SEVERITY.get(label.upper(), UNKNOWN_SEVERITY)
+
+
+def severe_probability(probabilities: dict[str, float]) -> float:
+    """The model's calibrated probability that the finding is severe: the sum over its severe
+    classes (severity SEVERE_AT or more)."""
+    return min(1.0, sum(p for label, p in probabilities.items() if severity(label) >= SEVERE_AT))
+
+
+def is_suspected_severe(probabilities: dict[str, float]) -> bool:
+    """The worklist's severity flag: the probability of a severe finding reaches
+    DEEPMED_SEVERE_THRESHOLD. A top label of PNEUMONIA at 0.4 is not flagged; this marks the
+    studies the model is fairly sure are severe, a minority, not every non-normal label."""
+    return severe_probability(probabilities) >= settings.DEEPMED_SEVERE_THRESHOLD
 
 
 def uncertainty(probabilities: dict[str, float]) -> float:
