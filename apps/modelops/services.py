@@ -596,6 +596,32 @@ def check_gates(version: ModelVersion) -> list[GateResult]:
     return gates
 
 
+class SameVersion(ModelOpsError):
+    code = "same_version"
+    http_status = 400
+
+
+def evaluate_on_holdout(version: ModelVersion) -> dict[str, Any]:
+    """`evaluate_version`, refused with NoHoldout when the held-out set is missing."""
+    try:
+        return evaluate_version(version)
+    except FileNotFoundError as exc:
+        raise NoHoldout(str(exc)) from exc
+
+
+def compare_versions(a: ModelVersion, b: ModelVersion) -> dict[str, Any]:
+    """Two different versions on the same held-out set, with the quality gates of the candidate
+    `b`: {"reports": [A's, B's], "gates": [GateResult], "gates_passed": bool}."""
+    if a.pk == b.pk:
+        raise SameVersion("choose two different versions to compare")
+    try:
+        reports = [evaluate_version(a), evaluate_version(b)]
+        gates = check_gates(b)
+    except FileNotFoundError as exc:
+        raise NoHoldout(str(exc)) from exc
+    return {"reports": reports, "gates": gates, "gates_passed": all(g.passed for g in gates)}
+
+
 def promote_version(version: ModelVersion, *, actor=None, override_reason: str = "") -> Promotion:
     """Move the `champion` alias to `version` (MLflow + mirror). Failing gates block it unless
     an admin gives a written reason; both are audited."""
