@@ -1,6 +1,8 @@
 """The worklist's priority, defined once (the page, the API and the tests use these).
 
 A study awaiting review is ordered by:
+0. the severity flag (`is_suspected_severe`): studies the model is fairly sure show a severe
+   finding come first;
 1. severity of the model's suspected finding (`SEVERITY`, highest first): a suspected
    COVID-19 or pneumonia is looked at before a "normal" result;
 2. uncertainty of the model, highest first: the normalised entropy of its calibrated
@@ -78,4 +80,4 @@ def confidence_range(band: str) -> tuple[float, float]:
 def priority_key(label: str, probabilities: dict[str, float], created_at: datetime) -> tuple:
     """Sort key: smaller sorts first."""
     steps = round(uncertainty(probabilities) / UNCERTAINTY_STEP)
-    return (-severity(label), -steps, created_at)
+    return (not is_suspected_severe(probabilities), -severity(label), -steps, created_at)

@@ -9,7 +9,8 @@
     if (!svg) return;
     opts = opts || {};
     while (svg.firstChild) svg.removeChild(svg.firstChild);
-    const W = 420, H = 200, L = 40, B = 24, T = 8, R = 110;
+    const box = svg.viewBox && svg.viewBox.baseVal;
+    const W = (box && box.width) || 420, H = (box && box.height) || 200, L = 40, B = 24, T = 8, R = opts.legend || 110;
     const pts = series.flatMap((s) => s.points);
     if (!pts.length) return;
     const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
@@ -166,7 +167,7 @@
       const c = r.calibration || {};
       if (c.confidence) cal.push({ name: `${tag} (ECE ${(c.ece ?? 0).toFixed(3)})`, points: c.confidence.map((x, k) => [x, c.accuracy[k]]) });
     });
-    drawLines(document.getElementById("roc-chart"), roc, { x0: 0, x1: 1, y0: 0, y1: 1, xlabel: "FPR" });
+    drawLines(document.getElementById("roc-chart"), roc, { x0: 0, x1: 1, y0: 0, y1: 1, xlabel: "FPR", legend: 230 });
     drawLines(document.getElementById("calibration-chart"), [{ name: "ideal", points: [[0, 0], [1, 1]] }, ...cal], { x0: 0, x1: 1, y0: 0, y1: 1, xlabel: "confidence" });
   }
 })();

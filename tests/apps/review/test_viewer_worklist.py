@@ -155,3 +155,10 @@ def test_dashboard_draws_the_chart_and_grid(client, make_study, physician):
     html = client.get(reverse("review-dashboard")).content.decode()
     assert 'id="agreement-chart"' in html and "<polyline" in html
     assert "confusion-grid" in html and "diagonal" in html and "shade-5" in html
+
+
+def test_flagged_studies_come_first(make_study, settings):
+    settings.DEEPMED_SEVERE_THRESHOLD = 0.7
+    unsure_pneumonia = make_study({"COVID-19": 0.10, "NORMAL": 0.42, "PNEUMONIA": 0.48}, hours_old=5)
+    sure_covid = make_study(SURE_COVID)
+    assert _ids(selectors.worklist()) == [sure_covid.pk, unsure_pneumonia.pk]
