@@ -139,6 +139,9 @@ def test_worklist_flags_a_minority_and_filters_by_the_models_classes(ui_portal, 
         first = rows.first
         assert first.locator("img.thumb").evaluate("i => i.complete && i.naturalWidth > 0")
         assert "cough for" in first.inner_text() and "hours" in first.inner_text()  # symptoms, waiting time
+        for action in ("a[data-focus=open]", "button.claim-button"):  # reachable without sideways scrolling
+            box = first.locator(action).bounding_box()
+            assert box and box["x"] >= 0 and box["x"] + box["width"] <= viewport["width"], (name, action, box)
         page.screenshot(path=str(artifacts / f"ui16-01-worklist-{name}.png"), full_page=True)
     assert csp_violations(page) == []
 
