@@ -195,7 +195,7 @@ def run_timing(run: TrainingRun, *, now: datetime | None = None) -> dict[str, An
     finished = run.finished_at is not None
     fraction = 0.0
     if epochs:
-        if progress.get("phase") in ("epoch", "evaluating") or not steps:
+        if progress.get("phase") in ("epoch", "evaluating", "packaging") or not steps:
             fraction = epoch / epochs
         else:
             fraction = ((epoch - 1) + min(step, steps) / steps) / epochs
@@ -207,7 +207,7 @@ def run_timing(run: TrainingRun, *, now: datetime | None = None) -> dict[str, An
         state = run.status
     elif run.status == "queued" or start is None:
         state = "queued"
-    elif progress.get("phase") == "evaluating":
+    elif progress.get("phase") in ("evaluating", "packaging"):
         state = "evaluating"
     elif not progress.get("history"):
         state = "waiting_first_epoch"

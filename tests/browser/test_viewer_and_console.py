@@ -146,6 +146,36 @@ def test_worklist_flags_a_minority_and_filters_by_the_models_classes(ui_portal, 
     assert csp_violations(page) == []
 
 
+def test_worklist_keeps_the_focus_when_rows_refresh_live(ui_portal, new_page, artifacts):
+    doctor = new_page(ui_portal.url)
+    _log_in(doctor, "dr-ui16")
+    doctor.set_viewport_size(VIEWPORTS["desktop"])
+    doctor.goto("/review/")
+    doctor.wait_for_function("() => document.getElementById('worklist-live').dataset.live === 'websocket'")
+    ids = _row_ids(doctor)
+    doctor.focus(f"#worklist tr[data-study-id='{ids[0]}'] a[data-focus=open]")
+    before = doctor.get_attribute("#worklist", "data-refreshed")
+    # Someone else claims another study: every worklist refetches its rows.
+    other = new_page(ui_portal.url)
+    _log_in(other, "ops-ui16")
+    other.goto("/review/")
+    other.click(f"#worklist tr[data-study-id='{ids[2]}'] button.claim-button")
+    other.wait_for_url(REVIEW_URL)
+    doctor.wait_for_function(
+        "(before) => { const r = document.getElementById('worklist').dataset.refreshed;"
+        " return r !== undefined && r !== before; }",
+        arg=before or "",
+    )
+    assert "claimed by ops-ui16" in doctor.inner_text(f"#worklist tr[data-study-id='{ids[2]}']")
+    focused = doctor.evaluate(
+        "() => { const el = document.activeElement; const row = el.closest('tr');"
+        " return { focus: el.dataset.focus, study: row && row.dataset.studyId }; }"
+    )
+    assert focused == {"focus": "open", "study": ids[0]}
+    doctor.screenshot(path=str(artifacts / "ui16-08-worklist-live-focus-desktop.png"))
+    other.click("text=Release it")
+
+
 def test_viewer_fits_the_image_presets_change_the_filter_and_arrows_pan(ui_portal, new_page, artifacts):
     page = new_page(ui_portal.url)
     _log_in(page, "dr-ui16")
