@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 SHADES = 5
 WIDTH, HEIGHT = 560, 220
-LEFT, RIGHT, TOP, BOTTOM = 44, 12, 12, 40
+LEFT, RIGHT, TOP, BOTTOM = 44, 24, 12, 40
 
 
 @dataclass(frozen=True)
@@ -48,7 +48,7 @@ def agreement_chart(points) -> dict:
             {
                 "x": round(x, 1),
                 "y": round(y, 1),
-                "label_y": round(max(TOP + 10, y - 8), 1),
+                "label_y": round(y - 8 if y - 8 >= TOP + 8 else y + 16, 1),  # above the dot, or below at the top
                 "percent": round(p.rate * 100),
                 "reviews": p.reviews,
                 "agreed": p.agreed,

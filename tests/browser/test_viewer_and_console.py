@@ -229,7 +229,7 @@ def test_save_and_next_opens_the_next_study_in_worklist_order(ui_portal, new_pag
         current, expected = order[-2], order[-1]  # the sure NORMAL ones at the bottom: the flag test keeps its rows
         page.goto(f"/review/{current}/")
         page.locator("#viewer").click()
-        page.keyboard.press("x")  # not assessable
+        page.keyboard.press("c")  # confirm the model's label
         page.screenshot(path=str(artifacts / f"ui16-04-save-next-before-{name}.png"), full_page=True)
         page.click("#save-next")
         page.wait_for_url(REVIEW_URL)
@@ -240,6 +240,11 @@ def test_save_and_next_opens_the_next_study_in_worklist_order(ui_portal, new_pag
         assert current not in _row_ids(page)  # reviewed
         page.click(f"#worklist tr[data-study-id='{expected}'] a[data-focus=open]")
         page.click("text=Release it")
+        # The dashboard draws the agreement over time and the shaded confusion grid from these reviews.
+        page.goto("/review/dashboard/")
+        assert page.locator("#agreement-chart circle").count() >= 1
+        assert page.locator(".confusion-grid td.diagonal").count() >= 1
+        page.screenshot(path=str(artifacts / f"ui16-09-dashboard-{name}.png"), full_page=True)
 
 
 def test_admin_lands_on_console_and_compares_two_different_versions(ui_portal, new_page, artifacts):
