@@ -137,7 +137,10 @@ def test_worklist_flags_a_minority_and_filters_by_the_models_classes(ui_portal, 
         options = page.eval_on_selector_all("select[name=label] option", "os => os.map(o => o.value)")
         assert options == ["", "COVID-19", "NORMAL", "PNEUMONIA"]
         first = rows.first
-        assert first.locator("img.thumb").evaluate("i => i.complete && i.naturalWidth > 0")
+        page.wait_for_function(  # the thumbnail (loading="lazy") really loads
+            "() => { const i = document.querySelector('#worklist tr[data-study-id] img.thumb');"
+            " return i.complete && i.naturalWidth > 0; }"
+        )
         assert "cough for" in first.inner_text() and "hours" in first.inner_text()  # symptoms, waiting time
         for action in ("a[data-focus=open]", "button.claim-button"):  # reachable without sideways scrolling
             box = first.locator(action).bounding_box()
