@@ -321,6 +321,11 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DEEPMED_LOW_CONFIDENCE = env.float("DEEPMED_LOW_CONFIDENCE", default=0.6)
 # A physician's claim on a study (worklist lock) lapses after this many minutes.
 DEEPMED_REVIEW_CLAIM_MINUTES = env.int("DEEPMED_REVIEW_CLAIM_MINUTES", default=15)
+# The worklist flags a study as a suspected severe finding when the model's calibrated probability
+# of a severe class (apps.review.priority.SEVERITY at SEVERE_AT or more), summed, reaches this.
+DEEPMED_SEVERE_THRESHOLD = env.float("DEEPMED_SEVERE_THRESHOLD", default=0.7)
+# Worklist rows per page.
+DEEPMED_WORKLIST_PAGE_SIZE = env.int("DEEPMED_WORKLIST_PAGE_SIZE", default=25)
 # Audit events older than this are deleted daily (workers.maintenance.purge_audit_events); 0 keeps
 # them forever. Six years by default: HIPAA's retention period for compliance documentation.
 DEEPMED_AUDIT_RETENTION_DAYS = env.int("DEEPMED_AUDIT_RETENTION_DAYS", default=2190)

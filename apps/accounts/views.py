@@ -79,6 +79,8 @@ def _safe_next(request, default: str) -> str:
 def home(request):
     if request.user.is_patient:
         return redirect("study-list")
+    if request.user.role == "admin":  # the operations console; the Django admin is linked from it
+        return redirect("modelops-console")
     if request.user.is_staff:
         return redirect("admin:index")
     return render(request, "accounts/staff_home.html")

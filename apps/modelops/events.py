@@ -17,9 +17,16 @@ def job_group(kind: str, job_id) -> str:
     return f"modelops.{kind}.{job_id}"
 
 
+LOG_TAIL_CHARS = 8000  # the run page streams the log's end; the whole log is rendered on load
+
+
 def training_payload(run) -> dict:
+    from apps.modelops.selectors import run_timing
+
     return {
         "id": run.pk,
+        "timing": run_timing(run),
+        "logs_tail": (run.logs or "")[-LOG_TAIL_CHARS:],
         "status": run.status,
         "progress": run.progress,
         "error": run.error,

@@ -161,3 +161,142 @@ def retraining_queue() -> dict[str, Any]:
 
 def active_runs():
     return TrainingRun.objects.filter(Q(status="queued") | Q(status="running"))
+
+
+# --- what the console pages show ----------------------------------------------------------
+
+
+def run_timing(run: TrainingRun, *, now: datetime | None = None) -> dict[str, Any]:
+    """The run page's progress bar: `state` (queued, waiting_first_epoch, training, evaluating,
+    or the finished status), `fraction` done (0–1, from epochs and steps), `elapsed_s` since the
+    worker started it, and `eta_s`, the time left estimated from the pace so far (None until
+    there is progress to judge by, and once finished)."""
+    now = now or timezone.now()
+    progress = run.progress or {}
+    epochs = int(progress.get("epochs") or 0)
+    epoch = int(progress.get("epoch") or 0)
+    steps = int(progress.get("steps_per_epoch") or 0)
+    step = int(progress.get("step") or 0)
+    finished = run.finished_at is not None
+    fraction = 0.0
+    if epochs:
+        if progress.get("phase") in ("epoch", "evaluating", "packaging") or not steps:
+            fraction = epoch / epochs
+        else:
+            fraction = ((epoch - 1) + min(step, steps) / steps) / epochs
+    fraction = 1.0 if run.status == "succeeded" else min(1.0, max(0.0, fraction))
+    start = run.started_at
+    end = run.finished_at or now
+    elapsed = (end - start).total_seconds() if start else 0.0
+    if finished:
+        state = run.status
+    elif run.status == "queued" or start is None:
+        state = "queued"
+    elif progress.get("phase") in ("evaluating", "packaging"):
+        state = "evaluating"
+    elif not progress.get("history"):
+        state = "waiting_first_epoch"
+    else:
+        state = "training"
+    eta = None
+    if not finished and start is not None and 0 < fraction < 1:
+        eta = round(elapsed / fraction * (1 - fraction))
+    return {"state": state, "fraction": round(fraction, 4), "elapsed_s": round(elapsed), "eta_s": eta}
+
+
+# Which way is better, per comparison row: +1 higher, -1 lower, 0 neither (a count).
+_METRIC_DIRECTION = {"macro_f1": 1, "accuracy": 1, "recall": 1, "latency": -1, "ece": -1, "n": 0}
+
+
+def comparison_rows(reports: list[dict]) -> list[dict[str, Any]]:
+    """The comparison table of two evaluation reports (A, B): per metric A's and B's value,
+    the difference B − A, and which one is better ("a", "b" or "" when equal, missing or
+    neither way is better)."""
+    rows: list[tuple[str, str, list]] = [
+        ("macro-F1", "macro_f1", [r.get("macro_f1") for r in reports]),
+        ("accuracy", "accuracy", [r.get("accuracy") for r in reports]),
+    ]
+    for cls in reports[1].get("per_class_recall", {}):
+        rows.append((f"recall {cls}", "recall", [r.get("per_class_recall", {}).get(cls) for r in reports]))
+    for cls in reports[1].get("roc") or {}:
+        values = [((r.get("roc") or {}).get(cls) or {}).get("auc") for r in reports]
+        if any(v is not None for v in values):
+            rows.append((f"AUC {cls}", "recall", values))  # higher is better, as recall
+    for key in ("p50", "p95"):
+        rows.append((f"latency {key} (ms)", "latency", [r.get("latency_ms", {}).get(key) for r in reports]))
+    rows.append(("ECE (calibration)", "ece", [r.get("calibration", {}).get("ece") for r in reports]))
+    rows.append(("held-out images", "n", [r.get("n") for r in reports]))
+    table = []
+    for name, kind, (a, b) in rows:
+        diff = b - a if isinstance(a, (int, float)) and isinstance(b, (int, float)) else None
+        direction = _METRIC_DIRECTION[kind]
+        better = ""
+        if diff and direction:
+            better = "b" if diff * direction > 0 else "a"
+        table.append({"name": name, "a": a, "b": b, "diff": diff, "better": better})
+    return table
+
+
+GATE_NAMES = {
+    "macro_f1_floor": "Macro-F1 floor",
+    "macro_f1_vs_champion": "Macro-F1 against the champion",
+    "class_recall_floor": "Recall of every class",
+    "onnx_parity": "ONNX export matches PyTorch",
+    "p95_latency_ms": "p95 latency (ms)",
+    "ood_calibrated": "Out-of-distribution gate calibrated",
+}
+
+
+def readable_value(value: Any) -> str:
+    """A gate's value or threshold in words and numbers: no Python dicts, lists or True/False."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {readable_value(v)}" for k, v in value.items()) or "—"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(readable_value(v) for v in value) or "—"
+    return str(value)
+
+
+def gate_rows(gates) -> list[dict[str, Any]]:
+    """Quality gates (services.GateResult) as the comparison page shows them."""
+    return [
+        {
+            "key": g.name,
+            "name": GATE_NAMES.get(g.name, g.name.replace("_", " ")),
+            "passed": g.passed,
+            "value": readable_value(g.value),
+            "threshold": readable_value(g.threshold),
+            "detail": g.detail,
+        }
+        for g in gates
+    ]
+
+
+def held_out_summary(version: ModelVersion) -> dict[str, Any]:
+    """The version's held-out figures for the console: from its evaluation on the shared held-out
+    set when there is one (source "shared"), else from its package's own test split ("package"),
+    else nothing (source "")."""
+    for source, figures in (("shared", version.evaluation or {}), ("package", version.metrics or {})):
+        if figures.get("macro_f1") is not None:
+            latency = figures.get("latency_ms") or {}
+            return {
+                "source": source,
+                "macro_f1": figures.get("macro_f1"),
+                "accuracy": figures.get("accuracy"),
+                "p95_ms": latency.get("p95") if isinstance(latency, dict) else None,
+                "n": figures.get("n"),
+            }
+    return {"source": ""}
+
+
+def augmentation_classes() -> list[str]:
+    """The classes an augmentation job may target: the champion model's, else the base set's."""
+    champion = get_champion()
+    if champion is not None and champion.classes:
+        return list(champion.classes)
+    return list(_base_class_counts())

@@ -10,6 +10,7 @@ urlpatterns = [
     path("runs/<int:run_id>/cancel/", views.cancel_run, name="modelops-run-cancel"),
     path("compare/", views.compare, name="modelops-compare"),
     path("versions/<int:version_id>/promote/", views.promote, name="modelops-promote"),
+    path("versions/<int:version_id>/evaluate/", views.evaluate, name="modelops-evaluate"),
     path("versions/<int:version_id>/challenger/", views.set_challenger, name="modelops-set-challenger"),
     path("rollback/", views.rollback, name="modelops-rollback"),
     path("sync/", views.sync_registry, name="modelops-sync"),

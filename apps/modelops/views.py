@@ -46,9 +46,13 @@ class TrainingForm(forms.Form):
 
 
 class AugmentationForm(forms.Form):
-    label = forms.CharField(max_length=64)
-    target_count = forms.IntegerField(min_value=1, max_value=100_000)
+    label = forms.ChoiceField(choices=(), label="Class", help_text="one of the deployed model's classes")
+    target_count = forms.IntegerField(min_value=1, max_value=100_000, label="Target count")
     intensity = forms.ChoiceField(choices=[(a, a) for a in services.AUGMENTATION_LEVELS[1:]], initial="medium")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["label"].choices = [(c, c) for c in selectors.augmentation_classes()]
 
 
 def mlflow_run_url(run_id: str) -> str:
@@ -59,12 +63,14 @@ def mlflow_run_url(run_id: str) -> str:
 @require_GET
 def console(request):
     champion, challenger = selectors.get_champion(), selectors.get_challenger()
+    versions = selectors.list_versions()
     return render(
         request,
         "modelops/console.html",
         {
-            "versions": selectors.list_versions(),
+            "versions": [(v, selectors.held_out_summary(v)) for v in versions],
             "champion": champion,
+            "champion_summary": selectors.held_out_summary(champion) if champion else None,
             "challenger": challenger,
             "runs": TrainingRun.objects.select_related("result_version", "started_by")[:20],
             "augmentations": AugmentationJob.objects.all()[:10],
@@ -122,7 +128,11 @@ def run_status(request, run_id: int):
 @admin_required
 @require_POST
 def cancel_run(request, run_id: int):
-    services.cancel_training_run(get_object_or_404(TrainingRun, pk=run_id), actor=request.user)
+    run = services.cancel_training_run(get_object_or_404(TrainingRun, pk=run_id), actor=request.user)
+    if run.status == "cancelled":
+        messages.success(request, f"Training run #{run.pk} is cancelled.")
+    else:
+        messages.info(request, f"Cancel requested: run #{run.pk} stops after its current step.")
     return redirect("modelops-run", run_id=run_id)
 
 
@@ -132,36 +142,34 @@ def compare(request):
     """Two versions on the same held-out set, with the quality gates of the candidate (b)."""
     a = get_object_or_404(ModelVersion, pk=request.GET.get("a") or 0)
     b = get_object_or_404(ModelVersion, pk=request.GET.get("b") or 0)
-    try:
-        reports = [services.evaluate_version(a), services.evaluate_version(b)]
-        gates = services.check_gates(b)
-    except FileNotFoundError as exc:
-        messages.error(request, str(exc))
-        return redirect("modelops-console")
-    return render(
-        request,
-        "modelops/compare.html",
-        {
-            "a": a,
-            "b": b,
-            "reports": reports,
-            "gates": gates,
-            "gates_passed": all(g.passed for g in gates),
-            "rows": _metric_rows(reports),
-            "classes": reports[1].get("classes", b.classes),
-        },
-    )
+    with errors_as_messages(request, lambda exc: f"Not compared: {exc}."):
+        comparison = services.compare_versions(a, b)
+        reports = comparison["reports"]
+        return render(
+            request,
+            "modelops/compare.html",
+            {
+                "a": a,
+                "b": b,
+                "reports": reports,
+                "gates": selectors.gate_rows(comparison["gates"]),
+                "gates_passed": comparison["gates_passed"],
+                "rows": selectors.comparison_rows(reports),
+                "classes": reports[1].get("classes", b.classes),
+            },
+        )
+    return redirect("modelops-console")
 
 
-def _metric_rows(reports: list[dict]) -> list[tuple[str, list]]:
-    rows = [("macro-F1", [r.get("macro_f1") for r in reports]), ("accuracy", [r.get("accuracy") for r in reports])]
-    for cls in reports[1].get("per_class_recall", {}):
-        rows.append((f"recall {cls}", [r.get("per_class_recall", {}).get(cls) for r in reports]))
-    for key in ("p50", "p95"):
-        rows.append((f"latency {key} (ms)", [r.get("latency_ms", {}).get(key) for r in reports]))
-    rows.append(("ECE (calibration)", [r.get("calibration", {}).get("ece") for r in reports]))
-    rows.append(("held-out images", [r.get("n") for r in reports]))
-    return rows
+@admin_required
+@require_POST
+def evaluate(request, version_id: int):
+    """Evaluate a version on the shared held-out set (fills in its held-out figures)."""
+    version = get_object_or_404(ModelVersion, pk=version_id)
+    with errors_as_messages(request, lambda exc: f"Not evaluated: {exc}."):
+        report = services.evaluate_on_holdout(version)
+        messages.success(request, f"{version} evaluated on {report.get('n', '?')} held-out images.")
+    return redirect("modelops-console")
 
 
 @admin_required

@@ -1,6 +1,8 @@
 """The worklist's priority, defined once (the page, the API and the tests use these).
 
 A study awaiting review is ordered by:
+0. the severity flag (`is_suspected_severe`): studies the model is fairly sure show a severe
+   finding come first;
 1. severity of the model's suspected finding (`SEVERITY`, highest first): a suspected
    COVID-19 or pneumonia is looked at before a "normal" result;
 2. uncertainty of the model, highest first: the normalised entropy of its calibrated
@@ -26,7 +28,7 @@ SEVERITY: dict[str, int] = {
     "NORMAL": 0,
 }
 UNKNOWN_SEVERITY = 2
-SEVERE_AT = 3  # severity from which the worklist marks a study as a suspected severe finding
+SEVERE_AT = 3  # classes this severe or more count as a severe finding (see `severe_probability`)
 UNCERTAINTY_STEP = 0.1
 
 # Confidence bands (top-class probability): low below DEEPMED_LOW_CONFIDENCE, high from HIGH_CONFIDENCE.
@@ -36,6 +38,19 @@ CONFIDENCE_BANDS = ("low", "medium", "high")
 
 def severity(label: str) -> int:
     return SEVERITY.get(label.upper(), UNKNOWN_SEVERITY)
+
+
+def severe_probability(probabilities: dict[str, float]) -> float:
+    """The model's calibrated probability that the finding is severe: the sum over its severe
+    classes (severity SEVERE_AT or more)."""
+    return min(1.0, sum(p for label, p in probabilities.items() if severity(label) >= SEVERE_AT))
+
+
+def is_suspected_severe(probabilities: dict[str, float]) -> bool:
+    """The worklist's severity flag: the probability of a severe finding reaches
+    DEEPMED_SEVERE_THRESHOLD. A top label of PNEUMONIA at 0.4 is not flagged; this marks the
+    studies the model is fairly sure are severe, a minority, not every non-normal label."""
+    return severe_probability(probabilities) >= settings.DEEPMED_SEVERE_THRESHOLD
 
 
 def uncertainty(probabilities: dict[str, float]) -> float:
@@ -65,4 +80,4 @@ def confidence_range(band: str) -> tuple[float, float]:
 def priority_key(label: str, probabilities: dict[str, float], created_at: datetime) -> tuple:
     """Sort key: smaller sorts first."""
     steps = round(uncertainty(probabilities) / UNCERTAINTY_STEP)
-    return (-severity(label), -steps, created_at)
+    return (not is_suspected_severe(probabilities), -severity(label), -steps, created_at)

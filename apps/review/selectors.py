@@ -50,8 +50,19 @@ class WorklistItem:
     claim: ReviewClaim | None
 
     @property
+    def severe_probability(self) -> float:
+        return priority.severe_probability(self.prediction.probabilities)
+
+    @property
     def suspected_severe(self) -> bool:
-        return self.severity >= priority.SEVERE_AT
+        """The worklist's flag: a calibrated probability of a severe finding at or above
+        DEEPMED_SEVERE_THRESHOLD (not merely a severe top label)."""
+        return priority.is_suspected_severe(self.prediction.probabilities)
+
+    @property
+    def waiting(self):
+        """How long the study has waited for review (a timedelta)."""
+        return timezone.now() - self.study.created_at
 
     @property
     def probabilities_sorted(self) -> list[tuple[str, float]]:
@@ -62,6 +73,22 @@ class WorklistItem:
 class Worklist:
     items: list[WorklistItem]
     counts: dict[str, Any] = field(default_factory=dict)
+    page: int = 1
+    pages: int = 1
+    page_size: int = 0  # 0: every item on one page
+
+    @property
+    def has_previous(self) -> bool:
+        return self.page > 1
+
+    @property
+    def has_next(self) -> bool:
+        return self.page < self.pages
+
+    @property
+    def first_index(self) -> int:
+        """The position (from 1, in the whole filtered worklist) of this page's first item."""
+        return (self.page - 1) * self.page_size + 1 if self.page_size else 1
 
 
 def _awaiting_predictions():
@@ -83,10 +110,13 @@ def _filtered(predictions, filters: WorklistFilters):
     return predictions
 
 
-def worklist(filters: WorklistFilters = WorklistFilters()) -> Worklist:
+def worklist(filters: WorklistFilters = WorklistFilters(), *, page: int | None = None, page_size: int = 0) -> Worklist:
     """Studies awaiting review, in priority order (see apps.review.priority), with counts:
-    `total` (all awaiting, unfiltered), `shown`, `claimed` (shown and locked now), and the
-    unfiltered numbers by model label and by confidence band (for the filter controls)."""
+    `total` (all awaiting, unfiltered), `shown` (all matching the filters, every page),
+    `claimed` (of those, locked now), `severe` (of those, flagged as suspected severe), the
+    unfiltered numbers by model label and by confidence band, and `filter_labels`: the
+    champion model's classes (what the label filter offers) with their numbers.
+    With `page` and `page_size`, only that page's items (pages from 1; out of range: the last)."""
     now = timezone.now()
     claims = {c.study_id: c for c in ReviewClaim.objects.filter(expires_at__gt=now).select_related("physician")}
     predictions = _filtered(_awaiting_predictions(), filters).select_related("study")
@@ -103,17 +133,45 @@ def worklist(filters: WorklistFilters = WorklistFilters()) -> Worklist:
     ]
     items.sort(key=lambda i: priority.priority_key(i.prediction.label, i.prediction.probabilities, i.study.created_at))
     everything = list(_awaiting_predictions().values_list("label", "confidence"))
+    by_label = dict(sorted(Counter(label for label, _ in everything).items()))
     counts = {
         "total": len(everything),
         "shown": len(items),
         "claimed": sum(1 for i in items if i.claim is not None),
-        "by_label": dict(sorted(Counter(label for label, _ in everything).items())),
+        "severe": sum(1 for i in items if i.suspected_severe),
+        "by_label": by_label,
+        "filter_labels": {label: by_label.get(label, 0) for label in model_classes() or list(by_label)},
         "by_confidence": {
             band: sum(1 for _, c in everything if priority.confidence_band(c) == band)
             for band in priority.CONFIDENCE_BANDS
         },
     }
-    return Worklist(items=items, counts=counts)
+    if page is None or page_size <= 0:
+        return Worklist(items=items, counts=counts)
+    pages = max(1, -(-len(items) // page_size))
+    page = min(max(1, page), pages)
+    start = (page - 1) * page_size
+    return Worklist(items=items[start : start + page_size], counts=counts, page=page, pages=pages, page_size=page_size)
+
+
+def model_classes() -> list[str]:
+    """The deployed (champion) model's classes, in its order; empty when none is deployed."""
+    from apps.modelops.selectors import get_champion
+
+    champion = get_champion()
+    return list(champion.classes) if champion is not None and champion.classes else []
+
+
+def studies_after(study_id, physician) -> list:
+    """The ids of the studies awaiting review that `physician` may take, in worklist order,
+    starting after `study_id` and wrapping round to the top (the study itself and studies
+    another physician holds left out). "Save & next" claims the first of them it can."""
+    items = worklist().items
+    ids = [i.study.pk for i in items]
+    free = {i.study.pk for i in items if i.claim is None or i.claim.physician_id == physician.pk}
+    position = next((k for k, pk in enumerate(ids) if str(pk) == str(study_id)), -1)
+    ordered = ids[position + 1 :] + ids[: max(position, 0)]
+    return [pk for pk in ordered if pk in free and str(pk) != str(study_id)]
 
 
 def reviewable_classes(study: Study) -> list[str]:
@@ -216,3 +274,42 @@ def parse_date(value: str | None) -> date | None:
     if not value:
         return None
     return datetime.strptime(value, "%Y-%m-%d").date()
+
+
+@dataclass(frozen=True)
+class AgreementPoint:
+    day: date  # the first day of the period
+    reviews: int
+    agreed: int
+
+    @property
+    def rate(self) -> float:
+        return self.agreed / self.reviews if self.reviews else 0.0
+
+
+def agreement_over_time(*, days: int = 84, period_days: int = 7, now: datetime | None = None) -> list[AgreementPoint]:
+    """Agreement of the deployed model's results (champion role) with the physicians' current
+    reviews, per period of `period_days` over the last `days`, oldest first (periods without a
+    review are left out). A review counts in the period it was saved in."""
+    now = now or timezone.now()
+    start = (now - timezone.timedelta(days=days)).date()
+    current = Review.objects.filter(study=OuterRef("study")).order_by("-version")
+    rows = (
+        Prediction.objects.filter(role=PredictionRole.CHAMPION)
+        .annotate(
+            final=Subquery(current.values("final_label")[:1]),
+            reviewed_at=Subquery(current.values("created_at")[:1]),
+        )
+        .exclude(final=None)
+        .exclude(final="")
+        .values_list("label", "final", "reviewed_at")
+    )
+    periods: dict[date, list[int]] = defaultdict(lambda: [0, 0])
+    for label, final, reviewed_at in rows:
+        day = timezone.localtime(reviewed_at).date() if timezone.is_aware(reviewed_at) else reviewed_at.date()
+        if day < start:
+            continue
+        first = start + timezone.timedelta(days=((day - start).days // period_days) * period_days)
+        periods[first][0] += 1
+        periods[first][1] += label == final
+    return [AgreementPoint(day=d, reviews=n, agreed=a) for d, (n, a) in sorted(periods.items())]

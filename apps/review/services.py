@@ -182,6 +182,21 @@ def save_review(
     return review
 
 
+def save_review_and_claim_next(study_id, *, physician: User, ip_address: str | None = None, **decision):
+    """ "Save & next": save the physician's review of `study_id` (see `save_review`), then claim
+    the next study in worklist order that nobody else holds (wrapping round to the top).
+    Returns (review, claim of the next study or None when the worklist has nothing left).
+    A study claimed by someone else in between is skipped."""
+    candidates = selectors.studies_after(study_id, physician)
+    review = save_review(study_id, physician=physician, ip_address=ip_address, **decision)
+    for candidate in candidates:
+        try:
+            return review, claim_study(candidate, physician=physician, ip_address=ip_address)
+        except ReviewError:
+            continue  # taken or reviewed meanwhile: the one after it
+    return review, None
+
+
 def exclude_study_samples(study: Study) -> int:
     """Withdraw every training sample of `study` (identifying text seen in its image); how many."""
     return LabeledSample.objects.filter(study=study, excluded=False).update(excluded=True)

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from apps.accounts.decorators import clinical_staff_required
 from apps.audit.middleware import audits_patient_data, mark_patient_data_shown
 from apps.audit.services import client_ip
-from apps.review import priority, selectors, services
+from apps.review import charts, priority, selectors, services
 from apps.review.models import Decision
 from apps.studies import services as study_services
 from apps.studies.selectors import get_study_for_user, study_explanation
@@ -34,8 +34,23 @@ class ReviewForm(forms.Form):
     fit_for_training = forms.BooleanField(required=False, initial=True)
 
 
+# A refusal about one field is shown at that field (aria-invalid, aria-describedby).
+REVIEW_ERROR_FIELDS = {"invalid_final_label": "final_label", "invalid_decision": "decision"}
+
+
 class IdentifyingTextForm(forms.Form):
     flagged = forms.BooleanField(required=False)  # absent = clear the flag
+
+
+def _page(request) -> int:
+    try:
+        return max(1, int(request.GET.get("page", 1)))
+    except ValueError:
+        return 1
+
+
+def _worklist(request, filters: selectors.WorklistFilters) -> selectors.Worklist:
+    return selectors.worklist(filters, page=_page(request), page_size=settings.DEEPMED_WORKLIST_PAGE_SIZE)
 
 
 def _filters(request) -> tuple[WorklistFilterForm, selectors.WorklistFilters]:
@@ -49,12 +64,16 @@ def _filters(request) -> tuple[WorklistFilterForm, selectors.WorklistFilters]:
 @require_GET
 def worklist(request):
     form, filters = _filters(request)
+    without_page = request.GET.copy()
+    without_page.pop("page", None)
     context = {
         "form": form,
-        "worklist": selectors.worklist(filters),
+        "worklist": _worklist(request, filters),
         "claim_minutes": settings.DEEPMED_REVIEW_CLAIM_MINUTES,
         "severe_labels": [label for label, level in priority.SEVERITY.items() if level >= priority.SEVERE_AT],
+        "severe_threshold": settings.DEEPMED_SEVERE_THRESHOLD,
         "query": request.GET.urlencode(),
+        "filter_query": without_page.urlencode(),
     }
     return render(request, "review/worklist.html", context)
 
@@ -64,7 +83,10 @@ def worklist(request):
 def worklist_rows(request):
     """The worklist's table body and counts alone: review-worklist.js swaps it in on live events."""
     _, filters = _filters(request)
-    return render(request, "review/_worklist_rows.html", {"worklist": selectors.worklist(filters)})
+    without_page = request.GET.copy()
+    without_page.pop("page", None)
+    context = {"worklist": _worklist(request, filters), "filter_query": without_page.urlencode()}
+    return render(request, "review/_worklist_rows.html", context)
 
 
 @clinical_staff_required
@@ -93,15 +115,26 @@ def review_study(request, study_id):
     form = ReviewForm(request.POST or None)
     status = 200
     if request.method == "POST" and form.is_valid():
+        save_and_next = request.POST.get("then") == "next"
         try:
-            review = services.save_review(
-                study.pk, physician=request.user, ip_address=client_ip(request), **form.cleaned_data
-            )
+            if save_and_next:
+                review, next_claim = services.save_review_and_claim_next(
+                    study.pk, physician=request.user, ip_address=client_ip(request), **form.cleaned_data
+                )
+            else:
+                review = services.save_review(
+                    study.pk, physician=request.user, ip_address=client_ip(request), **form.cleaned_data
+                )
         except services.ReviewError as exc:
-            status = add_form_error(form, exc)
+            status = add_form_error(form, exc, REVIEW_ERROR_FIELDS.get(exc.code))
         else:
             label = review.final_label or "not assessable"
             messages.success(request, f"Review saved (version {review.version}): {label}.")
+            if save_and_next and next_claim is not None:
+                messages.info(request, "Next study in the worklist, claimed for you.")
+                return redirect("review-study", study_id=next_claim.study_id)
+            if save_and_next:
+                messages.info(request, "The worklist is empty: nothing left to review.")
             return redirect("review-worklist")
     elif request.method == "POST":
         status = 400
@@ -149,8 +182,10 @@ def identifying_text(request, study_id):
 @clinical_staff_required
 @require_GET
 def dashboard(request):
+    feedback = selectors.model_feedback()
     context = {
-        "feedback": selectors.model_feedback(),
+        "feedback": [(entry, charts.confusion_grid(entry.labels, entry.matrix)) for entry in feedback],
+        "agreement_chart": charts.agreement_chart(selectors.agreement_over_time()),
         "worklist_counts": selectors.worklist().counts,
         "my_reviews": selectors.reviews_by(request.user),
     }

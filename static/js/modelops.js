@@ -9,7 +9,8 @@
     if (!svg) return;
     opts = opts || {};
     while (svg.firstChild) svg.removeChild(svg.firstChild);
-    const W = 420, H = 200, L = 40, B = 24, T = 8, R = 110;
+    const box = svg.viewBox && svg.viewBox.baseVal;
+    const W = (box && box.width) || 420, H = (box && box.height) || 200, L = 40, B = 24, T = 8, R = opts.legend || 110;
     const pts = series.flatMap((s) => s.points);
     if (!pts.length) return;
     const xs = pts.map((p) => p[0]), ys = pts.map((p) => p[1]);
@@ -70,14 +71,59 @@
     const status = document.getElementById("run-status");
     const initial = JSON.parse(document.getElementById("run-data").textContent);
     let lastStatus = initial.status;
+    const box = document.getElementById("run-progress");
+    const bar = document.getElementById("run-progress-bar");
+    const logs = document.getElementById("run-logs");
+    const STATES = { queued: "Queued: waiting for a training worker…", waiting_first_epoch: "Waiting for the first epoch…",
+      training: "Training", evaluating: "Evaluating and packaging the model…" };
+    const clock = (s) => {
+      if (s === null || s === undefined || s === "") return "—";
+      s = Math.max(0, Math.round(Number(s)));
+      const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+      return h ? `${h} h ${String(m).padStart(2, "0")} min` : m ? `${m} min ${String(sec).padStart(2, "0")} s` : `${sec} s`;
+    };
+    // The server's figures at the last update, and when they arrived: the clock ticks in between.
+    let timing = initial.timing || {}, timingAt = Date.now();
+    const showTiming = () => {
+      if (!box) return;
+      const finished = !["queued", "waiting_first_epoch", "training", "evaluating"].includes(timing.state);
+      const since = finished || timing.state === "queued" ? 0 : (Date.now() - timingAt) / 1000;
+      document.getElementById("run-elapsed").textContent = timing.state === "queued" ? "—" : clock((timing.elapsed_s || 0) + since);
+      const eta = timing.eta_s === null || timing.eta_s === undefined ? null : Math.max(0, timing.eta_s - since);
+      document.getElementById("run-eta").textContent = finished ? "none" : eta === null ? "estimating…" : `about ${clock(eta)}`;
+      box.dataset.state = timing.state;
+    };
+    const applyTiming = (t, status) => {
+      if (!t || !box) return;
+      timing = t; timingAt = Date.now();
+      bar.value = t.fraction || 0;
+      bar.textContent = `${Math.round((t.fraction || 0) * 100)} %`;
+      document.getElementById("run-percent").textContent = `${Math.round((t.fraction || 0) * 100)} %`;
+      document.getElementById("run-state").textContent = STATES[t.state] || status;
+      showTiming();
+    };
+    showTiming();
+    if (!initial.finished) setInterval(showTiming, 1000);
     const apply = (job, channel) => {
       status.dataset.live = channel;
       status.dataset.status = job.status;
-      status.className = "status-" + job.status;
+      status.className = "badge status-" + job.status;
       status.textContent = job.status;
       const p = job.progress || {};
       if (p.epoch !== undefined) document.getElementById("run-epoch").textContent = `epoch ${p.epoch}${p.epochs ? " / " + p.epochs : ""}${p.phase ? " · " + p.phase : ""}`;
       curves(p.history || []);
+      applyTiming(job.timing, job.status);
+      if (logs && typeof job.logs_tail === "string" && job.logs_tail) {
+        // Stream the log's end; keep following it only if the reader is at the bottom.
+        const atBottom = logs.scrollTop + logs.clientHeight >= logs.scrollHeight - 8;
+        const full = logs.textContent, tail = job.logs_tail;
+        if (!full.endsWith(tail)) {
+          // The tail overlaps what is shown: keep the earlier part and put the new tail after it.
+          const at = full.lastIndexOf(tail.slice(0, Math.min(200, tail.length)));
+          logs.textContent = at >= 0 ? full.slice(0, at) + tail : tail;
+        }
+        if (atBottom) logs.scrollTop = logs.scrollHeight;
+      }
       // A finished run has a result, an error or logs rendered by the server: show them.
       if (job.finished && job.status !== lastStatus) window.location.reload();
       lastStatus = job.status;
@@ -95,6 +141,22 @@
     });
   });
 
+  // Compare: enabled only when A and B are two different versions.
+  const compareForm = document.getElementById("compare-form");
+  if (compareForm) {
+    const button = document.getElementById("compare");
+    const hint = document.getElementById("compare-hint");
+    const update = () => {
+      const a = compareForm.querySelector("input[name=a]:checked");
+      const b = compareForm.querySelector("input[name=b]:checked");
+      const ok = Boolean(a && b && a.value !== b.value);
+      button.disabled = !ok;
+      hint.textContent = ok ? "" : !a || !b ? "Choose a version as A and one as B." : "A and B are the same version: choose two different ones.";
+    };
+    compareForm.addEventListener("change", update);
+    update();
+  }
+
   const compare = document.getElementById("compare-data");
   if (compare) {
     const reports = JSON.parse(compare.textContent);
@@ -105,7 +167,7 @@
       const c = r.calibration || {};
       if (c.confidence) cal.push({ name: `${tag} (ECE ${(c.ece ?? 0).toFixed(3)})`, points: c.confidence.map((x, k) => [x, c.accuracy[k]]) });
     });
-    drawLines(document.getElementById("roc-chart"), roc, { x0: 0, x1: 1, y0: 0, y1: 1, xlabel: "FPR" });
+    drawLines(document.getElementById("roc-chart"), roc, { x0: 0, x1: 1, y0: 0, y1: 1, xlabel: "FPR", legend: 230 });
     drawLines(document.getElementById("calibration-chart"), [{ name: "ideal", points: [[0, 0], [1, 1]] }, ...cal], { x0: 0, x1: 1, y0: 0, y1: 1, xlabel: "confidence" });
   }
 })();

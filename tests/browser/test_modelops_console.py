@@ -95,6 +95,10 @@ def test_admin_trains_watches_compares_and_promotes(modelops_portal, new_page, a
     live = [e for e in log if e["via"] == "live"]
     assert any(e["channel"] == "websocket" for e in live), log  # progress arrived over the run's WebSocket group
     assert page.locator("#curve-loss polyline").count() >= 1  # the loss curve is drawn from the stored history
+    assert page.evaluate("document.getElementById('run-progress-bar').value") == 1
+    assert "100 %" in page.inner_text("#run-progress")
+    assert re.search(r"elapsed \d+ (s|min)", page.inner_text("#run-progress")), page.inner_text("#run-progress")
+    assert page.get_attribute("#run-progress", "data-state") == "succeeded"
     assert page.inner_text("#mlflow-run").strip() not in ("", "—")
 
     # Survives a reload: the finished state and curves come back from the server.

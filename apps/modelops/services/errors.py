@@ -30,6 +30,11 @@ class NothingToRollBack(ModelOpsError):
     code = "nothing_to_roll_back"
 
 
+class SameVersion(ModelOpsError):
+    code = "same_version"
+    http_status = 400
+
+
 class NoHoldout(ModelOpsError):
     """A version cannot be evaluated for promotion: the held-out set (or a file the evaluation
     reads) is missing."""

@@ -12,7 +12,7 @@ from django.db import transaction
 from apps.audit.services import record_event
 from apps.modelops import selectors
 from apps.modelops.models import Alias, ModelVersion, Promotion, PromotionAction
-from apps.modelops.services.errors import GatesFailed, NoHoldout, NothingToRollBack
+from apps.modelops.services.errors import GatesFailed, NoHoldout, NothingToRollBack, SameVersion
 from apps.modelops.services.registry import set_alias
 from ml_core.package import load_package_meta
 
@@ -116,6 +116,27 @@ def check_gates(version: ModelVersion) -> list[GateResult]:
         )
     )
     return gates
+
+
+def evaluate_on_holdout(version: ModelVersion) -> dict[str, Any]:
+    """`evaluate_version`, refused with NoHoldout when the held-out set is missing."""
+    try:
+        return evaluate_version(version)
+    except FileNotFoundError as exc:
+        raise NoHoldout(str(exc)) from exc
+
+
+def compare_versions(a: ModelVersion, b: ModelVersion) -> dict[str, Any]:
+    """Two different versions on the same held-out set, with the quality gates of the candidate
+    `b`: {"reports": [A's, B's], "gates": [GateResult], "gates_passed": bool}."""
+    if a.pk == b.pk:
+        raise SameVersion("choose two different versions to compare")
+    try:
+        reports = [evaluate_version(a), evaluate_version(b)]
+        gates = check_gates(b)
+    except FileNotFoundError as exc:
+        raise NoHoldout(str(exc)) from exc
+    return {"reports": reports, "gates": gates, "gates_passed": all(g.passed for g in gates)}
 
 
 def promote_version(version: ModelVersion, *, actor=None, override_reason: str = "") -> Promotion:
