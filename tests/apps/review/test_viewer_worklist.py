@@ -9,6 +9,7 @@ from django.utils import timezone
 from apps.review import charts, priority, selectors, services
 from apps.review.models import Review, ReviewClaim
 from apps.studies.models import StudyStatus
+from tests.factories import StudyFactory, hours_ago
 
 pytestmark = pytest.mark.django_db
 
@@ -36,11 +37,11 @@ def test_severity_flag_needs_the_threshold_not_a_severe_label(settings):
     assert priority.is_suspected_severe(WEAK_PNEUMONIA)
 
 
-def test_worklist_flags_only_the_minority_above_the_threshold(make_study, settings):
+def test_worklist_flags_only_the_minority_above_the_threshold(settings):
     settings.DEEPMED_SEVERE_THRESHOLD = 0.7
-    covid = make_study(SURE_COVID)
+    covid = StudyFactory(predicted=True, probabilities=SURE_COVID)
     for probabilities in (WEAK_PNEUMONIA, WEAK_PNEUMONIA, LEANING_PNEUMONIA, SURE_NORMAL):
-        make_study(probabilities)
+        StudyFactory(predicted=True, probabilities=probabilities)
     worklist = selectors.worklist()
     flagged = [i.study.pk for i in worklist.items if i.suspected_severe]
     assert flagged == [covid.pk]
@@ -49,15 +50,17 @@ def test_worklist_flags_only_the_minority_above_the_threshold(make_study, settin
     assert len(non_normal) == 3  # three non-normal labels, one flag
 
 
-def test_filter_labels_are_the_champion_models_classes(make_study, model_version):
-    make_study(SURE_NORMAL)
+def test_filter_labels_are_the_champion_models_classes(model_version):
+    StudyFactory(predicted=True, probabilities=SURE_NORMAL)
     counts = selectors.worklist().counts
     assert list(counts["filter_labels"]) == model_version.classes
     assert counts["filter_labels"] == {"COVID-19": 0, "NORMAL": 1, "PNEUMONIA": 0}
 
 
-def test_worklist_pages(make_study):
-    studies = [make_study(SURE_NORMAL, hours_old=10 - k) for k in range(5)]  # oldest first in the order
+def test_worklist_pages():
+    studies = [
+        StudyFactory(predicted=True, probabilities=SURE_NORMAL, created_at=hours_ago(10 - k)) for k in range(5)
+    ]  # oldest first in the order
     page1 = selectors.worklist(page=1, page_size=2)
     page3 = selectors.worklist(page=3, page_size=2)
     assert (page1.pages, page1.has_next, page1.has_previous) == (3, True, False)
@@ -67,21 +70,21 @@ def test_worklist_pages(make_study):
     assert page1.counts["shown"] == 5
 
 
-def test_studies_after_follows_the_order_wraps_and_skips_others_claims(make_study, physician, second_physician):
-    first = make_study(SURE_COVID, hours_old=3)
-    second = make_study(SURE_COVID, hours_old=2)
-    third = make_study(SURE_COVID, hours_old=1)
-    fourth = make_study(SURE_NORMAL)
+def test_studies_after_follows_the_order_wraps_and_skips_others_claims(physician, second_physician):
+    first = StudyFactory(predicted=True, probabilities=SURE_COVID, created_at=hours_ago(3))
+    second = StudyFactory(predicted=True, probabilities=SURE_COVID, created_at=hours_ago(2))
+    third = StudyFactory(predicted=True, probabilities=SURE_COVID, created_at=hours_ago(1))
+    fourth = StudyFactory(predicted=True, probabilities=SURE_NORMAL)
     assert _ids(selectors.worklist()) == [first.pk, second.pk, third.pk, fourth.pk]
     assert selectors.studies_after(second.pk, physician) == [third.pk, fourth.pk, first.pk]
     services.claim_study(third.pk, physician=second_physician)
     assert selectors.studies_after(second.pk, physician) == [fourth.pk, first.pk]
 
 
-def test_save_and_next_saves_then_claims_the_next_study(make_study, physician, second_physician):
-    first = make_study(SURE_COVID, hours_old=3)
-    taken = make_study(SURE_COVID, hours_old=2)
-    nxt = make_study(SURE_COVID, hours_old=1)
+def test_save_and_next_saves_then_claims_the_next_study(physician, second_physician):
+    first = StudyFactory(predicted=True, probabilities=SURE_COVID, created_at=hours_ago(3))
+    taken = StudyFactory(predicted=True, probabilities=SURE_COVID, created_at=hours_ago(2))
+    nxt = StudyFactory(predicted=True, probabilities=SURE_COVID, created_at=hours_ago(1))
     services.claim_study(taken.pk, physician=second_physician)
     review, claim = services.save_review_and_claim_next(first.pk, physician=physician, decision="confirm")
     assert review.study_id == first.pk and review.final_label == "COVID-19"
@@ -91,23 +94,23 @@ def test_save_and_next_saves_then_claims_the_next_study(make_study, physician, s
     assert ReviewClaim.objects.get(study=taken).physician_id == second_physician.pk  # untouched
 
 
-def test_save_and_next_on_the_last_study_claims_nothing(make_study, physician):
-    only = make_study(SURE_COVID)
+def test_save_and_next_on_the_last_study_claims_nothing(physician):
+    only = StudyFactory(predicted=True, probabilities=SURE_COVID)
     review, claim = services.save_review_and_claim_next(only.pk, physician=physician, decision="not_assessable")
     assert review.final_label == "" and claim is None
 
 
-def test_save_and_next_does_not_need_a_prior_claim_but_refuses_someone_elses(make_study, physician, second_physician):
-    study = make_study(SURE_COVID)
+def test_save_and_next_does_not_need_a_prior_claim_but_refuses_someone_elses(physician, second_physician):
+    study = StudyFactory(predicted=True, probabilities=SURE_COVID)
     services.claim_study(study.pk, physician=second_physician)
     with pytest.raises(services.ReviewError):
         services.save_review_and_claim_next(study.pk, physician=physician, decision="confirm")
     assert not Review.objects.exists()
 
 
-def test_save_and_next_view_opens_the_next_study(client, make_study, physician):
-    first = make_study(SURE_COVID, hours_old=2)
-    nxt = make_study(SURE_NORMAL)
+def test_save_and_next_view_opens_the_next_study(client, physician):
+    first = StudyFactory(predicted=True, probabilities=SURE_COVID, created_at=hours_ago(2))
+    nxt = StudyFactory(predicted=True, probabilities=SURE_NORMAL)
     client.force_login(physician)
     page = client.get(reverse("review-study", kwargs={"study_id": first.pk}))
     assert page.status_code == 200 and b'id="save-next"' in page.content
@@ -117,8 +120,8 @@ def test_save_and_next_view_opens_the_next_study(client, make_study, physician):
     assert ReviewClaim.objects.get(study=nxt).physician_id == physician.pk
 
 
-def test_invalid_correction_is_shown_at_its_field(client, make_study, physician):
-    study = make_study(SURE_COVID)
+def test_invalid_correction_is_shown_at_its_field(client, physician):
+    study = StudyFactory(predicted=True, probabilities=SURE_COVID)
     client.force_login(physician)
     page = client.post(reverse("review-study", kwargs={"study_id": study.pk}), {"decision": "correct"})
     assert page.status_code == 400
@@ -126,12 +129,12 @@ def test_invalid_correction_is_shown_at_its_field(client, make_study, physician)
     assert 'aria-invalid="true" aria-describedby="final-label-error"' in html and 'id="final-label-error"' in html
 
 
-def test_agreement_over_time_groups_reviews_by_week(make_study, physician):
-    agree = make_study(SURE_COVID)
-    disagree = make_study(SURE_NORMAL)
+def test_agreement_over_time_groups_reviews_by_week(physician):
+    agree = StudyFactory(predicted=True, probabilities=SURE_COVID)
+    disagree = StudyFactory(predicted=True, probabilities=SURE_NORMAL)
     services.save_review(agree.pk, physician=physician, decision="confirm")
     services.save_review(disagree.pk, physician=physician, decision="correct", final_label="PNEUMONIA")
-    old = make_study(SURE_COVID)
+    old = StudyFactory(predicted=True, probabilities=SURE_COVID)
     services.save_review(old.pk, physician=physician, decision="confirm")
     Review.objects.filter(study=old).update(created_at=timezone.now() - timezone.timedelta(days=30))
     points = selectors.agreement_over_time()
@@ -148,8 +151,8 @@ def test_confusion_grid_shades_by_row_share_and_marks_the_diagonal():
     assert a_cells[0].shade > a_cells[1].shade > 0 and b_cells[0].shade == 0 and b_cells[1].shade == charts.SHADES
 
 
-def test_dashboard_draws_the_chart_and_grid(client, make_study, physician):
-    study = make_study(SURE_COVID)
+def test_dashboard_draws_the_chart_and_grid(client, physician):
+    study = StudyFactory(predicted=True, probabilities=SURE_COVID)
     services.save_review(study.pk, physician=physician, decision="confirm")
     client.force_login(physician)
     html = client.get(reverse("review-dashboard")).content.decode()
@@ -157,8 +160,10 @@ def test_dashboard_draws_the_chart_and_grid(client, make_study, physician):
     assert "confusion-grid" in html and "diagonal" in html and "shade-5" in html
 
 
-def test_flagged_studies_come_first(make_study, settings):
+def test_flagged_studies_come_first(settings):
     settings.DEEPMED_SEVERE_THRESHOLD = 0.7
-    unsure_pneumonia = make_study({"COVID-19": 0.10, "NORMAL": 0.42, "PNEUMONIA": 0.48}, hours_old=5)
-    sure_covid = make_study(SURE_COVID)
+    unsure_pneumonia = StudyFactory(
+        predicted=True, probabilities={"COVID-19": 0.10, "NORMAL": 0.42, "PNEUMONIA": 0.48}, created_at=hours_ago(5)
+    )
+    sure_covid = StudyFactory(predicted=True, probabilities=SURE_COVID)
     assert _ids(selectors.worklist()) == [sure_covid.pk, unsure_pneumonia.pk]
