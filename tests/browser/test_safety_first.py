@@ -138,6 +138,14 @@ def test_heatmap_overlay_is_off_by_default_and_the_patient_page_leads_with_the_r
         doctor.keyboard.press("h")
         assert not _shown(doctor, "viewer-overlay") and not doctor.is_checked("#viewer-heatmap")
         doctor.screenshot(path=str(artifacts / f"safety-03-review-overlay-off-{name}.png"), full_page=True)
+        # Moving the opacity slider shows the overlay at that opacity (a deliberate act).
+        doctor.eval_on_selector(
+            "#viewer-heatmap-opacity", "el => { el.value = 30; el.dispatchEvent(new Event('input')); }"
+        )
+        assert _shown(doctor, "viewer-overlay") and doctor.is_checked("#viewer-heatmap")
+        opacity = doctor.evaluate("getComputedStyle(document.getElementById('viewer-overlay')).opacity")
+        assert float(opacity) == pytest.approx(0.3)
+        doctor.uncheck("#viewer-heatmap")
 
     # The review form says which note the patient sees; the physician answers "pneumonia".
     assert "the patient will see this" in doctor.text_content("label[for=review-note-patient]")

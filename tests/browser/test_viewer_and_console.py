@@ -222,6 +222,47 @@ def test_viewer_fits_the_image_presets_change_the_filter_and_arrows_pan(ui_porta
         assert x_after == pytest.approx(x_before + 40, abs=0.5)
 
 
+def test_two_fingers_pinch_zoom_and_one_finger_drags_on_a_touch_screen(ui_portal, new_page, artifacts):
+    """Real touch input (Chromium's CDP touch events with touch emulation, as a phone sends them):
+    spreading two fingers zooms in about their middle, one finger pans."""
+    page = new_page(ui_portal.url)
+    _log_in(page, "dr-ui16")
+    page.goto("/review/")
+    study_id = _row_ids(page)[0]
+    page.set_viewport_size(VIEWPORTS["phone"])
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Emulation.setTouchEmulationEnabled", {"enabled": True, "maxTouchPoints": 5})
+    page.goto(f"/review/{study_id}/")
+    page.wait_for_function("() => document.getElementById('viewer').dataset.fitted === '1'")
+    box = page.locator("#viewer").bounding_box()
+    cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+
+    def touch(kind: str, points: list[tuple[float, float]]) -> None:
+        cdp.send(
+            "Input.dispatchTouchEvent",
+            {"type": kind, "touchPoints": [{"x": x, "y": y, "id": i} for i, (x, y) in enumerate(points)]},
+        )
+
+    scale = float(page.get_attribute("#viewer", "data-scale"))
+    touch("touchStart", [(cx - 20, cy), (cx + 20, cy)])
+    for spread in (40, 60, 80):
+        touch("touchMove", [(cx - spread, cy), (cx + spread, cy)])
+    touch("touchEnd", [])
+    zoomed = float(page.get_attribute("#viewer", "data-scale"))
+    assert zoomed == pytest.approx(scale * 4, rel=0.05)  # fingers 40 px apart -> 160 px apart
+
+    transform = page.evaluate("document.getElementById('viewer-stage').style.transform")
+    touch("touchStart", [(cx, cy)])
+    touch("touchMove", [(cx + 30, cy + 10)])
+    touch("touchEnd", [])
+    moved = page.evaluate("document.getElementById('viewer-stage').style.transform")
+    x0, y0 = (float(v) for v in re.search(r"translate\(([-\d.]+)px, ([-\d.]+)px", transform).groups())
+    x1, y1 = (float(v) for v in re.search(r"translate\(([-\d.]+)px, ([-\d.]+)px", moved).groups())
+    assert (x1 - x0, y1 - y0) == (pytest.approx(30, abs=1), pytest.approx(10, abs=1))
+    assert float(page.get_attribute("#viewer", "data-scale")) == pytest.approx(zoomed)
+    page.screenshot(path=str(artifacts / "ui16-02b-viewer-pinch-phone.png"))
+
+
 def test_save_and_next_opens_the_next_study_in_worklist_order(ui_portal, new_page, artifacts):
     page = new_page(ui_portal.url)
     _log_in(page, "dr-ui16")
