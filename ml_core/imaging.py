@@ -239,6 +239,13 @@ def encode_png(pixels: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def thumbnail_png(pixels: np.ndarray, max_side: int = 160) -> bytes:
+    """A small PNG of decoded pixels for lists (area-averaged, aspect kept): a worklist shows
+    dozens of these instead of the 2,048 px originals."""
+    small = _shrink_image(Image.fromarray(np.ascontiguousarray(pixels)), max_side)
+    return encode_png(np.asarray(small))
+
+
 def _check_dimensions(width: int, height: int, limits: _Limits, *, frames: int = 1) -> None:
     # The pixel budget is checked first: a header claiming huge dimensions is a bomb
     # whatever its aspect ratio, and must be refused before anything is decoded.

@@ -32,6 +32,10 @@ def study_image_path(instance: Study, filename: str) -> str:
     return f"studies/{instance.id}/image-{uuid.uuid4().hex}.png"
 
 
+def study_thumbnail_path(instance: Study, filename: str) -> str:
+    return f"studies/{instance.id}/thumbnail-{uuid.uuid4().hex}.png"
+
+
 def heatmap_path(instance: Prediction, filename: str) -> str:
     return f"studies/{instance.study_id}/heatmap-{uuid.uuid4().hex}.png"
 
@@ -43,6 +47,8 @@ class Study(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="studies")
     # A de-identified PNG of the pixels (DICOM tags and JPEG/PNG metadata are not kept).
     image = models.FileField(upload_to=study_image_path, max_length=255)
+    # The same pixels at most 160 px on a side, for lists (empty for studies from before it).
+    thumbnail = models.FileField(upload_to=study_thumbnail_path, max_length=255, blank=True)
     sha256 = models.CharField(max_length=64, db_index=True, help_text="sha256 of the uploaded bytes")
     original_format = models.CharField(max_length=8)  # png | jpeg | dicom
     width = models.PositiveIntegerField(default=0)

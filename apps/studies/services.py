@@ -32,7 +32,7 @@ from apps.core import tasks
 from apps.core.errors import ApplicationError
 from apps.studies import events, signals
 from apps.studies.models import IdentifyingText, Prediction, PredictionRole, Study, StudyStatus
-from ml_core.imaging import DecodeSlots, ImageIntakeError, decode_image, encode_png
+from ml_core.imaging import DecodeSlots, ImageIntakeError, decode_image, encode_png, thumbnail_png
 
 logger = logging.getLogger(__name__)
 
@@ -190,6 +190,7 @@ def create_study(
     )
     # Only the pixels are kept (as PNG): DICOM patient tags and EXIF never reach storage.
     study.image.save("image.png", ContentFile(encode_png(decoded.pixels)), save=False)
+    study.thumbnail.save("thumbnail.png", ContentFile(thumbnail_png(decoded.pixels)), save=False)
     try:
         with transaction.atomic():
             study.save(force_insert=True)
@@ -208,6 +209,7 @@ def create_study(
             transaction.on_commit(lambda: enqueue_inference(study.pk))
     except Exception:
         study.image.delete(save=False)
+        study.thumbnail.delete(save=False)
         raise
     study.is_duplicate_upload = False
     return study

@@ -9,6 +9,7 @@ urlpatterns = [
     path("<uuid:study_id>/delete/", views.study_delete, name="study-delete"),
     path("<uuid:study_id>/status.json", views.study_status, name="study-status"),
     path("<uuid:study_id>/image.png", views.study_image, name="study-image"),
+    path("<uuid:study_id>/thumbnail.png", views.study_thumbnail, name="study-thumbnail"),
     path("<uuid:study_id>/report.pdf", views.study_report, name="study-report"),
     path("<uuid:study_id>/heatmap.png", views.study_heatmap, name="study-heatmap"),
 ]

@@ -180,6 +180,15 @@ def study_image(request, study_id):
 
 @login_required
 @require_GET
+@audits_patient_data("studies.study", "study.thumbnail")
+def study_thumbnail(request, study_id):
+    """The image at most 160 px on a side (worklists); studies from before thumbnails: the image."""
+    study = selectors.get_study_for_user(request.user, study_id)
+    return png_response(study.thumbnail or study.image)
+
+
+@login_required
+@require_GET
 @audits_patient_data("studies.study", "study.heatmap")
 def study_heatmap(request, study_id):
     prediction = selectors.visible_prediction(selectors.get_study_for_user(request.user, study_id))

@@ -23,14 +23,12 @@ from pathlib import Path
 import pytest
 
 from ml_core.testing import make_xray_like_png
+from tests.browser.pages import AXE, PASSWORD, VIEWPORTS, axe_violations, log_in, sign_up_patient
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
-AXE = ROOT / "node_modules" / "axe-core" / "axe.min.js"
-PASSWORD = "correct-horse-battery-staple"
 STUDY_URL = re.compile(r"/studies/([0-9a-f-]{36})/$")
-VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
 # Every page of each role ({study}: a study of the patient's). The error pages are the app's too.
 PAGES = {
@@ -55,33 +53,6 @@ PAGES = {
 KNOWN_ELSEWHERE: dict[str, set[str]] = {}
 
 
-def _axe(page) -> list[dict]:
-    """axe's violations on the page; run again if the page reloaded itself meanwhile (a study
-    page reloads when its status brings a new result)."""
-    from playwright.sync_api import Error
-
-    for attempt in range(3):
-        try:
-            return _axe_once(page)
-        except Error:
-            if attempt == 2:
-                raise
-            page.wait_for_timeout(1000)
-            page.wait_for_load_state()
-    return []
-
-
-def _axe_once(page) -> list[dict]:
-    page.evaluate(AXE.read_text())
-    return page.evaluate(
-        """async () => {
-          const result = await axe.run(document, { resultTypes: ["violations"] });
-          return result.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help,
-            nodes: v.nodes.map((n) => ({ target: n.target.join(" "), summary: n.failureSummary })) }));
-        }"""
-    )
-
-
 def _manage(process_tools, portal, *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "manage.py", *args],
@@ -93,14 +64,6 @@ def _manage(process_tools, portal, *args: str) -> str:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
-
-
-def _log_in(page, username: str) -> None:
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
 
 
 def _has_a_result(page, status_log, timeout_s: float = 300.0) -> None:
@@ -125,7 +88,7 @@ def _check(page, role: str, paths: list[str], study_id: str, artifacts) -> dict[
             page.goto(path)
             page.wait_for_load_state()
             page.wait_for_timeout(300)  # live rows and images settle
-            violations = _axe(page)
+            violations = axe_violations(page)
             found[path] = violations
             known = next((rules for pattern, rules in KNOWN_ELSEWHERE.items() if re.fullmatch(pattern, path)), set())
             new = [v for v in violations if v["id"] not in known]
@@ -146,13 +109,7 @@ def test_axe_finds_no_violation_on_any_page_of_any_role(
     unexpected["visitor"] = _check(visitor, "visitor", PAGES["visitor"], "", artifacts)
 
     patient = new_page(embedded_portal.url)
-    patient.goto("/accounts/signup/")
-    patient.fill("#id_username", "pat-axe")
-    patient.fill("#id_email", "pat-axe@example.org")
-    patient.fill("#id_password1", PASSWORD)
-    patient.fill("#id_password2", PASSWORD)
-    patient.click("button[type=submit]")
-    patient.wait_for_url("**/accounts/disclaimer/")
+    sign_up_patient(patient, "pat-axe")
     patient.click("#accept-disclaimer")
     patient.wait_for_url("**/studies/upload/")
     patient.set_input_files(
@@ -188,10 +145,10 @@ def test_axe_finds_no_violation_on_any_page_of_any_role(
         PASSWORD,
     )
     physician = new_page(embedded_portal.url)
-    _log_in(physician, "dr-axe")
+    log_in(physician, "dr-axe")
     unexpected["physician"] = _check(physician, "physician", PAGES["physician"], study_id, artifacts)
     admin = new_page(embedded_portal.url)
-    _log_in(admin, "admin-axe")
+    log_in(admin, "admin-axe")
     unexpected["admin"] = _check(admin, "admin", PAGES["admin"], study_id, artifacts)
 
     # The physician's review, then the patient's reviewed pages.

@@ -11,6 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.browser.pages import AXE, VIEWPORTS, axe_violations
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 PASSWORD = "a-long-admin-password"
@@ -65,6 +67,19 @@ def modelops_portal(tmp_path_factory, process_tools):
     server.kill()
 
 
+def _assert_accessible(page) -> None:
+    """axe-core finds nothing on the page at either size (the pages the accessibility test's
+    empty portal cannot show: a finished run, a comparison)."""
+    if not AXE.exists():
+        return  # tests/browser/test_accessibility.py says why it is skipped
+    found = {}
+    for size, viewport in VIEWPORTS.items():
+        page.set_viewport_size(viewport)
+        found[size] = axe_violations(page)
+    page.set_viewport_size(VIEWPORTS["desktop"])
+    assert not any(found.values()), found
+
+
 def test_admin_trains_watches_compares_and_promotes(modelops_portal, new_page, artifacts, session_json):
     page = new_page(modelops_portal.url)
     page.context.add_init_script(RUN_RECORDER)
@@ -105,6 +120,7 @@ def test_admin_trains_watches_compares_and_promotes(modelops_portal, new_page, a
     page.reload()
     assert page.get_attribute("#run-status", "data-status") == "succeeded"
     assert page.locator("#curve-loss polyline").count() >= 1
+    _assert_accessible(page)
 
     page.click("#compare-champion")
     page.wait_for_selector("#metrics")
@@ -112,6 +128,7 @@ def test_admin_trains_watches_compares_and_promotes(modelops_portal, new_page, a
     assert page.locator("#gates tr.gate-fail").count() == 0
     assert page.locator("#roc-chart polyline").count() >= 2
     page.screenshot(path=str(artifacts / "modelops-03-compare.png"), full_page=True)
+    _assert_accessible(page)
     candidate = page.inner_text("#candidate")
     page.click("#promote")
     page.wait_for_url("**/modelops/")

@@ -9,25 +9,15 @@ import re
 import pytest
 
 from ml_core.testing import make_xray_like_png
+from tests.browser.pages import PASSWORD, sign_up_patient
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PASSWORD = "correct-horse-battery-staple"
 STUDY_URL = re.compile(r"/studies/([0-9a-f-]{36})/$")
 
 
 def _shot(page, artifacts, name: str) -> None:
     page.screenshot(path=str(artifacts / f"{name}.png"), full_page=True)
-
-
-def _sign_up(page, username: str) -> None:
-    page.goto("/accounts/signup/")
-    page.fill("#id_username", username)
-    page.fill("#id_email", f"{username}@example.org")
-    page.fill("#id_password1", PASSWORD)
-    page.fill("#id_password2", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/accounts/disclaimer/")
 
 
 def _drop_file(page, name: str, data: bytes) -> None:
@@ -51,7 +41,7 @@ def test_register_consent_upload_live_result_delete_and_isolation(
     page = new_page(embedded_portal.url)
     page.goto("/accounts/signup/")
     _shot(page, artifacts, "01-signup")
-    _sign_up(page, "pat-one")
+    sign_up_patient(page, "pat-one")
 
     # No upload before the disclaimer is accepted: the upload page sends the patient back to it.
     page.goto("/studies/upload/")
@@ -106,7 +96,7 @@ def test_register_consent_upload_live_result_delete_and_isolation(
 
     # A second patient can open neither the study page nor its image or heat-map.
     intruder = new_page(embedded_portal.url)
-    _sign_up(intruder, "pat-two")
+    sign_up_patient(intruder, "pat-two")
     for path in ("", "image.png", "heatmap.png", "status.json"):
         assert intruder.goto(f"/studies/{study_id}/{path}").status == 404, path
     assert intruder.goto(f"/api/v1/studies/{study_id}").status == 404

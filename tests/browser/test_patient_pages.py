@@ -14,12 +14,11 @@ import re
 import pytest
 
 from ml_core.testing import make_xray_like_png
+from tests.browser.pages import VIEWPORTS, sign_up_patient
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PASSWORD = "correct-horse-battery-staple"
 STUDY_URL = re.compile(r"/studies/([0-9a-f-]{36})/$")
-VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 NO_SIDEWAYS_SCROLL = "() => document.documentElement.scrollWidth <= window.innerWidth"
 # What sticks out on the right when the page scrolls sideways (for the failure message).
 STICKING_OUT = """() => [...document.querySelectorAll('body *')].filter((el) => el.getBoundingClientRect().right > window.innerWidth)
@@ -32,16 +31,6 @@ IN_VIEW_HORIZONTALLY = """(selector) => [...document.querySelectorAll(selector)]
 
 def _shot(page, artifacts, name: str) -> None:
     page.screenshot(path=str(artifacts / f"patient-{name}.png"), full_page=True)
-
-
-def _sign_up(page, username: str) -> None:
-    page.goto("/accounts/signup/")
-    page.fill("#id_username", username)
-    page.fill("#id_email", f"{username}@example.org")
-    page.fill("#id_password1", PASSWORD)
-    page.fill("#id_password2", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/accounts/disclaimer/")
 
 
 def _skip_link_works(page) -> None:
@@ -85,7 +74,7 @@ def test_visitor_pages_skip_link_and_error_pages_at_both_sizes(embedded_portal, 
 
 def test_upload_preview_pdf_report_and_phone_menu(embedded_portal, new_page, artifacts, csp_violations):
     page = new_page(embedded_portal.url)
-    _sign_up(page, "pat-pages")
+    sign_up_patient(page, "pat-pages")
     assert page.is_visible("#accept-disclaimer")
     page.goto("/studies/upload/")  # not accepted yet: back to the disclaimer, with a reason
     assert "/accounts/disclaimer/" in page.url
@@ -133,7 +122,7 @@ def test_upload_preview_pdf_report_and_phone_menu(embedded_portal, new_page, art
     assert report.body().startswith(b"%PDF")
     # …and nothing for another patient.
     intruder = new_page(embedded_portal.url)
-    _sign_up(intruder, "pat-pages-two")
+    sign_up_patient(intruder, "pat-pages-two")
     denied = intruder.request.get(f"/studies/{study_id}/report.pdf")
     assert denied.status == 404 and not denied.body().startswith(b"%PDF")
 

@@ -14,10 +14,10 @@ import sys
 import pytest
 
 from ml_core.testing import make_xray_like_png
+from tests.browser.pages import PASSWORD, log_in, sign_up_patient
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PASSWORD = "correct-horse-battery-staple"
 STUDY_URL = re.compile(r"/studies/([0-9a-f-]{36})/$")
 
 
@@ -39,32 +39,18 @@ def _create_physician(portal, username: str, role: str = "physician") -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def _log_in(page, username: str) -> None:
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-
-
 def test_physician_claims_corrects_and_patient_sees_the_label(
     embedded_portal, new_page, artifacts, status_log, settled_on, csp_violations, csp_console
 ):
     _create_physician(embedded_portal, "dr-review-e2e")
     doctor = new_page(embedded_portal.url)
-    _log_in(doctor, "dr-review-e2e")
+    log_in(doctor, "dr-review-e2e")
     doctor.goto("/review/")
     doctor.wait_for_function("() => document.getElementById('worklist-live').dataset.live === 'websocket'")
 
     # A patient uploads while the worklist is open.
     patient = new_page(embedded_portal.url)
-    patient.goto("/accounts/signup/")
-    patient.fill("#id_username", "pat-review")
-    patient.fill("#id_email", "pat-review@example.org")
-    patient.fill("#id_password1", PASSWORD)
-    patient.fill("#id_password2", PASSWORD)
-    patient.click("button[type=submit]")
-    patient.wait_for_url("**/accounts/disclaimer/")
+    sign_up_patient(patient, "pat-review")
     patient.click("#accept-disclaimer")
     patient.goto("/studies/upload/")
     patient.set_input_files(
@@ -149,7 +135,7 @@ def test_physician_claims_corrects_and_patient_sees_the_label(
     # The admin's model-operations console, and the API documentation (its own, relaxed policy).
     _create_physician(embedded_portal, "ops-review-e2e", role="admin")
     admin = new_page(embedded_portal.url)
-    _log_in(admin, "ops-review-e2e")
+    log_in(admin, "ops-review-e2e")
     admin.goto("/modelops/")
     assert admin.is_visible("#champion-name")
 

@@ -19,12 +19,11 @@ import sys
 import pytest
 
 from ml_core.testing import make_xray_like_png
+from tests.browser.pages import PASSWORD, VIEWPORTS, log_in, sign_up_patient
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-PASSWORD = "correct-horse-battery-staple"
 STUDY_URL = re.compile(r"/studies/([0-9a-f-]{36})/$")
-VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 PATIENT_NOTE = "Your X-ray shows a small pneumonia on the right. Please see your GP this week."
 INTERNAL_NOTE = "Subtle RLL consolidation; query aspiration, correlate with CRP."
 # What the page really shows of an element: its computed display/visibility and its box.
@@ -60,13 +59,7 @@ def _create_user(process_tools, portal, username: str, role: str) -> None:
 
 
 def _patient_uploads(page) -> str:
-    page.goto("/accounts/signup/")
-    page.fill("#id_username", "pat-safety")
-    page.fill("#id_email", "pat-safety@example.org")
-    page.fill("#id_password1", PASSWORD)
-    page.fill("#id_password2", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/accounts/disclaimer/")
+    sign_up_patient(page, "pat-safety")
     page.click("#accept-disclaimer")
     page.goto("/studies/upload/")
     page.set_input_files(
@@ -113,11 +106,7 @@ def test_heatmap_overlay_is_off_by_default_and_the_patient_page_leads_with_the_r
     # The physician's viewer: the overlay is hidden until asked for, with the checkbox or H.
     _create_user(process_tools, embedded_portal, "dr-safety", "physician")
     doctor = new_page(embedded_portal.url)
-    doctor.goto("/accounts/login/")
-    doctor.fill("input[name=username]", "dr-safety")
-    doctor.fill("input[name=password]", PASSWORD)
-    doctor.click("button[type=submit]")
-    doctor.wait_for_load_state()
+    log_in(doctor, "dr-safety")
     doctor.goto(f"/review/{study_id}/")
     doctor.click("text=Claim this study")
     doctor.wait_for_selector("#review-form")

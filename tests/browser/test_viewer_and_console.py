@@ -21,10 +21,11 @@ from types import SimpleNamespace
 
 import pytest
 
+from tests.browser.pages import VIEWPORTS, log_in
+
 pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(900)]
 
 PASSWORD = "a-long-test-password-16"
-VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 REVIEW_URL = re.compile(r"/review/([0-9a-f-]{36})/$")
 # (probabilities, hours waiting): worklist order is severity of the top label, uncertainty, age.
 STUDIES = [
@@ -87,14 +88,6 @@ def ui_portal(tmp_path_factory, process_tools):
     server.kill()
 
 
-def _log_in(page, username: str) -> None:
-    page.goto("/accounts/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", PASSWORD)
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-
-
 def _row_ids(page) -> list[str]:
     return page.eval_on_selector_all("#worklist tr[data-study-id]", "rows => rows.map(r => r.dataset.studyId)")
 
@@ -119,7 +112,7 @@ def _on_screen(page, selector: str) -> bool:
 
 def test_worklist_flags_a_minority_and_filters_by_the_models_classes(ui_portal, new_page, artifacts, csp_violations):
     page = new_page(ui_portal.url)
-    _log_in(page, "dr-ui16")
+    log_in(page, "dr-ui16", PASSWORD)
     for name, viewport in VIEWPORTS.items():
         page.set_viewport_size(viewport)
         page.goto("/review/")
@@ -151,7 +144,7 @@ def test_worklist_flags_a_minority_and_filters_by_the_models_classes(ui_portal, 
 
 def test_worklist_keeps_the_focus_when_rows_refresh_live(ui_portal, new_page, artifacts):
     doctor = new_page(ui_portal.url)
-    _log_in(doctor, "dr-ui16")
+    log_in(doctor, "dr-ui16", PASSWORD)
     doctor.set_viewport_size(VIEWPORTS["desktop"])
     doctor.goto("/review/")
     doctor.wait_for_function("() => document.getElementById('worklist-live').dataset.live === 'websocket'")
@@ -160,7 +153,7 @@ def test_worklist_keeps_the_focus_when_rows_refresh_live(ui_portal, new_page, ar
     before = doctor.get_attribute("#worklist", "data-refreshed")
     # Someone else claims another study: every worklist refetches its rows.
     other = new_page(ui_portal.url)
-    _log_in(other, "ops-ui16")
+    log_in(other, "ops-ui16", PASSWORD)
     other.goto("/review/")
     other.click(f"#worklist tr[data-study-id='{ids[2]}'] button.claim-button")
     other.wait_for_url(REVIEW_URL)
@@ -181,7 +174,7 @@ def test_worklist_keeps_the_focus_when_rows_refresh_live(ui_portal, new_page, ar
 
 def test_viewer_fits_the_image_presets_change_the_filter_and_arrows_pan(ui_portal, new_page, artifacts):
     page = new_page(ui_portal.url)
-    _log_in(page, "dr-ui16")
+    log_in(page, "dr-ui16", PASSWORD)
     page.goto("/review/")
     study_id = _row_ids(page)[1]
     for name, viewport in VIEWPORTS.items():
@@ -226,7 +219,7 @@ def test_two_fingers_pinch_zoom_and_one_finger_drags_on_a_touch_screen(ui_portal
     """Real touch input (Chromium's CDP touch events with touch emulation, as a phone sends them):
     spreading two fingers zooms in about their middle, one finger pans."""
     page = new_page(ui_portal.url)
-    _log_in(page, "dr-ui16")
+    log_in(page, "dr-ui16", PASSWORD)
     page.goto("/review/")
     study_id = _row_ids(page)[0]
     page.set_viewport_size(VIEWPORTS["phone"])
@@ -265,7 +258,7 @@ def test_two_fingers_pinch_zoom_and_one_finger_drags_on_a_touch_screen(ui_portal
 
 def test_save_and_next_opens_the_next_study_in_worklist_order(ui_portal, new_page, artifacts):
     page = new_page(ui_portal.url)
-    _log_in(page, "dr-ui16")
+    log_in(page, "dr-ui16", PASSWORD)
     for name, viewport in VIEWPORTS.items():
         page.set_viewport_size(viewport)
         page.goto("/review/")
@@ -293,7 +286,7 @@ def test_save_and_next_opens_the_next_study_in_worklist_order(ui_portal, new_pag
 
 def test_admin_lands_on_console_and_compares_two_different_versions(ui_portal, new_page, artifacts):
     page = new_page(ui_portal.url)
-    _log_in(page, "ops-ui16")
+    log_in(page, "ops-ui16", PASSWORD)
     assert page.url.rstrip("/").endswith("/modelops"), page.url
     for name, viewport in VIEWPORTS.items():
         page.set_viewport_size(viewport)

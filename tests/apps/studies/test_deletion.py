@@ -34,7 +34,7 @@ def test_delete_removes_image_heatmap_and_derived_files_and_is_audited(
     prediction = Prediction.objects.get(study=predicted_study)
     derived = default_storage.save(f"studies/{predicted_study.pk}/crops/lung-left.png", ContentFile(b"x"))
     other = default_storage.save("studies/someone-else/image-1.png", ContentFile(b"y"))
-    names = {predicted_study.image.name, prediction.heatmap.name, derived}
+    names = {predicted_study.image.name, predicted_study.thumbnail.name, prediction.heatmap.name, derived}
     assert all(default_storage.exists(n) for n in names)
 
     _delete(predicted_study, django_capture_on_commit_callbacks)
@@ -157,7 +157,9 @@ def test_delete_account_removes_everything_and_is_audited(
 
     assert not User.objects.filter(username="alice").exists()
     assert list(Study.objects.all()) == [theirs]
-    assert [p.name for p in stored_files()] == [theirs.image.name.rsplit("/", 1)[1]]
+    assert sorted(p.name for p in stored_files()) == sorted(
+        f.name.rsplit("/", 1)[1] for f in (theirs.image, theirs.thumbnail)
+    )
     sample.refresh_from_db()
     assert sample.excluded  # no research consent was given
     events = AuditEvent.objects.filter(actor_username="alice")

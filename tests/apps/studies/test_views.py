@@ -46,6 +46,32 @@ def test_image_download_is_private(client, queued_study):
     assert "no-store" in response["Cache-Control"]
 
 
+def test_thumbnail_is_small_private_and_audited(client, queued_study, other_patient, physician):
+    import io
+
+    from PIL import Image
+
+    from apps.audit.models import AuditEvent
+
+    client.force_login(physician)
+    response = client.get(f"/studies/{queued_study.pk}/thumbnail.png")
+    assert response.status_code == 200 and "no-store" in response["Cache-Control"]
+    small = Image.open(io.BytesIO(b"".join(response.streaming_content)))
+    assert max(small.size) == 160 and max(small.size) < max(queued_study.width, queued_study.height)
+    assert abs(small.size[0] / small.size[1] - queued_study.width / queued_study.height) < 0.02
+    assert AuditEvent.objects.filter(action="study.thumbnail", object_id=str(queued_study.pk)).exists()
+    client.force_login(other_patient)
+    assert client.get(f"/studies/{queued_study.pk}/thumbnail.png").status_code == 404
+
+
+def test_studies_from_before_thumbnails_show_the_image(client, queued_study):
+    queued_study.thumbnail.delete(save=True)
+    client.force_login(queued_study.owner)
+    response = client.get(f"/studies/{queued_study.pk}/thumbnail.png")
+    assert response.status_code == 200
+    assert b"".join(response.streaming_content) == queued_study.image.open("rb").read()
+
+
 def test_upload_through_the_web_form(
     client, consenting_patient, xray_png, django_capture_on_commit_callbacks, monkeypatch
 ):
