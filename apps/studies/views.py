@@ -163,7 +163,9 @@ def study_status(request, study_id):
     held = parse_etags(request.headers.get("If-None-Match", ""))
     response = HttpResponseNotModified() if etag in held or "*" in held else JsonResponse(payload)
     response["ETag"] = etag
-    response["Cache-Control"] = "private, no-cache"  # the browser revalidates: the page keeps its copy
+    # Patient data is never stored by the browser: the page keeps the ETag itself and sends it
+    # explicitly, so a 304 still saves the body without any cached copy.
+    response["Cache-Control"] = "private, no-store"
     return response
 
 

@@ -52,7 +52,7 @@
     const tick = () => {
       const headers = { Accept: "application/json" };
       if (etag) headers["If-None-Match"] = etag;
-      fetch(`/studies/${studyId}/status.json`, { credentials: "same-origin", headers, cache: "no-cache" })
+      fetch(`/studies/${studyId}/status.json`, { credentials: "same-origin", headers, cache: "no-store" })
         .then((r) => {
           if (r.status === 304) return next(false);
           if (!r.ok) return next(false);
