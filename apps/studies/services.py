@@ -283,7 +283,9 @@ def delete_study(study: Study, *, actor: User, ip_address: str | None = None, re
         locked = Study.objects.select_for_update().get(pk=study.pk)
         derived = signals.responses(signals.study_deleting, study=locked, keep_for_research=keep_for_research)
         retained = set().union(*(d.keep_files for d in derived))
-        files = {locked.image.name} | {p.heatmap.name for p in locked.predictions.all() if p.heatmap}
+        files = {locked.image.name, locked.thumbnail.name} | {
+            p.heatmap.name for p in locked.predictions.all() if p.heatmap
+        }
         files |= set().union(*(d.remove_files for d in derived))
         files = {name for name in files if name} - retained
         record_event(
@@ -338,7 +340,9 @@ def _stored_files_under(storage, prefix: str) -> list[str]:
         dirs, files = storage.listdir(prefix)
     except (FileNotFoundError, NotADirectoryError):
         return []
-    found = [f"{prefix}/{name}" for name in files]
+    # FileSystemStorage lists names relative to the folder; django-storages' Azure backend
+    # lists the blobs' full names (it has no folders).
+    found = [name if name.startswith(f"{prefix}/") else f"{prefix}/{name}" for name in files]
     for sub in dirs:
         found += _stored_files_under(storage, f"{prefix}/{sub}")
     return found

@@ -32,8 +32,9 @@ def test_study_lives_in_blob_storage_from_upload_to_delete(
     study_id = response.json()["id"]
 
     blobs = _blobs(azure_container, study_id)
-    assert blobs == [Study.objects.get(pk=study_id).image.name]
-    stored = azure_container.download_blob(blobs[0]).readall()
+    study = Study.objects.get(pk=study_id)
+    assert sorted(blobs) == sorted([study.image.name, study.thumbnail.name])
+    stored = azure_container.download_blob(study.image.name).readall()
     assert stored.startswith(b"\x89PNG")
 
     download = httpx.get(f"{azure_server}/api/v1/studies/{study_id}/image", headers=owner, timeout=30)
@@ -42,6 +43,9 @@ def test_study_lives_in_blob_storage_from_upload_to_delete(
     stranger = httpx.get(f"{azure_server}/api/v1/studies/{study_id}/image", headers=bearer(other_patient))
     assert stranger.status_code == 404 and stranger.content != stored
 
+    # A file some other part of the system derived under the study's prefix goes too: found by
+    # listing the prefix (the Azure backend lists full blob names, not names under a folder).
+    azure_container.upload_blob(f"studies/{study_id}/crops/lung-left.png", b"derived")
     assert httpx.delete(f"{azure_server}/api/v1/studies/{study_id}", headers=owner, timeout=30).status_code == 204
     assert _blobs(azure_container, study_id) == []
     assert not Study.objects.filter(pk=study_id).exists()

@@ -68,4 +68,4 @@ def test_connection_drop_during_upload_is_a_clean_error_without_orphan_file(
     retry = _upload(channel, api_client, client, consenting_patient, xray_png)
     assert retry.status_code == (201 if channel == "api" else 302), retry.content  # the patient just tries again
     assert Study.objects.filter(owner=consenting_patient).count() == 1
-    assert len(_stored_files(_isolated_media)) == 1
+    assert len(_stored_files(_isolated_media)) == 2  # its image and thumbnail
