@@ -63,6 +63,11 @@ def test_study_page_follows_live_over_websocket_and_by_polling(
         assert "predicted" in changes, log
         renders = [e["status"] for e in log if e["via"] == "render"]
         assert renders == ["queued", "predicted"], log  # the page reloaded itself once, on the result
+        # The heat-map lies over the X-ray: it has a box once both images have loaded.
+        page.wait_for_function(
+            "() => ['xray-image', 'heatmap-image'].every((id) => {"
+            " const img = document.getElementById(id); return img && img.complete && img.naturalWidth > 0; })"
+        )
         assert page.is_visible("#heatmap-image") and page.is_visible("#result-disclaimer")
     statuses = [e["status"] for e in status_log(live) if e["via"] == "live"]
     assert statuses.index("predicting") < statuses.index("predicted")  # each step pushed as it happened
