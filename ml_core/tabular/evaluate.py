@@ -98,7 +98,7 @@ def save_plots(y_true, proba, out_dir: str | Path, *, threshold: float = 0.5, ti
     ax.set_xlabel(f"predicted (threshold {threshold})")
     ax.set_ylabel("true")
     ax.set_title(f"Confusion matrix {title}".strip())
-    paths.append(_save(fig, out_dir / "confusion_matrix.png"))
+    paths.append(save_figure(fig, out_dir / "confusion_matrix.png"))
 
     fig, ax = plt.subplots(figsize=(4, 3.6))
     fpr, tpr, _ = roc_curve(y_true, proba)
@@ -108,7 +108,7 @@ def save_plots(y_true, proba, out_dir: str | Path, *, threshold: float = 0.5, ti
     ax.set_ylabel("true positive rate")
     ax.set_title(f"ROC {title}".strip())
     ax.legend(loc="lower right")
-    paths.append(_save(fig, out_dir / "roc.png"))
+    paths.append(save_figure(fig, out_dir / "roc.png"))
 
     fig, ax = plt.subplots(figsize=(4, 3.6))
     prec, rec, _ = precision_recall_curve(y_true, proba)
@@ -118,14 +118,15 @@ def save_plots(y_true, proba, out_dir: str | Path, *, threshold: float = 0.5, ti
     ax.set_ylabel("precision")
     ax.set_title(f"Precision-recall {title}".strip())
     ax.legend(loc="lower left")
-    paths.append(_save(fig, out_dir / "pr.png"))
+    paths.append(save_figure(fig, out_dir / "pr.png"))
     return paths
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path, *, dpi: int = 100) -> Path:
+    """Write a matplotlib figure as PNG and free it (the lab's plots and the profile's)."""
     import matplotlib.pyplot as plt
 
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ml_core.tabular.clean import CleanConfig, TabularCleaner, zero_is_impossible
+from ml_core.tabular.evaluate import save_figure
 
 IQR_FACTOR = 1.5  # Tukey's fences, for the report (clipping in the cleaner uses its own factor)
 TOP_CORRELATIONS = 10
@@ -153,7 +154,7 @@ def save_profile_plots(report: dict[str, Any], out_dir: str | Path) -> list[Path
     ax.set_xlabel("share of rows missing")
     ax.set_title("Missing values per column")
     ax.legend(loc="lower right", fontsize=8)
-    paths.append(_save(fig, out / "missingness.png"))
+    paths.append(save_figure(fig, out / "missingness.png", dpi=90))
 
     if "target" in report and report["target"]["counts"]:
         counts = report["target"]["counts"]
@@ -161,7 +162,7 @@ def save_profile_plots(report: dict[str, Any], out_dir: str | Path) -> list[Path
         ax.bar(list(counts), list(counts.values()), color=["#4f81bd", "#c0504d", "#9bbb59"][: len(counts)])
         ax.set_title(f"Class balance ({report['target']['column']})")
         ax.set_ylabel("rows")
-        paths.append(_save(fig, out / "class_balance.png"))
+        paths.append(save_figure(fig, out / "class_balance.png", dpi=90))
 
     matrix = report.get("correlation_matrix") or {}
     numeric = matrix.get("columns", [])
@@ -173,14 +174,5 @@ def save_profile_plots(report: dict[str, Any], out_dir: str | Path) -> list[Path
         ax.set_yticks(range(len(numeric)), numeric, fontsize=7)
         fig.colorbar(im, ax=ax, shrink=0.8)
         ax.set_title("Correlation (numeric columns)")
-        paths.append(_save(fig, out / "correlation.png"))
+        paths.append(save_figure(fig, out / "correlation.png", dpi=90))
     return paths
-
-
-def _save(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
