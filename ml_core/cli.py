@@ -101,6 +101,7 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
         architecture=args.arch,
         pretrained=args.pretrained,
         extra_data=args.extra_data,
+        epoch_factor=args.epoch_factor,
         image_size=args.image_size,
         epochs=args.epochs,
         patience=args.patience,
@@ -120,6 +121,7 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
         resume=not args.no_resume,
         max_steps_per_epoch=args.max_steps_per_epoch,
         time_budget_s=args.time_budget_s,
+        keep_epoch_checkpoints=args.keep_epochs,
     )
     main_process = os.environ.get("RANK", "0") == "0"
 
@@ -399,6 +401,12 @@ def build_parser() -> argparse.ArgumentParser:
         " a model package directory (warm start) or a state-dict file; default random init",
     )
     t.add_argument("--extra-data", default=None, help="train-only pool, drawn per (source, class) like the train split")
+    t.add_argument(
+        "--epoch-factor",
+        type=float,
+        default=1.0,
+        help="epoch length as a multiple of the train split (with --extra-data)",
+    )
     t.add_argument("--image-size", type=int)
     t.add_argument("--epochs", type=int)
     t.add_argument("--patience", type=int)
@@ -418,6 +426,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--no-resume", action="store_true")
     t.add_argument("--max-steps-per-epoch", type=int)
     t.add_argument("--time-budget-s", type=float)
+    t.add_argument("--keep-epochs", action="store_true", help="also keep every epoch's weights (epoch-NNN.pt)")
     t.add_argument("--no-package", action="store_true", help="stop after training (no export/calibration)")
     t.add_argument("--name", default="cxr-model")
     t.add_argument("--version", default="1")

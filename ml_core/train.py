@@ -71,6 +71,9 @@ class TrainConfig:
     # cell keeps the share it has in the base training split (ml_core.data.cell_weights):
     # an unbalanced pool then adds variety without teaching "this source means that class".
     extra_data: str | None = None
+    # Epoch length as a multiple of the base training split (an extra pool's images are then
+    # seen more often than at 1.0, which keeps the base split's steps per epoch).
+    epoch_factor: float = 1.0
     # None = the tier's default
     image_size: int | None = None
     epochs: int | None = None
@@ -98,6 +101,9 @@ class TrainConfig:
     max_steps_per_epoch: int | None = None  # cap (tests, smoke runs)
     max_val_images: int | None = None
     time_budget_s: float | None = None  # stop after the epoch that would overrun this wall-clock budget
+    # Also write epoch-NNN.pt (the evaluated weights) after every epoch, to compare epochs after
+    # calibration instead of by the raw validation macro-F1 alone.
+    keep_epoch_checkpoints: bool = False
 
     def resolved(self) -> TrainConfig:
         """A copy with the tier's defaults filled in for every field left as None."""
@@ -192,13 +198,15 @@ def epoch_order(
     weights: np.ndarray | None = None,
     size: int | None = None,
 ) -> np.ndarray:
-    """Sample indices for one epoch: a permutation, class-balanced draws, or ``size`` draws
-    with probability proportional to ``weights`` (all draws with replacement)."""
+    """Sample ``size`` (default: all) indices for one epoch: permutations back to back, or
+    draws with replacement, class-balanced or proportional to ``weights``."""
+    size = size or len(labels)
     if weights is None and imbalance == "balanced_sampler":
         weights = 1.0 / np.bincount(labels)[labels]
     if weights is not None:
-        return rng.choice(len(labels), size=size or len(labels), replace=True, p=weights / weights.sum())
-    return rng.permutation(len(labels))
+        return rng.choice(len(labels), size=size, replace=True, p=weights / weights.sum())
+    rounds = -(-size // len(labels))  # each image once per round, as in a plain epoch
+    return np.concatenate([rng.permutation(len(labels)) for _ in range(rounds)])[:size]
 
 
 def lr_at(step: int, total_steps: int, warmup_steps: int) -> float:
@@ -390,6 +398,7 @@ class TrainingSetup:
     val_pixels: list[np.ndarray]
     val_labels: np.ndarray
     base_train_count: int  # the training split's size; an extra pool adds variety, not steps
+    epoch_size: int  # draws per epoch: base_train_count * cfg.epoch_factor
     sampling_weights: np.ndarray | None
     pre_cfg: PreprocessConfig
     aug_cfg: AugmentConfig
@@ -470,7 +479,10 @@ def setup_training(cfg: TrainConfig, dataset: Dataset | None) -> TrainingSetup:
         weight=None if weights is None else torch.from_numpy(weights).to(device), label_smoothing=cfg.label_smoothing
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = max(1, base_train_count // dist.world // cfg.batch_size)
+    if cfg.epoch_factor <= 0:
+        raise ValueError(f"epoch_factor must be positive, got {cfg.epoch_factor}")
+    epoch_size = max(1, round(base_train_count * cfg.epoch_factor))
+    steps_per_epoch = max(1, epoch_size // dist.world // cfg.batch_size)
     if cfg.max_steps_per_epoch:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps_per_epoch)
     total_steps = steps_per_epoch * int(cfg.epochs)
@@ -487,6 +499,7 @@ def setup_training(cfg: TrainConfig, dataset: Dataset | None) -> TrainingSetup:
         val_pixels=load_all_pixels(val_samples),
         val_labels=np.array([index[s.label] for s in val_samples]),
         base_train_count=base_train_count,
+        epoch_size=epoch_size,
         sampling_weights=sampling_weights,
         pre_cfg=pre_cfg,
         aug_cfg=aug_cfg,
@@ -515,7 +528,7 @@ def train_one_epoch(
     cfg, dist, device = run.cfg, run.dist, run.device
     on_cuda = device.type == "cuda"
     rng = np.random.default_rng([cfg.seed, epoch])  # per-epoch stream: resume-exact
-    order = epoch_order(run.train_labels, rng, cfg.imbalance, weights=run.sampling_weights, size=run.base_train_count)
+    order = epoch_order(run.train_labels, rng, cfg.imbalance, weights=run.sampling_weights, size=run.epoch_size)
     order = order[dist.rank :: dist.world][: run.steps_per_epoch * cfg.batch_size]
     batches = EpochBatches(
         run.train_pixels,
@@ -688,6 +701,9 @@ def _save_checkpoints(
     model_state = cpu_state(run.eval_model)
     if improved:
         _atomic_save({**common, "model": model_state, "epoch": metrics["epoch"], "metrics": metrics}, best_path)
+    if run.cfg.keep_epoch_checkpoints:
+        epoch_path = best_path.with_name(f"epoch-{int(metrics['epoch']):03d}.pt")
+        _atomic_save({**common, "model": model_state, "epoch": metrics["epoch"], "metrics": metrics}, epoch_path)
     raw = {"raw_model": cpu_state(run.model)} if run.ema is not None else {}
     _atomic_save(
         {

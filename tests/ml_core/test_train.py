@@ -370,3 +370,32 @@ def test_loop_state_keeps_the_best_epoch_and_spends_patience():
     assert outcomes == [True, True, False, False]
     assert (state.best_epoch, state.bad_epochs, state.epoch) == (2, 2, 4)
     assert state.patience_spent(2) and not state.patience_spent(3)
+
+
+def test_epoch_factor_lengthens_epochs_and_every_epochs_weights_can_be_kept(tiny_data, tmp_path, monkeypatch):
+    import ml_core.train as train_module
+
+    drawn = []
+    original = train_module.epoch_order
+
+    def spy(labels, rng, imbalance, **kw):
+        order = original(labels, rng, imbalance, **kw)
+        drawn.append(len(order))
+        return order
+
+    monkeypatch.setattr(train_module, "epoch_order", spy)
+    cfg = tiny_train_config(tiny_data, tmp_path / "long", epochs=2, epoch_factor=2.0, keep_epoch_checkpoints=True)
+    result = train(cfg)
+    assert drawn == [2 * 16 * 3, 2 * 16 * 3]  # twice the 48 training images per epoch
+    for epoch in (1, 2):
+        saved = torch.load(tmp_path / "long" / f"epoch-{epoch:03d}.pt", map_location="cpu", weights_only=False)
+        assert saved["epoch"] == epoch
+        assert saved["metrics"]["val_macro_f1"] == result.history[epoch - 1]["val_macro_f1"]
+    assert not (tmp_path / "short" / "epoch-001.pt").exists()
+    train(tiny_train_config(tiny_data, tmp_path / "short", epochs=1))
+    assert not list((tmp_path / "short").glob("epoch-*.pt"))  # off by default
+
+
+def test_epoch_factor_must_be_positive(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="epoch_factor"):
+        train(tiny_train_config(tiny_data, tmp_path / "bad", epoch_factor=0.0))
