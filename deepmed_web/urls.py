@@ -25,6 +25,7 @@ urlpatterns = [
     path("review/", include("apps.review.urls")),
     path("", include("apps.explanations.urls")),
     path("modelops/", include("apps.modelops.urls")),
+    path("tabular/", include("apps.tabular.urls")),
     path("audit/", include("apps.audit.urls")),
     path("health/", include("apps.health.urls")),
     path("api/v1/", include("deepmed_web.api_urls")),

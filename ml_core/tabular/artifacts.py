@@ -6,7 +6,8 @@ Layout of a model directory (``save_model(result, out_dir)``)::
     schema.json      the expected input: columns, kinds, allowed ranges and categories
     metrics.json     the run: config, CV and test figures per algorithm, quality and selection reports
     manifest.json    format, versions, chosen algorithm, threshold, labels, sha256 of model.skops
-    *.png            confusion matrix, ROC and precision-recall curves of the held-out test split
+    *.png            confusion matrix, ROC and precision-recall curves of the held-out test split;
+                     comparison.png: the ROC and PR curves of every algorithm trained, side by side
 
 Loading never unpickles: skops rebuilds objects from a JSON description and refuses every type
 that is not on ``TRUSTED_TYPES`` (the types our pipelines are made of), and the file's sha256 must
@@ -31,6 +32,7 @@ from ml_core.tabular.schema import validate_rows
 FORMAT = "deepmed-tabular"
 FORMAT_VERSION = 1
 MODEL_FILE = "model.skops"
+COMPARISON_PLOT = "comparison.png"  # every algorithm's ROC and PR curves on one figure
 
 # Every non-default type a pipeline built by train.build_pipeline can hold (all six algorithms,
 # every selector, SMOTE). skops trusts plain scikit-learn estimators and builtins by itself.
@@ -196,6 +198,10 @@ def save_model(result, out_dir: str | Path, *, name: str = "tabular-model", plot
             threshold=result.config["decision_threshold"],
             title=result.chosen,
         )
+        if result.algorithm_probabilities:
+            from ml_core.tabular.evaluate import save_comparison_plot
+
+            save_comparison_plot(result.test_labels, result.algorithm_probabilities, out / COMPARISON_PLOT)
     return out
 
 

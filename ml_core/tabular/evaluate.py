@@ -122,6 +122,36 @@ def save_plots(y_true, proba, out_dir: str | Path, *, threshold: float = 0.5, ti
     return paths
 
 
+def save_comparison_plot(y_true, probabilities: dict[str, Any], path: str | Path) -> Path:
+    """comparison.png: the ROC curves (left) and precision-recall curves (right) of every
+    algorithm on the same held-out test split, AUC / AP in the legends."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    y_true = np.asarray(y_true)
+    fig, (roc_ax, pr_ax) = plt.subplots(1, 2, figsize=(9, 4))
+    both = len(np.unique(y_true)) == 2
+    for name, proba in probabilities.items():
+        proba = np.asarray(proba, dtype=np.float64)
+        if not both:
+            continue
+        fpr, tpr, _ = roc_curve(y_true, proba)
+        roc_ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(y_true, proba):.3f})")
+        prec, rec, _ = precision_recall_curve(y_true, proba)
+        pr_ax.plot(rec, prec, label=f"{name} (AP {average_precision_score(y_true, proba):.3f})")
+    roc_ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    roc_ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, every algorithm")
+    pr_ax.axhline(y_true.mean() if len(y_true) else 0, color="k", ls=":", lw=0.8, label="prevalence")
+    pr_ax.set(xlabel="recall", ylabel="precision", title="Precision-recall, every algorithm")
+    for ax in (roc_ax, pr_ax):
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.02)
+        ax.legend(loc="lower right" if ax is roc_ax else "lower left", fontsize=7)
+    return save_figure(fig, Path(path))
+
+
 def save_figure(fig, path: Path, *, dpi: int = 100) -> Path:
     """Write a matplotlib figure as PNG and free it (the lab's plots and the profile's)."""
     import matplotlib.pyplot as plt

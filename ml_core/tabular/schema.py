@@ -12,6 +12,7 @@ saw are refused rather than extrapolated silently.
 from __future__ import annotations
 
 import math
+import re
 from typing import Any
 
 import numpy as np
@@ -157,3 +158,38 @@ def normalise_value(value: Any, norm: dict[str, Any]) -> str:
         text = " ".join(text.split()).lower()
         return norm.get("category_map", {}).get(text, text)
     return text.strip()
+
+
+# Units of common clinical columns (matched on the name lower-cased, non-letters removed), for
+# forms generated from a schema: the schema itself keeps what the data says, not what it means.
+UNITS = {
+    "age": "years",
+    "glucose": "mg/dl",
+    "bgr": "mg/dl",
+    "chol": "mg/dl",
+    "cholesterol": "mg/dl",
+    "insulin": "µU/ml",
+    "bmi": "kg/m²",
+    "bloodpressure": "mm Hg",
+    "trestbps": "mm Hg",
+    "bp": "mm Hg",
+    "sbp": "mm Hg",
+    "dbp": "mm Hg",
+    "thalach": "beats/min",
+    "heartrate": "beats/min",
+    "oldpeak": "mm",
+    "skinthickness": "mm",
+    "bu": "mg/dl",
+    "sc": "mg/dl",
+    "sod": "mEq/l",
+    "pot": "mEq/l",
+    "hemo": "g/dl",
+    "pcv": "%",
+    "wc": "cells/µl",
+    "rc": "millions/µl",
+}
+
+
+def column_unit(name: str) -> str:
+    """The unit of a known clinical column ('' when unknown)."""
+    return UNITS.get(re.sub(r"[^a-z]", "", str(name).lower()), "")

@@ -100,6 +100,8 @@ class TabularResult:
     dataset_sha256: str = ""
     test_labels: np.ndarray | None = field(default=None, repr=False)
     test_probabilities: np.ndarray | None = field(default=None, repr=False)
+    # every algorithm's test-split probabilities (the comparison chart: all ROC/PR curves on one figure)
+    algorithm_probabilities: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
 
     @property
     def test(self) -> dict[str, Any]:
@@ -107,7 +109,7 @@ class TabularResult:
 
     def summary(self) -> dict[str, Any]:
         """Everything but the fitted pipeline and the arrays: what metrics.json holds."""
-        skip = {"pipeline", "test_labels", "test_probabilities"}
+        skip = {"pipeline", "test_labels", "test_probabilities", "algorithm_probabilities"}
         return {k: v for k, v in asdict_shallow(self).items() if k not in skip}
 
 
@@ -338,6 +340,7 @@ def train(frame: pd.DataFrame, cfg: TrainConfig | None = None) -> TabularResult:
         dataset_sha256=sha,
         test_labels=y_test,
         test_probabilities=proba,
+        algorithm_probabilities={a: p for a, (_, p) in fitted.items()},
     )
     result.timings = {
         "total_s": round(time.perf_counter() - t0, 3),

@@ -34,6 +34,7 @@ def saved(trained_small, tmp_path_factory):
 def test_directory_layout_and_manifest(saved, trained_small):
     names = sorted(p.name for p in saved.iterdir())
     assert names == [
+        "comparison.png",  # every algorithm's ROC and PR curves on one figure (the comparison page)
         "confusion_matrix.png",
         "manifest.json",
         "metrics.json",
@@ -49,6 +50,8 @@ def test_directory_layout_and_manifest(saved, trained_small):
     metrics = json.loads((saved / "metrics.json").read_text())
     assert set(metrics["algorithms"]) == {"logistic_regression", "random_forest"} and "quality" in metrics
     assert (saved / "model.skops").read_bytes()[:2] == b"PK"  # a zip of JSON + arrays, not a pickle stream
+    assert set(trained_small.algorithm_probabilities) == {"logistic_regression", "random_forest"}
+    assert (saved / "comparison.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_loaded_model_predicts_exactly_like_the_one_in_memory(saved, trained_small):

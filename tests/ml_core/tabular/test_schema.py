@@ -69,3 +69,10 @@ def test_out_of_range_wrong_type_unknown_category_and_missing_column_are_named(t
         validate_rows(schema, rows[0])
     assert errors_of(schema, [])[0][2] == "no_rows"
     assert errors_of(schema, ["not a row"])[0][2] == "wrong_type"
+
+
+def test_column_units_for_the_risk_form():
+    from ml_core.tabular.schema import column_unit
+
+    assert column_unit("glucose") == "mg/dl" and column_unit("Blood_Pressure") == "mm Hg"
+    assert column_unit("BMI") == "kg/m²" and column_unit("noise") == ""
