@@ -153,7 +153,7 @@ def dataset_plot(request, pk: int, name: str):
     dataset = _dataset(pk)
     if name not in PROFILE_PLOTS or not dataset.profile:
         raise Http404("no such plot")
-    folder = Path(settings.DATA_DIR) / "tabular" / "profile-plots" / f"{dataset.pk}-{dataset.sha256[:16]}"
+    folder = Path(settings.MEDIA_ROOT) / "tabular" / "profile-plots" / f"{dataset.pk}-{dataset.sha256[:16]}"
     path = folder / f"{name}.png"
     if not path.is_file():
         folder.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ either size; screenshots of each at 1280x900 and 390x844 go to the artefact fold
 
 from __future__ import annotations
 
+import json
 import re
 from types import SimpleNamespace
 
@@ -115,6 +116,7 @@ def test_admin_trains_and_physician_predicts(tabular_portal, new_page, artifacts
         if rendered and rendered[-1] in ("succeeded", "failed", "cancelled"):
             break
         admin.wait_for_timeout(500)
+    (artifacts / "tabular-experiment-progress.json").write_text(json.dumps(log, indent=1))
     assert rendered[-1] == "succeeded", admin.inner_text("main") + tabular_portal.log()[-3000:]
     assert rendered[0] in ("queued", "running")  # the first render was before the end ...
     live = [e for e in log if e["via"] == "live"]
