@@ -121,6 +121,7 @@ def test_admin_trains_and_physician_predicts(tabular_portal, new_page, artifacts
     assert rendered[0] in ("queued", "running")  # the first render was before the end ...
     live = [e for e in log if e["via"] == "live"]
     assert live and all(e["channel"] == "polling" for e in live if e["channel"]), log  # ... followed live
+    assert any(re.search(r"\(algorithm [12] of 2\)", e["text"]) for e in live), log  # which algorithm, live
     assert admin.evaluate("document.getElementById('experiment-progress-bar').value") == 1
     assert admin.inner_text("#experiment-progress-text") == "Done"
     assert admin.inner_text("#chosen") in ("Logistic regression", "Naive Bayes")
