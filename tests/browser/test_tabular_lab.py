@@ -38,6 +38,12 @@ PROGRESS_RECORDER = """
 """
 
 
+# Elements (outside a scrolling table box) that stick out past the right edge of the viewport.
+WIDER_THAN_VIEWPORT = """() => [...document.querySelectorAll("main *")]
+  .filter((el) => !el.closest(".table-scroll") && el.getBoundingClientRect().right > window.innerWidth + 1)
+  .map((el) => el.tagName + (el.id ? "#" + el.id : "") + "." + el.className).slice(0, 10)"""
+
+
 @pytest.fixture(scope="module")
 def tabular_portal(tmp_path_factory, process_tools):
     data_dir = tmp_path_factory.mktemp("tabular-embedded")
@@ -58,6 +64,8 @@ def check_page(page, artifacts, name: str, csp_violations) -> None:
     for size, viewport in VIEWPORTS.items():
         page.set_viewport_size(viewport)
         page.screenshot(path=str(artifacts / f"tabular-{name}-{size}.png"), full_page=True)
+        wide = page.evaluate(WIDER_THAN_VIEWPORT)
+        assert not wide, (name, size, wide)  # tables scroll inside their own box; the page never does
         if AXE.exists():  # tests/browser/test_accessibility.py says why it is skipped otherwise
             found[size] = axe_violations(page)
     page.set_viewport_size(VIEWPORTS["desktop"])
