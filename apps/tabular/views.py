@@ -332,6 +332,7 @@ def compare(request, pk: int):
             "rows": rows,
             "scoring_label": SCORING_LABELS.get(experiment.config.get("scoring"), experiment.config.get("scoring")),
             "has_chart": _plot_path(experiment, "comparison") is not None,
+            **promotion_context(experiment),
         },
     )
 
@@ -455,6 +456,68 @@ def _batch_csv(experiment: TabularExperiment, result: dict[str, Any]) -> HttpRes
     return response
 
 
-# --- promotion (placeholder until the registry services exist; see promote/rollback below) ---------
+# --- promotion to champion, rollback (services.promote_experiment / rollback_model) ----------------
 
-_ = errors_as_messages  # used by the promotion views
+
+def gate_rows(result: Any) -> tuple[list[dict[str, Any]], bool]:
+    """selectors.check_gates' answer as table rows (name, passed, value, threshold, detail) and
+    whether every gate passed."""
+    if isinstance(result, dict) and "gates" in result:
+        gates, passed = result["gates"], result.get("passed")
+    else:
+        gates, passed = result, None
+    if isinstance(gates, dict):
+        gates = [{"name": k, **(v if isinstance(v, dict) else {"passed": bool(v)})} for k, v in gates.items()]
+    rows = [
+        {
+            "key": g.get("key") or g.get("name"),
+            "name": g.get("label") or g.get("name") or g.get("key"),
+            "passed": bool(g.get("passed")),
+            "value": g.get("value"),
+            "threshold": g.get("threshold"),
+            "detail": g.get("detail", ""),
+        }
+        for g in (gates or [])
+    ]
+    return rows, bool(all(r["passed"] for r in rows) if passed is None else passed)
+
+
+def promotion_context(experiment: TabularExperiment) -> dict[str, Any]:
+    """The comparison page's promotion card: the gates and the buttons, once the registry exists."""
+    check = getattr(selectors, "check_gates", None)
+    if check is None or not hasattr(services, "promote_experiment"):
+        return {"promotion_available": False}
+    rows, passed = gate_rows(check(experiment))
+    return {
+        "promotion_available": True,
+        "gates": rows,
+        "gates_passed": passed,
+        "model_name": model_name(experiment),
+        "can_roll_back": hasattr(services, "rollback_model"),
+    }
+
+
+def model_name(experiment: TabularExperiment) -> str:
+    return getattr(experiment, "model_name", "") or experiment.dataset.name
+
+
+@lab_required
+@require_POST
+def promote(request, pk: int):
+    experiment = _experiment(pk)
+    with errors_as_messages(request, lambda exc: f"Not promoted: {exc.message}."):
+        services.promote_experiment(
+            actor=request.user, experiment=experiment, override_reason=request.POST.get("override_reason", "").strip()
+        )
+        messages.success(request, f"Experiment #{experiment.pk} ({experiment.chosen_algorithm}) is now the champion.")
+    return redirect("tabular-compare", pk=pk)
+
+
+@lab_required
+@require_POST
+def rollback(request, pk: int):
+    experiment = _experiment(pk)
+    with errors_as_messages(request, lambda exc: f"Not rolled back: {exc.message}."):
+        services.rollback_model(actor=request.user, name=request.POST.get("name") or model_name(experiment))
+        messages.success(request, "Rolled back: the previous champion is back.")
+    return redirect("tabular-compare", pk=pk)

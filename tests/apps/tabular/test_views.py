@@ -328,3 +328,41 @@ def test_risk_form_of_an_unfinished_experiment_goes_back(client, physician, data
     exp = TabularExperiment.objects.create(dataset=dataset, config={"algorithms": ["svm"]})
     response = client.get(reverse("tabular-risk", args=[exp.pk]))
     assert response.status_code == 302 and response["Location"] == reverse("tabular-risk-index")
+
+
+def test_promote_and_rollback_buttons_call_the_services(client, admin_user, physician, experiment, monkeypatch):
+    """The comparison page's promotion card shows the gates and calls services.promote_experiment /
+    rollback_model (their own rules are tested with the registry); a refusal becomes a message."""
+    from apps.tabular import selectors, services
+    from apps.tabular.errors import TabularError
+
+    calls = []
+    gates = {"passed": False, "gates": [
+        {"key": "f1_macro", "name": "test macro-F1", "passed": False, "value": 0.61, "threshold": 0.7},
+        {"key": "roc_auc", "name": "test ROC-AUC", "passed": True, "value": 0.9, "threshold": 0.75},
+    ]}  # fmt: skip
+    monkeypatch.setattr(selectors, "check_gates", lambda exp: gates, raising=False)
+
+    def promote_experiment(*, actor, experiment, override_reason=""):
+        calls.append(("promote", actor, experiment.pk, override_reason))
+        if not override_reason:
+            raise TabularError("the model fails the gates: f1_macro", code="gates_failed")
+
+    monkeypatch.setattr(services, "promote_experiment", promote_experiment, raising=False)
+    monkeypatch.setattr(services, "rollback_model", lambda **kw: calls.append(("rollback", kw["name"])), raising=False)
+    client.force_login(admin_user)
+    page = client.get(reverse("tabular-compare", args=[experiment.pk])).content.decode()
+    assert re.search(r'data-gate="f1_macro">.*?✗ fail.*?0.61.*?0.7', page, re.S)
+    assert 'id="override-reason"' in page and "Override the gates and promote" in page and 'id="rollback"' in page
+    url = reverse("tabular-promote", args=[experiment.pk])
+    response = client.post(url, follow=True)
+    assert "Not promoted: the model fails the gates" in response.content.decode()
+    response = client.post(url, {"override_reason": "  reviewed by the board  "}, follow=True)
+    assert "is now the champion" in response.content.decode()
+    assert calls[1] == ("promote", admin_user, experiment.pk, "reviewed by the board")
+    client.post(reverse("tabular-rollback", args=[experiment.pk]), {"name": "risk"})
+    assert calls[-1] == ("rollback", "risk")
+    client.force_login(physician)
+    assert client.post(url, {"override_reason": "x"}).status_code == 403
+    assert client.post(reverse("tabular-rollback", args=[experiment.pk]), {"name": "risk"}).status_code == 403
+    assert len(calls) == 3
