@@ -366,3 +366,21 @@ def test_promote_and_rollback_buttons_call_the_services(client, admin_user, phys
     assert client.post(url, {"override_reason": "x"}).status_code == 403
     assert client.post(reverse("tabular-rollback", args=[experiment.pk]), {"name": "risk"}).status_code == 403
     assert len(calls) == 3
+
+
+def test_cancel_a_queued_experiment_and_a_failed_one_shows_its_error(client, admin_user, physician, dataset):
+    exp = TabularExperiment.objects.create(dataset=dataset, config={"algorithms": ["svm"]}, started_by=admin_user)
+    url = reverse("tabular-experiment-cancel", args=[exp.pk])
+    client.force_login(physician)
+    assert client.post(url).status_code == 403
+    client.force_login(admin_user)
+    page = client.post(url, follow=True).content.decode()
+    exp.refresh_from_db()
+    assert exp.status == JobStatus.CANCELLED and "is cancelled" in page and 'id="cancel-experiment"' not in page
+    assert AuditEvent.objects.filter(action="tabular.experiment.cancel", actor=admin_user).exists()
+    failed = TabularExperiment.objects.create(
+        dataset=dataset, config={"algorithms": ["svm"]}, status=JobStatus.FAILED, error="too_few_rows: 12 rows"
+    )
+    page = client.get(reverse("tabular-experiment", args=[failed.pk])).content.decode()
+    assert re.search(r'<section class="card" id="experiment-error-card" >\s*<h2>Error</h2><pre[^>]*>too_few_rows', page)
+    assert client.get(reverse("tabular-experiment-status", args=[failed.pk])).json()["finished"] is True
