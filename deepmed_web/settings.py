@@ -359,6 +359,14 @@ DEEPMED_GATE_RECALL_FLOOR = env.float("DEEPMED_GATE_RECALL_FLOOR", default=0.80)
 DEEPMED_GATE_P95_LATENCY_MS = env.float("DEEPMED_GATE_P95_LATENCY_MS", default=250.0)
 DEEPMED_GATE_ONNX_PARITY = env.float("DEEPMED_GATE_ONNX_PARITY", default=1e-3)
 DEEPMED_GATE_REQUIRE_OOD = env.bool("DEEPMED_GATE_REQUIRE_OOD", default=True)
+# Tabular lab (apps/tabular): gates a succeeded experiment's test figures must pass to become the
+# champion of its model name (an admin may override with a written reason), and MLflow tracking
+# of every experiment (best effort: a tracking failure is recorded, the experiment still succeeds).
+DEEPMED_TABULAR_GATE_F1_FLOOR = env.float("DEEPMED_TABULAR_GATE_F1_FLOOR", default=0.70)
+DEEPMED_TABULAR_GATE_ROC_AUC_FLOOR = env.float("DEEPMED_TABULAR_GATE_ROC_AUC_FLOOR", default=0.80)
+DEEPMED_TABULAR_GATE_CV_STD_CEILING = env.float("DEEPMED_TABULAR_GATE_CV_STD_CEILING", default=0.10)
+DEEPMED_TABULAR_TRACKING = env.bool("DEEPMED_TABULAR_TRACKING", default=True)
+DEEPMED_TABULAR_MLFLOW_EXPERIMENT = env.str("DEEPMED_TABULAR_MLFLOW_EXPERIMENT", default="deepmed-tabular")
 DEEPMED_SHADOW_ENABLED = env.bool("DEEPMED_SHADOW_ENABLED", default=True)
 DEEPMED_CANARY_SHARE = env.float("DEEPMED_CANARY_SHARE", default=0.0)  # 0..1 of studies served by the challenger
 DEEPMED_RETRAIN_LABEL_THRESHOLD = env.int("DEEPMED_RETRAIN_LABEL_THRESHOLD", default=50)

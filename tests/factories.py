@@ -15,6 +15,8 @@ metric); the other factories write rows directly.
     StudyFactory(failed=True, failure_code="not_a_chest_xray")
     PredictionFactory(study=s, model_version=v, label="NORMAL", role="challenger")
     ModelVersionFactory(champion=True)    # a registry row without a package behind it
+    TabularExperimentFactory(f1=0.9, roc_auc=0.95, cv_std=0.02)  # a succeeded, registered
+                                          # tabular experiment (figures only, no model directory)
     TrainingRunFactory(status="running", heartbeat_at=..., created_at=...)
 
 Any factory takes `created_at=` (and the other auto_now fields): it is written after the insert.
@@ -34,6 +36,7 @@ from apps.jobs.models import JobStatus
 from apps.modelops.models import Alias, AugmentationJob, ModelVersion, TrainingRun
 from apps.review.models import Decision, LabeledSample, Review, SampleSource
 from apps.studies.models import Prediction, PredictionRole, Study, StudyStatus
+from apps.tabular.models import TabularDataset, TabularExperiment, TabularModel
 from ml_core.testing import make_xray_like_png
 
 S = StudyStatus
@@ -350,3 +353,57 @@ class ExplainerFinetuneRunFactory(Factory):
         model = ExplainerFinetuneRun
 
     status = JobStatus.QUEUED
+
+
+# --- tabular lab ---------------------------------------------------------------------------------
+
+
+class TabularDatasetFactory(Factory):
+    """A dataset row (no file behind it: upload through services.upload_dataset for that)."""
+
+    class Meta:
+        model = TabularDataset
+
+    name = factory.Sequence(lambda n: f"risk table {n}")
+    sha256 = factory.Sequence(lambda n: hashlib.sha256(f"table {n}".encode()).hexdigest())
+    n_bytes = 1000
+    rows = 120
+    columns = factory.LazyFunction(lambda: ["glucose", "bmi", "target"])
+    encoding = "utf-8"
+    delimiter = ","
+
+
+class TabularExperimentFactory(Factory):
+    """A succeeded tabular experiment registered as the next version of its dataset's model
+    (test figures from `f1`, `roc_auc`, `cv_std`); `registered=False` leaves it unregistered."""
+
+    class Meta:
+        model = TabularExperiment
+        exclude = ("f1", "roc_auc", "cv_std")
+
+    f1, roc_auc, cv_std = 0.9, 0.95, 0.02
+    dataset = factory.SubFactory(TabularDatasetFactory)
+    status = JobStatus.SUCCEEDED
+    chosen_algorithm = "logistic_regression"
+    config = factory.LazyFunction(lambda: {"target": "target", "scoring": "roc_auc"})
+    result = factory.LazyAttribute(
+        lambda o: {
+            "chosen": "logistic_regression",
+            "scoring": "roc_auc",
+            "test": {"f1_macro": o.f1, "roc_auc": o.roc_auc, "accuracy": o.f1},
+            "algorithms": {"logistic_regression": {"cv_mean": o.roc_auc, "cv_std": o.cv_std}},
+        }
+    )
+
+    @factory.post_generation
+    def registered(obj, create, extracted, **kwargs):
+        """Register it (as execute_experiment does) unless `registered=False`."""
+        if not create or extracted is False or obj.status != JobStatus.SUCCEEDED or obj.model_name:
+            return
+        from apps.tabular.selectors import model_name_for, registered_name_for
+
+        name = model_name_for(obj.dataset)
+        TabularModel.objects.get_or_create(name=name, defaults={"registered_name": registered_name_for(name)})
+        version = TabularExperiment.objects.filter(model_name=name).count() + 1
+        TabularExperiment.objects.filter(pk=obj.pk).update(model_name=name, model_version=version)
+        obj.refresh_from_db()

@@ -17,8 +17,9 @@ from apps.audit.services import record_event
 from apps.jobs import selectors as job_selectors
 from apps.jobs.models import JobStatus
 from apps.jobs.services import claim_job, enqueue_job, fail_job, finish_job, heartbeat_job
+from apps.tabular import selectors
 from apps.tabular.errors import TabularError
-from apps.tabular.models import TabularDataset, TabularExperiment
+from apps.tabular.models import PromotionAction, TabularDataset, TabularExperiment, TabularModel, TabularPromotion
 from ml_core.tabular.io import DEFAULT_MAX_BYTES, DEFAULT_MAX_COLUMNS, DEFAULT_MAX_ROWS, TabularDataError, read_table
 from ml_core.tabular.profile import profile
 
@@ -177,9 +178,184 @@ def execute_experiment(pk: int, *, worker: str = "") -> TabularExperiment | None
     experiment.result = finite(summarise(result, out))
     experiment.chosen_algorithm = result.chosen
     experiment.model_dir = str(out)
+    register_experiment(experiment)
+    track_experiment(experiment, result, out)
     record_event(actor=None, action="tabular.experiment.finish", obj=experiment, patient=None,
-                 detail={"chosen": result.chosen, "test_f1_macro": result.test["f1_macro"]})  # fmt: skip
-    return finish_job(experiment, update_fields=["result", "chosen_algorithm", "model_dir"])
+                 detail={"chosen": result.chosen, "test_f1_macro": result.test["f1_macro"],
+                         "model": experiment.model_name, "version": experiment.model_version,
+                         "mlflow_run_id": experiment.mlflow_run_id})  # fmt: skip
+    return finish_job(experiment, update_fields=["result", "chosen_algorithm", "model_dir", *REGISTRY_FIELDS])
+
+
+# --- registry and MLflow ----------------------------------------------------------------------
+
+REGISTRY_FIELDS = ("model_name", "model_version", "mlflow_run_id", "mlflow_version", "tracking_error")
+
+
+def register_experiment(experiment: TabularExperiment) -> TabularExperiment:
+    """Make a trained experiment the next version of the model named after its dataset (the
+    TabularModel row is created with the first version). Sets the fields, the caller saves."""
+    name = selectors.model_name_for(experiment.dataset)
+    with transaction.atomic():
+        model, _ = TabularModel.objects.select_for_update().get_or_create(
+            name=name, defaults={"registered_name": selectors.registered_name_for(name)}
+        )
+        latest = TabularExperiment.objects.filter(model_name=name).exclude(pk=experiment.pk)
+        latest = latest.order_by("-model_version").values_list("model_version", flat=True).first()
+        experiment.model_name, experiment.model_version = name, (latest or 0) + 1
+        TabularExperiment.objects.filter(pk=experiment.pk).update(model_name=name, model_version=(latest or 0) + 1)
+    return experiment
+
+
+def track_experiment(experiment: TabularExperiment, result, model_dir: Path) -> TabularExperiment:
+    """Log the experiment as one MLflow run (params, each algorithm's CV results, test metrics,
+    plots, the dataset's sha256 and profile) and register its model directory as a version of
+    `tabular-<name>`. Best effort: a failure is logged as a warning and kept in
+    `tracking_error` (and result["tracking"]), the experiment still succeeds."""
+    if not getattr(settings, "DEEPMED_TABULAR_TRACKING", True):
+        experiment.result = {**experiment.result, "tracking": {"logged": False, "reason": "disabled"}}
+        return experiment
+    from ml_core.tabular.tracking import track_tabular_run
+
+    model = TabularModel.objects.get(name=experiment.model_name)
+    try:
+        run = track_tabular_run(
+            settings.MLFLOW_TRACKING_URI,
+            result,
+            model_dir,
+            experiment=getattr(settings, "DEEPMED_TABULAR_MLFLOW_EXPERIMENT", "deepmed-tabular"),
+            register_as=model.registered_name,
+            tags={
+                "deepmed.experiment": str(experiment.pk),
+                "deepmed.dataset": str(experiment.dataset_id),
+                "deepmed.model_name": experiment.model_name,
+                "deepmed.model_version": str(experiment.model_version),
+            },
+            profile=experiment.dataset.profile,
+            run_name=f"tabular experiment {experiment.pk} ({result.chosen})",
+        )
+    except Exception as exc:  # MLflow down, a store error...: the trained model stays usable
+        logger.warning("tabular experiment %s: MLflow tracking failed: %s", experiment.pk, exc, exc_info=True)
+        experiment.tracking_error = f"{type(exc).__name__}: {exc}"[:2000]
+        experiment.result = {**experiment.result, "tracking": {"logged": False, "error": experiment.tracking_error}}
+        return experiment
+    experiment.mlflow_run_id, experiment.mlflow_version = run.run_id, run.version or ""
+    experiment.result = {
+        **experiment.result,
+        "tracking": {"logged": True, "run_id": run.run_id, "registered_name": model.registered_name,
+                     "mlflow_version": run.version},
+    }  # fmt: skip
+    return experiment
+
+
+def _mirror_champion_to_mlflow(model: TabularModel, experiment: TabularExperiment | None) -> str:
+    """Point MLflow's `champion` alias of the model at the experiment's registered version (or
+    remove it); best effort, returns the error text ('' when it worked or there was nothing to do)."""
+    if not getattr(settings, "DEEPMED_TABULAR_TRACKING", True):
+        return ""
+    from ml_core import tracking
+
+    try:
+        if experiment is not None and experiment.mlflow_version:
+            tracking.set_alias(
+                settings.MLFLOW_TRACKING_URI, model.registered_name, experiment.mlflow_version, "champion"
+            )
+        elif TabularExperiment.objects.filter(model_name=model.name).exclude(mlflow_version="").exists():
+            tracking.delete_alias(settings.MLFLOW_TRACKING_URI, model.registered_name, "champion")
+    except Exception as exc:
+        logger.warning("tabular model %s: MLflow alias not moved: %s", model.name, exc)
+        return f"{type(exc).__name__}: {exc}"[:500]
+    return ""
+
+
+def promote_experiment(*, actor, experiment: TabularExperiment, override_reason: str = "") -> TabularPromotion:
+    """Make a succeeded experiment the champion of its model name (admins only). Failing gates
+    (selectors.check_gates) refuse it with TabularError gates_failed (409, details.failed_gates)
+    unless a written override reason is given; every attempt is audited and every move leaves a
+    TabularPromotion row. The MLflow `champion` alias follows (best effort)."""
+    _require_admin(actor, "tabular.model.promote")
+    experiment = TabularExperiment.objects.select_related("dataset").get(pk=experiment.pk)
+    if experiment.status != JobStatus.SUCCEEDED or not experiment.model_name:
+        raise TabularError(
+            f"experiment {experiment.pk} has no registered model to promote", code="model_not_ready", http_status=409
+        )
+    gates = selectors.check_gates(experiment)
+    failed = [g for g in gates if not g["passed"]]
+    override_reason = (override_reason or "").strip()
+    if failed and not override_reason:
+        record_event(actor=actor, action="tabular.model.promote", obj=experiment, outcome=Outcome.DENIED,
+                     patient=None, detail={"model": experiment.model_name, "failed_gates": failed})  # fmt: skip
+        names = ", ".join(g["name"] for g in failed)
+        raise TabularError(
+            f"quality gates failed: {names} (an override needs a written reason)",
+            code="gates_failed",
+            http_status=409,
+            details={"failed_gates": failed},
+        )
+    with transaction.atomic():
+        model = TabularModel.objects.select_for_update().get(name=experiment.model_name)
+        previous = model.champion
+        if previous is not None and previous.pk == experiment.pk:
+            raise TabularError(
+                f"experiment {experiment.pk} is already the champion of {model.name}", code="already_champion",
+                http_status=409,
+            )  # fmt: skip
+        model.champion = experiment
+        model.save(update_fields=["champion", "updated_at"])
+        promotion = TabularPromotion.objects.create(
+            model=model,
+            action=PromotionAction.PROMOTE,
+            experiment=experiment,
+            previous=previous,
+            gates=gates,
+            override_reason=override_reason if failed else "",
+            actor=actor,
+        )
+        record_event(
+            actor=actor,
+            action="tabular.model.promote.override" if failed else "tabular.model.promote",
+            obj=experiment,
+            patient=None,
+            detail={"model": model.name, "version": experiment.model_version,
+                    "previous": previous.pk if previous else None, "override_reason": promotion.override_reason,
+                    "failed_gates": [g["name"] for g in failed]},
+        )  # fmt: skip
+    _mirror_champion_to_mlflow(model, experiment)
+    return promotion
+
+
+def rollback_model(*, actor, name: str) -> TabularPromotion:
+    """Give model `name`'s champion back to the experiment that held it before the current
+    champion was promoted (admins only, audited). TabularError nothing_to_roll_back (409) when
+    there is no previous champion."""
+    _require_admin(actor, "tabular.model.rollback")
+    with transaction.atomic():
+        model = TabularModel.objects.select_for_update().filter(name=name).first()
+        if model is None:
+            raise TabularError(f"no tabular model {name!r}", code="not_found")
+        current = model.champion
+        last = (
+            model.promotions.filter(action=PromotionAction.PROMOTE, experiment=current).exclude(previous=None).first()
+            if current is not None
+            else None
+        )
+        if last is None:
+            raise TabularError(
+                f"tabular model {name!r} has no previous champion to roll back to",
+                code="nothing_to_roll_back",
+                http_status=409,
+            )
+        target = last.previous
+        model.champion = target
+        model.save(update_fields=["champion", "updated_at"])
+        promotion = TabularPromotion.objects.create(
+            model=model, action=PromotionAction.ROLLBACK, experiment=target, previous=current, actor=actor
+        )
+        record_event(actor=actor, action="tabular.model.rollback", obj=target, patient=None,
+                     detail={"model": model.name, "from": current.pk, "to": target.pk,
+                             "version": target.model_version})  # fmt: skip
+    _mirror_champion_to_mlflow(model, target)
+    return promotion
 
 
 # --- predictions (physicians and admins) -------------------------------------------------------

@@ -9,7 +9,7 @@ directory (with its plots) as artefacts; optionally the directory registered as 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ml_core.tabular.artifacts import finite
 from ml_core.tracking import RegisteredVersion, start_run
@@ -29,6 +29,13 @@ def run_metrics(result) -> dict[str, Any]:
     return finite(out)
 
 
+class TabularRun(NamedTuple):
+    """What ``track_tabular_run`` returns: the MLflow run id and, when registered, the version."""
+
+    run_id: str
+    version: str | None
+
+
 def log_tabular_run(
     tracking_uri: str | None,
     result,
@@ -40,6 +47,26 @@ def log_tabular_run(
     tags: dict[str, str] | None = None,
 ) -> str:
     """Log a finished ``train()`` result (and its saved directory); returns the MLflow run id."""
+    return track_tabular_run(
+        tracking_uri, result, model_dir, experiment=experiment, register_as=register_as, alias=alias, tags=tags
+    ).run_id
+
+
+def track_tabular_run(
+    tracking_uri: str | None,
+    result,
+    model_dir: str | Path | None,
+    *,
+    experiment: str = DEFAULT_EXPERIMENT,
+    register_as: str | None = None,
+    alias: str | None = None,
+    tags: dict[str, str] | None = None,
+    profile: dict[str, Any] | None = None,
+    run_name: str | None = None,
+) -> TabularRun:
+    """``log_tabular_run`` plus the dataset's profile (``dataset_profile.json``), each algorithm's
+    CV results (``cv_results.json``) and the model directory's plots under ``plots/``; returns
+    the run id and the registered version (None when not registered)."""
     all_tags = {
         "kind": "tabular",
         "dataset_sha256": result.dataset_sha256,
@@ -47,17 +74,29 @@ def log_tabular_run(
         "imbalance": result.imbalance["strategy"],
         **(tags or {}),
     }
-    with start_run(tracking_uri, experiment=experiment, run_name=f"tabular {result.chosen}", tags=all_tags) as run:
+    registered: RegisteredVersion | None = None
+    name = run_name or f"tabular {result.chosen}"
+    with start_run(tracking_uri, experiment=experiment, run_name=name, tags=all_tags) as run:
         flat = _flat_params(result.config)
         run.log_params(flat)
         run.log_metrics(run_metrics(result))
         run._mlflow.log_dict(finite(result.summary()), "summary.json", run_id=run.run_id)
+        cv_results = {
+            algo: {k: r.get(k) for k in ("best_params", "grid_points", "cv", "test", "seconds")}
+            for algo, r in result.algorithms.items()
+        }
+        run._mlflow.log_dict(finite(cv_results), "cv_results.json", run_id=run.run_id)
+        if profile is not None:
+            run._mlflow.log_dict(finite(profile), "dataset_profile.json", run_id=run.run_id)
+        if model_dir is not None:
+            for plot in sorted(Path(model_dir).glob("*.png")):
+                run.log_artifact(plot, "plots")
         if model_dir is not None and register_as:
-            registered: RegisteredVersion = run.register_package(model_dir, register_as, alias=alias)
+            registered = run.register_package(model_dir, register_as, alias=alias)
             run._client.set_tag(run.run_id, "registered_version", registered.version)
         elif model_dir is not None:
             run.log_artifact(model_dir, "model")
-    return run.run_id
+    return TabularRun(run.run_id, registered.version if registered else None)
 
 
 def _flat_params(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
