@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("apps.modelops.api_urls")),
     path("", include("apps.explanations.api_urls")),
     path("", include("apps.monitoring.api_urls")),
+    path("", include("apps.tabular.api_urls")),
 ]
