@@ -22,9 +22,10 @@ PASSWORD = "a-long-fuzz-password"
 ROLES = ("patient", "physician", "admin")
 MAX_EXAMPLES = 15
 MAX_SECONDS = 45
-# Starting a real training run from random input would keep the server's worker busy for the
-# rest of the run; its validation and permissions are tested in tests/apps/modelops.
-SKIP_OPERATIONS = ("POST /api/v1/training-runs",)
+# Starting a real training run (image or tabular) from random input would keep the server's worker
+# busy for the rest of the run; their validation and permissions are tested in tests/apps/modelops
+# and tests/apps/tabular. The other tabular operations are fuzzed, with one uploaded dataset listed.
+SKIP_OPERATIONS = ("POST /api/v1/training-runs", "POST /api/v1/tabular/experiments")
 
 
 def _post_json(url: str, body: dict, token: str | None = None) -> dict:
@@ -38,12 +39,13 @@ def _post_json(url: str, body: dict, token: str | None = None) -> dict:
         return json.loads(response.read() or b"{}")
 
 
-def _upload(url: str, token: str, png: bytes) -> dict:
+def _upload(url: str, token: str, png: bytes, *, field: str = "image", filename: str = "cxr.png",
+            content_type: str = "image/png") -> dict:  # fmt: skip
     boundary = "deepmedfuzz"
     body = (
         (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="image"; filename="cxr.png"\r\n'
-            "Content-Type: image/png\r\n\r\n"
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; filename="{filename}"\r\n'
+            f"Content-Type: {content_type}\r\n\r\n"
         ).encode()
         + png
         + f"\r\n--{boundary}--\r\n".encode()
@@ -83,6 +85,10 @@ def fuzz_server(tmp_path_factory, process_tools):
     }
     _post_json(f"{api}/consent", {"version": "1"}, tokens["patient"])
     study = _upload(f"{api}/studies", tokens["patient"], make_xray_like_png(size=128, seed=5))
+    from ml_core.tabular.testing import make_frame
+
+    csv = make_frame(60, seed=1).to_csv(index=False).encode()
+    _upload(f"{api}/tabular/datasets", tokens["admin"], csv, field="file", filename="risk.csv", content_type="text/csv")
     yield {"base": base, "tokens": tokens, "study": study["id"], "log": server.log}
     server.kill()
 

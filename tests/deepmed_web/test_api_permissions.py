@@ -46,6 +46,17 @@ MATRIX = [
     ("get", "/api/v1/monitoring/drift", None, (401, 403, 403, 403, 200)),
     ("post", "/api/v1/explainer/finetune-runs", {}, (401, 403, 403, 403, 409)),  # no physician edits yet
     ("get", "/api/v1/explainer/finetune-runs/999999", None, (401, 403, 403, 403, 404)),
+    # tabular lab: risk predictions for clinical staff (no champion here: 404), the lab for admins
+    ("get", "/api/v1/tabular/models", None, (401, 403, 403, 200, 200)),
+    ("post", "/api/v1/tabular/models/heart/predict", {"age": 50}, (401, 403, 403, 404, 404)),
+    ("post", "/api/v1/tabular/models/heart/rollback", None, (401, 403, 403, 403, 404)),
+    ("get", "/api/v1/tabular/datasets", None, (401, 403, 403, 403, 200)),
+    ("post", "/api/v1/tabular/datasets", None, (401, 403, 403, 403, 400)),  # no file
+    ("get", "/api/v1/tabular/datasets/999999", None, (401, 403, 403, 403, 404)),
+    ("get", "/api/v1/tabular/experiments", None, (401, 403, 403, 403, 200)),
+    ("post", "/api/v1/tabular/experiments", {"dataset": 999999, "config": {}}, (401, 403, 403, 403, 404)),
+    ("get", "/api/v1/tabular/experiments/999999", None, (401, 403, 403, 403, 404)),
+    ("post", "/api/v1/tabular/experiments/999999/promote", {}, (401, 403, 403, 403, 404)),
 ]
 CASES = [(m, p, b, role, codes[i]) for m, p, b, codes in MATRIX for i, role in enumerate(ROLES)]
 PATIENT_DATA = ("/api/v1/studies/{study}",)  # reads of one study: audited for every role that reaches the view
