@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.conf import settings
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -16,7 +15,6 @@ from rest_framework.views import APIView
 
 from apps.accounts.permissions import AdminApi
 from apps.tabular import selectors, services
-from apps.tabular.errors import TabularError
 from apps.tabular.serializers import (
     PREDICT_REQUEST,
     TabularDatasetDetailSerializer,
@@ -54,22 +52,6 @@ class ModelListApi(ClinicalApi):
         return Response(TabularModelEntrySerializer(selectors.list_models(), many=True).data)
 
 
-def _rows(body) -> list[dict]:
-    """The request body as rows: an object is one row, a list is rows; anything else is refused."""
-    if isinstance(body, dict):
-        return [body]
-    limit = int(getattr(settings, "DEEPMED_TABULAR_BATCH_MAX_ROWS", services.BATCH_MAX_ROWS))
-    if not isinstance(body, list) or not body:
-        raise TabularError("send one row (an object) or a list of rows", code="invalid_request",
-                           details={"field": "rows"})  # fmt: skip
-    if len(body) > limit:
-        raise TabularError(f"at most {limit} rows per request", code="invalid_request", details={"field": "rows"})
-    for i, row in enumerate(body):
-        if not isinstance(row, dict):
-            raise TabularError(f"row {i} is not an object", code="invalid_request", details={"field": f"rows[{i}]"})
-    return body
-
-
 class PredictApi(ClinicalApi):
     @extend_schema(
         request={"application/json": PREDICT_REQUEST},
@@ -82,9 +64,8 @@ class PredictApi(ClinicalApi):
         summary="Risk prediction from the model's champion (audited)",
     )  # fmt: skip
     def post(self, request, name: str):
-        rows = _rows(request.data)
         experiment = selectors.get_champion(name)
-        out = services.predict(actor=request.user, experiment=experiment, rows=rows)
+        out = services.predict(actor=request.user, experiment=experiment, rows=request.data)
         return Response({"model": name, "version": experiment.model_version, **out})
 
 

@@ -385,6 +385,7 @@ def predict(*, actor, experiment: TabularExperiment, rows: list[dict[str, Any]] 
     if actor is None or getattr(actor, "role", None) not in (Role.PHYSICIAN, Role.ADMIN):
         record_event(actor=actor, action="tabular.predict", obj=experiment, outcome=Outcome.DENIED, patient=None)
         raise TabularError("only physicians and administrators request risk predictions", code="forbidden")
+    rows = _as_rows(actor, experiment, rows)
     model = load_experiment_model(experiment)
     try:
         predictions = model.predict(rows, top=top)
@@ -403,6 +404,28 @@ def predict(*, actor, experiment: TabularExperiment, rows: list[dict[str, Any]] 
         "predictions": predictions,
         "notice": NOTICE,
     }
+
+
+def _as_rows(actor, experiment: TabularExperiment, rows) -> list[dict[str, Any]]:
+    """One row (a dict) or a non-empty list of dicts, at most DEEPMED_TABULAR_BATCH_MAX_ROWS;
+    anything else (an API body of the wrong shape) is invalid_request, audited."""
+    if isinstance(rows, dict):
+        return [rows]
+    limit = int(getattr(settings, "DEEPMED_TABULAR_BATCH_MAX_ROWS", BATCH_MAX_ROWS))
+    problem = None
+    if not isinstance(rows, list) or not rows:
+        problem = ("rows", "send one row (an object) or a non-empty list of rows")
+    elif len(rows) > limit:
+        problem = ("rows", f"at most {limit} rows per request")
+    else:
+        bad = next((i for i, row in enumerate(rows) if not isinstance(row, dict)), None)
+        if bad is not None:
+            problem = (f"rows[{bad}]", f"row {bad} is not an object")
+    if problem is None:
+        return rows
+    record_event(actor=actor, action="tabular.predict", obj=experiment, outcome=Outcome.INVALID, patient=None,
+                 detail={"field": problem[0], "code": "not_rows"})  # fmt: skip
+    raise TabularError(problem[1], code="invalid_request", details={"field": problem[0], "errors": []})
 
 
 # --- batch CSV predictions (the risk page's "predict a CSV"; added with the lab's HTML pages) ----

@@ -103,6 +103,7 @@ def test_a_body_that_is_not_rows_is_refused(api_as, physician, trained, body, fi
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_request"
     assert response.json()["error"]["details"]["field"] == field
+    assert AuditEvent.objects.get(action="tabular.predict", outcome=Outcome.INVALID).detail["field"] == field
 
 
 def test_unknown_model_or_no_champion_is_404(api_as, physician):
