@@ -4,6 +4,8 @@ One MLflow run per training: the configuration as params, every algorithm's CV m
 test figures as metrics (``cv.<algorithm>.<metric>.mean``, ``test.<algorithm>.<metric>``), the
 dataset sha256 and the chosen algorithm as tags, the quality/selection reports and the model
 directory (with its plots) as artefacts; optionally the directory registered as a model version.
+``track_tabular_run`` (what apps.tabular's worker calls) adds the dataset's profile, each
+algorithm's grid-search results and the plots under ``plots/``, and returns the registered version.
 """
 
 from __future__ import annotations
