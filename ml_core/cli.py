@@ -174,6 +174,13 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
 # --- export -----------------------------------------------------------------------
 
 
+def cmd_average(args: argparse.Namespace, argv: list[str]) -> None:
+    from ml_core.averaging import average_checkpoints
+
+    out = average_checkpoints(args.members, args.out)
+    _emit({"checkpoint": str(out), "members": len(args.members)})
+
+
 def cmd_export(args: argparse.Namespace, argv: list[str]) -> None:
     from ml_core.data import ensure_splits, load_dataset
     from ml_core.pipeline import PackageConfig, build_package
@@ -455,6 +462,13 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--format", default="auto", choices=("auto", *FORMATS))
     x.add_argument("--with-history", action="store_true", help="copy the epoch history from last.pt")
     x.set_defaults(func=cmd_export)
+
+    av = sub.add_parser("average", help="uniform weight average of fine-tuned models (a model soup) as a checkpoint")
+    av.add_argument(
+        "members", nargs="+", help="checkpoints (.pt) and/or package directories; the first gives the origin"
+    )
+    av.add_argument("--out", required=True, help="checkpoint to write (package it with `export`)")
+    av.set_defaults(func=cmd_average)
 
     rc = sub.add_parser("recalibrate", help="package -> copy with its calibration refitted on the val split")
     rc.add_argument("--model", required=True, help="package directory")

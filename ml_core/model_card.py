@@ -93,6 +93,18 @@ def initialisation_line(extra: dict[str, Any]) -> str:
     return "trained from random initialisation (no pretrained weights)"
 
 
+def averaging_lines(extra: dict[str, Any]) -> list[str]:
+    """One line naming the members of a weight average (``ml_core average``), with their sha256."""
+    members = extra.get("averaged_from") or []
+    if not members:
+        return []
+    named = "; ".join(
+        f"{m.get('name')}" + (f" (epoch {m['epoch']})" if m.get("epoch") else "") + f", sha256 `{m.get('sha256')}`"
+        for m in members
+    )
+    return [f"- Weights: uniform average of {len(members)} models fine-tuned from one start (model soup): {named}."]
+
+
 def _training_hardware(train_cfg: dict[str, Any]) -> str:
     if train_cfg.get("device") == "cuda":
         amp = "bf16 AMP" if train_cfg.get("amp", True) else "fp32"
@@ -128,6 +140,7 @@ def render_model_card(
         f"- Served file: `{meta.model_file}`, format **{meta.format}** (chosen by measurement, see below), "
         f"ONNX parity vs torch (fp32 export): max abs logit difference {meta.onnx_parity_max_abs_diff}.",
         f"- Calibration: {calibration_line(meta)} (fitted on the validation split's NLL).",
+        *averaging_lines(meta.extra),
         f"- Dataset snapshot (manifest sha256): `{meta.dataset_manifest_sha256}`.",
         f"- Training: tier `{train_cfg.get('tier')}`, {len(history)} epochs run (max {train_cfg.get('epochs')}, "
         f"patience {train_cfg.get('patience')}), batch {train_cfg.get('batch_size')}, AdamW lr {train_cfg.get('lr')}, "

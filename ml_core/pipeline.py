@@ -279,6 +279,7 @@ def build_package(
                 "train_config": ckpt.get("config", {}),
                 "augment": ckpt.get("augment"),
                 "initialisation": ckpt.get("initialisation") or {"kind": "random"},
+                **({"averaged_from": ckpt["averaged_from"]} if ckpt.get("averaged_from") else {}),
                 **cfg.extra,
             },
             torch_weights=torch_weights,
