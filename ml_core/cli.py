@@ -122,6 +122,7 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
         max_steps_per_epoch=args.max_steps_per_epoch,
         time_budget_s=args.time_budget_s,
         keep_epoch_checkpoints=args.keep_epochs,
+        average_with_start=args.average_with_start,
     )
     main_process = os.environ.get("RANK", "0") == "0"
 
@@ -152,6 +153,7 @@ def cmd_train(args: argparse.Namespace, argv: list[str]) -> None:
             "seconds": round(result.seconds, 1),
             "manifest_sha256": result.manifest_sha256,
             "initialisation": result.initialisation.to_dict(),
+            "averaged_with_start": result.averaged_with_start,
             "package_dir": result.package_dir,
         }
         test_metrics = None
@@ -434,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--max-steps-per-epoch", type=int)
     t.add_argument("--time-budget-s", type=float)
     t.add_argument("--keep-epochs", action="store_true", help="also keep every epoch's weights (epoch-NNN.pt)")
+    t.add_argument(
+        "--average-with-start",
+        action="store_true",
+        help="warm starts: ship the average of the starting package and the best epoch when validation prefers it",
+    )
     t.add_argument("--no-package", action="store_true", help="stop after training (no export/calibration)")
     t.add_argument("--name", default="cxr-model")
     t.add_argument("--version", default="1")

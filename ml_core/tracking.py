@@ -165,6 +165,10 @@ class TrackedRun:
         for row in result.history:
             self.log_metrics({k: v for k, v in row.items() if k != "epoch"}, step=int(row["epoch"]))
         self.log_metrics({"best_val_macro_f1": result.best_val_macro_f1, "best_epoch": result.best_epoch})
+        averaged = getattr(result, "averaged_with_start", None)
+        if averaged:  # the two-member soup with the starting weights, and whether it was shipped
+            self.log_metrics({"average_with_start_val_macro_f1": averaged["val_macro_f1"]})
+            self._client.set_tag(self.run_id, "average_with_start", "kept" if averaged["kept"] else "not kept")
         if test_metrics:
             self.log_metrics(_flat("test", test_metrics))
             self._mlflow.log_dict(test_metrics, "test_metrics.json", run_id=self.run_id)

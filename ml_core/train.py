@@ -38,6 +38,7 @@ ProgressFn = Callable[[int, int, dict[str, Any]], None]
 
 LAST_CHECKPOINT = "last.pt"
 BEST_CHECKPOINT = "best.pt"
+SOUP_CHECKPOINT = "soup.pt"  # average_with_start
 
 
 @dataclass(frozen=True)
@@ -104,6 +105,11 @@ class TrainConfig:
     # Also write epoch-NNN.pt (the evaluated weights) after every epoch, to compare epochs after
     # calibration instead of by the raw validation macro-F1 alone.
     keep_epoch_checkpoints: bool = False
+    # Warm starts only: also score the uniform average of the starting package and the best
+    # epoch (a two-member model soup, as starter v4 was made) on validation, and ship it when it
+    # is at least as good. Fine-tuning from a strong champion tends to wander around it; the
+    # average keeps what both know.
+    average_with_start: bool = False
 
     def resolved(self) -> TrainConfig:
         """A copy with the tier's defaults filled in for every field left as None."""
@@ -144,6 +150,8 @@ class TrainResult:
     package_dir: Path | None = None  # set when train() was asked to build a package
     package_report: dict[str, Any] = field(default_factory=dict)
     initialisation: Initialisation = field(default_factory=Initialisation)
+    # average_with_start: both validation macro-F1s and whether the average became best_checkpoint
+    averaged_with_start: dict[str, Any] | None = None
 
 
 class TrainingCancelled(RuntimeError):
@@ -648,6 +656,9 @@ def train(
         import torch.distributed as tdist
 
         tdist.barrier()
+    averaged = None
+    if cfg.average_with_start and dist.main and run.initialisation.kind == "warm_start" and best_path.is_file():
+        best_path, averaged = _average_with_start(run, best_path, float(state.best_f1))
     result = TrainResult(
         out_dir=out_dir,
         best_checkpoint=best_path,
@@ -662,6 +673,7 @@ def train(
         seconds=time.perf_counter() - started,
         config=cfg.to_dict(),
         initialisation=run.initialisation,
+        averaged_with_start=averaged,
     )
     if package is not None and dist.main:
         from ml_core.pipeline import build_package
@@ -669,6 +681,20 @@ def train(
         build = build_package(best_path, out_dir / "package", run.dataset, package, train_history=result.history)
         result.package_dir, result.package_report = build.package_dir, build.report
     return result
+
+
+def _average_with_start(run: TrainingSetup, best_path: Path, best_f1: float) -> tuple[Path, dict[str, Any]]:
+    """Average the starting package with ``best_path`` into ``soup.pt``, validate it like an
+    epoch, and return (the checkpoint to ship, what was compared)."""
+    from ml_core.averaging import average_checkpoints
+
+    soup_path = average_checkpoints([run.initialisation.source, best_path], best_path.with_name(SOUP_CHECKPOINT))
+    model, ckpt = load_checkpoint_model(soup_path)
+    metrics = validate(model.to(run.device), run.val_pixels, run.val_labels, run.pre_cfg, run.device, run.eval_loss_fn)
+    _atomic_save({**ckpt, "metrics": metrics}, soup_path)
+    kept = metrics["val_macro_f1"] >= best_f1
+    record = {"val_macro_f1": float(metrics["val_macro_f1"]), "best_epoch_val_macro_f1": best_f1, "kept": kept}
+    return (soup_path if kept else best_path), record
 
 
 def _resume(run: TrainingSetup, last_path: Path) -> LoopState:

@@ -399,3 +399,25 @@ def test_epoch_factor_lengthens_epochs_and_every_epochs_weights_can_be_kept(tiny
 def test_epoch_factor_must_be_positive(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="epoch_factor"):
         train(tiny_train_config(tiny_data, tmp_path / "bad", epoch_factor=0.0))
+
+
+def test_a_warm_start_scores_its_average_with_the_start_and_ships_the_better(trained, tiny_data, tmp_path):
+    result, _ = trained
+    cfg = tiny_train_config(
+        tiny_data, tmp_path / "avg", epochs=2, lr=3e-3, pretrained=str(result.package_dir), average_with_start=True
+    )
+    warm = train(cfg)
+    averaged = warm.averaged_with_start
+    assert averaged["best_epoch_val_macro_f1"] == warm.best_val_macro_f1
+    soup = torch.load(tmp_path / "avg" / "soup.pt", map_location="cpu", weights_only=False)
+    assert [m["kind"] for m in soup["averaged_from"]] == ["package", "checkpoint"]
+    assert soup["averaged_from"][0]["sha256"] == warm.initialisation.sha256
+    assert soup["metrics"]["val_macro_f1"] == averaged["val_macro_f1"]
+    assert averaged["kept"] == (averaged["val_macro_f1"] >= warm.best_val_macro_f1)
+    assert (warm.best_checkpoint.name == "soup.pt") == averaged["kept"]
+
+
+def test_average_with_start_needs_a_warm_start(tiny_data, tmp_path):
+    cold = train(tiny_train_config(tiny_data, tmp_path / "cold", epochs=1, average_with_start=True))
+    assert cold.averaged_with_start is None and cold.best_checkpoint.name == "best.pt"
+    assert not (tmp_path / "cold" / "soup.pt").exists()

@@ -314,9 +314,10 @@ def _augmented_records() -> list[dict[str, str]]:
 
 def train_config_overrides(params: dict[str, Any]) -> dict[str, Any]:
     """TrainConfig fields a run sets on top of its tier: the warm-start learning rate from a
-    champion, the torch threads (DEEPMED_TRAINING_THREADS: bounded in embedded mode, where
+    champion and the average with the champion's weights when validation prefers it, the torch threads (DEEPMED_TRAINING_THREADS: bounded in embedded mode, where
     training shares the cores with serving), then the operator's overrides, which win."""
-    warm = {"lr": WARM_START_LR} if (params.get("init") or {}).get("kind") == "champion" else {}
+    champion = (params.get("init") or {}).get("kind") == "champion"
+    warm = {"lr": WARM_START_LR, "average_with_start": True} if champion else {}
     threads = {"num_threads": settings.DEEPMED_TRAINING_THREADS} if settings.DEEPMED_TRAINING_THREADS else {}
     return {**warm, **threads, **params.get("overrides", {})}
 
@@ -386,6 +387,7 @@ def _train_and_track(
         run.params = {
             **run.params,
             "init": {**init, **{f"started_{k}": v for k, v in result.initialisation.to_dict().items()}},
+            **({"averaged_with_start": result.averaged_with_start} if result.averaged_with_start else {}),
         }
         TrainingRun.objects.filter(pk=run.pk).update(params=run.params)
         report({"phase": "packaging", "epoch": result.best_epoch})

@@ -76,11 +76,17 @@ def test_next_run_fine_tunes_the_promoted_champion(
     assert mlflow_run.data.params["init.kind"] == "warm_start"
     assert mlflow_run.data.params["init.sha256"] == weights_sha
     assert mlflow_run.data.params["train.lr"] == str(services.WARM_START_LR)
+    # the average with the champion's weights was scored on validation; the better one was packaged
+    averaged = warm.params["averaged_with_start"]
+    assert averaged["kept"] == (averaged["val_macro_f1"] >= averaged["best_epoch_val_macro_f1"])
+    assert mlflow_run.data.tags["average_with_start"] == ("kept" if averaged["kept"] else "not kept")
+    assert mlflow_run.data.params["train.average_with_start"] == "True"
 
     client.force_login(admin_user)
     page = client.get(f"/modelops/runs/{warm.pk}/").content.decode()
     assert f"Initialisation: <strong>{trained.registered_name} v{trained.version}</strong>" in page
     assert weights_sha[:12] in page
+    assert 'id="run-average"' in page and ("the average is packaged" in page) == averaged["kept"]
     console = client.get("/modelops/").content.decode()
     assert f"<td>{trained.registered_name} v{trained.version}</td>" in console
 
@@ -89,7 +95,11 @@ def test_training_threads_are_bounded_by_the_setting_unless_the_operator_overrid
     from apps.modelops.services.training import WARM_START_LR, train_config_overrides
 
     settings.DEEPMED_TRAINING_THREADS = 1  # embedded mode's default: training shares the cores with serving
-    assert train_config_overrides({"init": {"kind": "champion"}}) == {"lr": WARM_START_LR, "num_threads": 1}
+    assert train_config_overrides({"init": {"kind": "champion"}}) == {
+        "lr": WARM_START_LR,
+        "average_with_start": True,
+        "num_threads": 1,
+    }
     assert train_config_overrides({"overrides": {"num_threads": 3, "epochs": 2}}) == {"num_threads": 3, "epochs": 2}
     settings.DEEPMED_TRAINING_THREADS = 0  # services mode: ml_core's own default
     assert train_config_overrides({"init": {"kind": "imagenet"}}) == {}
