@@ -1,4 +1,5 @@
-"""Live progress of one training run or augmentation job (admins only)."""
+"""Live progress of one background job (admins only): a training run, an augmentation job, or a
+kind another app registers (`register_kind`: the tabular lab's experiments)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,12 @@ _KINDS = {
     "training": (TrainingRun, events.training_payload),
     "augmentation": (AugmentationJob, events.augmentation_payload),
 }
+
+
+def register_kind(kind: str, model, payload) -> None:
+    """Serve `ws/modelops/<kind>/<id>/` for another app's job model: `payload(job)` is the JSON the
+    page draws, sent on connect and published with `events.publish(kind, ...)` on every change."""
+    _KINDS[kind] = (model, payload)
 
 
 @database_sync_to_async

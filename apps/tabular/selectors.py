@@ -10,6 +10,7 @@ from django.utils.text import slugify
 
 from apps.jobs.models import JobStatus
 from apps.tabular.errors import TabularError
+from apps.tabular.forms import ALGORITHM_LABELS
 from apps.tabular.models import TabularDataset, TabularExperiment, TabularModel, TabularPromotion
 
 
@@ -34,6 +35,54 @@ def get_experiment(pk: int) -> TabularExperiment:
         return TabularExperiment.objects.select_related("dataset").get(pk=pk)
     except TabularExperiment.DoesNotExist:
         raise TabularError(f"no tabular experiment {pk}", code="not_found") from None
+
+
+# --- live progress ----------------------------------------------------------------------------
+
+FINISHED_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+def experiment_progress(experiment: TabularExperiment) -> dict[str, Any]:
+    """The live state the experiment page shows (over the WebSocket, status.json as the fallback): status, the last progress event,
+    the overall fraction done and a sentence (which algorithm, which grid point, folds done)."""
+    p = experiment.progress or {}
+    algorithms = list(experiment.config.get("algorithms", []))
+    n = max(len(algorithms), 1)
+    algorithm = p.get("algorithm")
+    index = algorithms.index(algorithm) if algorithm in algorithms else None
+    if experiment.status == JobStatus.SUCCEEDED or p.get("event") == "done":
+        fraction, text = 1.0, "Done" if experiment.status == JobStatus.SUCCEEDED else "Saving the model…"
+    elif experiment.status == JobStatus.QUEUED:
+        fraction, text = 0.0, "Queued: waiting for a training worker…"
+    elif index is None:
+        fraction, text = 0.0, "Starting: reading and splitting the table…"
+    else:
+        label = ALGORITHM_LABELS.get(algorithm, algorithm)
+        place = f"algorithm {index + 1} of {len(algorithms)}"
+        if p.get("event") == "fold":
+            points, folds = max(int(p.get("grid_points") or 1), 1), max(int(p.get("folds") or 1), 1)
+            within = ((int(p["grid_point"]) - 1) * folds + int(p["folds_done"])) / (points * folds)
+            text = (
+                f"{label} ({place}): grid point {p['grid_point']} of {points}, {p['folds_done']} of {folds} folds done"
+            )
+        elif p.get("event") == "algorithm_done":
+            within, text = 1.0, f"{label} ({place}) done"
+        else:
+            within = 0.0
+            text = f"{label} ({place}): starting, {p.get('grid_points', '?')} grid points × {p.get('folds', '?')} folds"
+        fraction = (index + within) / n
+    if experiment.status in (JobStatus.FAILED, JobStatus.CANCELLED):
+        text = experiment.get_status_display()
+    return {
+        "id": experiment.pk,
+        "status": experiment.status,
+        "status_display": experiment.get_status_display(),
+        "finished": experiment.status in FINISHED_STATUSES,
+        "progress": p,
+        "fraction": round(min(max(fraction, 0.0), 1.0), 4),
+        "text": text,
+        "error": experiment.error,
+    }
 
 
 # --- the registry ------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 audited), selectors read; a refusal (TabularError) is shown on the form or as a message.
 
 Admins: the lab (datasets, upload), a dataset's profile and run form, an experiment's live
-progress (polling status.json with back-off: static/js/tabular.js), the comparison of its
+progress (over the WebSocket the image runs use, polling status.json as the fallback:
+static/js/tabular.js; the payload is selectors.experiment_progress), the comparison of its
 algorithms. Physicians and admins: the risk form generated from a trained model's input schema,
 and batch prediction of a CSV.
 """
@@ -40,7 +41,6 @@ risk_required = role_required(
 
 PROFILE_PLOTS = ("missingness", "class_balance", "correlation")
 EXPERIMENT_PLOTS = ("comparison", "roc", "pr", "confusion_matrix")
-FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
 def _dataset(pk: int) -> TabularDataset:
@@ -168,49 +168,6 @@ def dataset_plot(request, pk: int, name: str):
 # --- the lab: experiments -------------------------------------------------------------------------
 
 
-def progress_payload(experiment: TabularExperiment) -> dict[str, Any]:
-    """The live state the experiment page shows (status.json): status, the last progress event,
-    the overall fraction done and a sentence (which algorithm, which grid point, folds done)."""
-    p = experiment.progress or {}
-    algorithms = list(experiment.config.get("algorithms", []))
-    n = max(len(algorithms), 1)
-    algorithm = p.get("algorithm")
-    index = algorithms.index(algorithm) if algorithm in algorithms else None
-    if experiment.status == JobStatus.SUCCEEDED or p.get("event") == "done":
-        fraction, text = 1.0, "Done" if experiment.status == JobStatus.SUCCEEDED else "Saving the model…"
-    elif experiment.status == JobStatus.QUEUED:
-        fraction, text = 0.0, "Queued: waiting for a training worker…"
-    elif index is None:
-        fraction, text = 0.0, "Starting: reading and splitting the table…"
-    else:
-        label = ALGORITHM_LABELS.get(algorithm, algorithm)
-        place = f"algorithm {index + 1} of {len(algorithms)}"
-        if p.get("event") == "fold":
-            points, folds = max(int(p.get("grid_points") or 1), 1), max(int(p.get("folds") or 1), 1)
-            within = ((int(p["grid_point"]) - 1) * folds + int(p["folds_done"])) / (points * folds)
-            text = (
-                f"{label} ({place}): grid point {p['grid_point']} of {points}, {p['folds_done']} of {folds} folds done"
-            )
-        elif p.get("event") == "algorithm_done":
-            within, text = 1.0, f"{label} ({place}) done"
-        else:
-            within = 0.0
-            text = f"{label} ({place}): starting, {p.get('grid_points', '?')} grid points × {p.get('folds', '?')} folds"
-        fraction = (index + within) / n
-    if experiment.status in (JobStatus.FAILED, JobStatus.CANCELLED):
-        text = experiment.get_status_display()
-    return {
-        "id": experiment.pk,
-        "status": experiment.status,
-        "status_display": experiment.get_status_display(),
-        "finished": experiment.status in FINISHED,
-        "progress": p,
-        "fraction": round(min(max(fraction, 0.0), 1.0), 4),
-        "text": text,
-        "error": experiment.error,
-    }
-
-
 @lab_required
 @require_GET
 def experiment_detail(request, pk: int):
@@ -222,7 +179,7 @@ def experiment_detail(request, pk: int):
         {
             "experiment": experiment,
             "dataset": experiment.dataset,
-            "payload": progress_payload(experiment),
+            "payload": selectors.experiment_progress(experiment),
             "result": result,
             "test": _test_rows(result.get("test") or {}),
             "algorithm_names": [ALGORITHM_LABELS.get(a, a) for a in experiment.config.get("algorithms", [])],
@@ -236,7 +193,7 @@ def experiment_detail(request, pk: int):
 @lab_required
 @require_GET
 def experiment_status(request, pk: int):
-    return JsonResponse(progress_payload(_experiment(pk)))
+    return JsonResponse(selectors.experiment_progress(_experiment(pk)))
 
 
 @lab_required

@@ -1,7 +1,7 @@
 """The tabular lab in real headless Chromium against `manage.py serve` (embedded: Daphne +
 in-process Celery worker, SQLite): an admin uploads a small generated CSV, sees its profile,
-starts a reduced experiment (quick grid, two algorithms), watches it finish (status.json
-polling), compares the algorithms; then a physician fills the risk form generated from the
+starts a reduced experiment (quick grid, two algorithms), watches it finish (live over the
+WebSocket, ws/modelops/tabular/<id>/), compares the algorithms; then a physician fills the risk form generated from the
 model's schema and sees the preliminary result. axe-core finds nothing on any of these pages at
 either size; screenshots of each at 1280x900 and 390x844 go to the artefact folder."""
 
@@ -128,7 +128,7 @@ def test_admin_trains_and_physician_predicts(tabular_portal, new_page, artifacts
     assert rendered[-1] == "succeeded", admin.inner_text("main") + tabular_portal.log()[-3000:]
     assert rendered[0] in ("queued", "running")  # the first render was before the end ...
     live = [e for e in log if e["via"] == "live"]
-    assert live and all(e["channel"] == "polling" for e in live if e["channel"]), log  # ... followed live
+    assert live and any(e["channel"] == "websocket" for e in live), log  # ... followed live over the WebSocket
     assert any(re.search(r"\(algorithm [12] of 2\)", e["text"]) for e in live), log  # which algorithm, live
     assert admin.evaluate("document.getElementById('experiment-progress-bar').value") == 1
     assert admin.inner_text("#experiment-progress-text") == "Done"

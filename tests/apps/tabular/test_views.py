@@ -19,8 +19,8 @@ from django.urls import reverse
 from apps.audit.models import AuditEvent, Outcome
 from apps.jobs.models import JobStatus
 from apps.tabular.models import TabularDataset, TabularExperiment
+from apps.tabular.selectors import experiment_progress
 from apps.tabular.services import NOTICE, execute_experiment, start_experiment, upload_dataset
-from apps.tabular.views import progress_payload
 from ml_core.tabular.testing import make_frame
 
 pytestmark = pytest.mark.django_db
@@ -212,13 +212,13 @@ def test_progress_sentence_and_fraction():
     exp = TabularExperiment(status=JobStatus.RUNNING, config={"algorithms": ["logistic_regression", "svm"]})
     exp.progress = {"event": "fold", "algorithm": "svm", "grid_point": 2, "grid_points": 4, "folds_done": 1,
                     "folds": 3}  # fmt: skip
-    payload = progress_payload(exp)
+    payload = experiment_progress(exp)
     assert payload["text"] == "Support vector machine (algorithm 2 of 2): grid point 2 of 4, 1 of 3 folds done"
     assert payload["fraction"] == pytest.approx((1 + 4 / 12) / 2, abs=1e-4) and payload["finished"] is False
     exp.progress = {"event": "algorithm_done", "algorithm": "logistic_regression"}
-    assert progress_payload(exp)["fraction"] == 0.5
+    assert experiment_progress(exp)["fraction"] == 0.5
     exp.status = JobStatus.SUCCEEDED
-    assert progress_payload(exp)["fraction"] == 1.0 and progress_payload(exp)["finished"] is True
+    assert experiment_progress(exp)["fraction"] == 1.0 and experiment_progress(exp)["finished"] is True
 
 
 def test_experiment_page_and_comparison(client, admin_user, experiment):
