@@ -142,8 +142,20 @@ def render_model_card(
         f"- Calibration: {calibration_line(meta)} (fitted on the validation split's NLL).",
         *averaging_lines(meta.extra),
         f"- Dataset snapshot (manifest sha256): `{meta.dataset_manifest_sha256}`.",
-        f"- Training: tier `{train_cfg.get('tier')}`, {len(history)} epochs run (max {train_cfg.get('epochs')}, "
-        f"patience {train_cfg.get('patience')}), batch {train_cfg.get('batch_size')}, AdamW lr {train_cfg.get('lr')}, "
+        f"- Training{' (the run whose epochs were averaged)' if meta.extra.get('averaged_from') else ''}: "
+        f"tier `{train_cfg.get('tier')}`, "
+        + (
+            f"{len(history)} epochs run (max {train_cfg.get('epochs')}, "
+            if history
+            else f"{train_cfg.get('epochs')} epochs ("
+        )
+        + f"patience {train_cfg.get('patience')}), "
+        + (
+            f"extra training pool `{Path(train_cfg['extra_data']).name}` drawn per (source, class), "
+            if train_cfg.get("extra_data")
+            else ""
+        )
+        + f"batch {train_cfg.get('batch_size')}, AdamW lr {train_cfg.get('lr')}, "
         f"augmentation `{train_cfg.get('augment')}` (no horizontal flip), class imbalance: "
         f"`{train_cfg.get('imbalance')}`, label smoothing {train_cfg.get('label_smoothing', 0.0)}, seed "
         f"{train_cfg.get('seed')}, {_training_hardware(train_cfg)}.",
@@ -266,7 +278,7 @@ def render_model_card(
             f"{meta.preprocess.image_size} px ({_training_hardware(train_cfg)}), no pretrained weights. It is below "
             "published models and below the project's targets where the table says so."
             if from_scratch
-            else f"- **Small.** {len(history)} epochs of fine-tuning at {meta.preprocess.image_size} px "
+            else f"- **Small.** {len(history) or train_cfg.get('epochs')} epochs of fine-tuning at {meta.preprocess.image_size} px "
             f"({_training_hardware(train_cfg)}) on a few thousand images; ImageNet features are not radiology "
             "features. It is below published models and below the project's targets where the table says so."
         ),
