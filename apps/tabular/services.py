@@ -363,18 +363,39 @@ def rollback_model(*, actor, name: str) -> TabularPromotion:
 NOTICE = "Preliminary, not a diagnosis: a model estimate for a clinician to weigh with the whole picture."
 
 
+MODEL_FILES = ("model.skops", "manifest.json", "schema.json")  # what load_model reads
+
+
 @functools.lru_cache(maxsize=8)
-def _load(path: str, mtime_ns: int):
+def _load(path: str, version: tuple):
     from ml_core.tabular.artifacts import load_model
 
-    return load_model(path)  # sha256 and type allowlist checked once per file version
+    return load_model(path)  # sha256 and type allowlist checked once per version of the files
+
+
+def model_files_version(model_dir: str | Path) -> tuple:
+    """What the loaded-model cache is keyed by: inode, size, mtime and ctime of every file
+    load_model reads (None for a missing one, which load_model then refuses). Any rewrite or
+    replacement of one of them, even one that keeps the mtime (cp -p, rsync -t), changes the
+    ctime, so a changed file is loaded and its sha256 checked again, never served from the
+    cache; a few stat calls instead of hashing the file on every request."""
+    out = []
+    for name in MODEL_FILES:
+        try:
+            st = (Path(model_dir) / name).stat()
+        except FileNotFoundError:
+            out.append(None)
+        else:
+            out.append((st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+    return tuple(out)
 
 
 def load_experiment_model(experiment: TabularExperiment):
+    """The experiment's model, loaded (and verified: sha256, type allowlist) once per version of
+    its files and kept in memory: one-row predictions must not re-read a megabyte model."""
     if experiment.status != JobStatus.SUCCEEDED or not experiment.model_dir:
         raise TabularError(f"experiment {experiment.pk} has no trained model", code="model_not_ready", http_status=409)
-    path = Path(experiment.model_dir) / "model.skops"
-    return _load(experiment.model_dir, path.stat().st_mtime_ns)
+    return _load(str(experiment.model_dir), model_files_version(experiment.model_dir))
 
 
 def predict(*, actor, experiment: TabularExperiment, rows: list[dict[str, Any]] | dict[str, Any], top: int = 3) -> dict:

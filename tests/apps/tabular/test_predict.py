@@ -3,11 +3,15 @@ version and the notice; a bad field is invalid_request naming it; every call is 
 
 from __future__ import annotations
 
+import json
+import os
 import time
+from pathlib import Path
 
 import pytest
 
 from apps.audit.models import AuditEvent, Outcome
+from apps.tabular import services
 from apps.tabular.errors import TabularError
 from apps.tabular.services import execute_experiment, predict, start_experiment, upload_dataset
 from ml_core.tabular.testing import make_frame
@@ -73,3 +77,44 @@ def test_an_unfinished_experiment_has_no_model(physician, admin_user, experiment
     with pytest.raises(TabularError) as exc:
         predict(actor=physician, experiment=queued, rows=ROW)
     assert (exc.value.code, exc.value.http_status) == ("model_not_ready", 409)
+
+
+# --- the loaded-model cache ----------------------------------------------------------------------
+
+
+def test_the_model_is_loaded_and_verified_once_then_served_from_memory(experiment, monkeypatch):
+    from ml_core.tabular import artifacts
+
+    services._load.cache_clear()
+    loads = []
+    real = artifacts.load_model
+    monkeypatch.setattr(artifacts, "load_model", lambda path: loads.append(path) or real(path))
+    first = services.load_experiment_model(experiment)
+    assert services.load_experiment_model(experiment) is first and loads == [experiment.model_dir]
+
+
+def test_a_changed_model_file_is_verified_again_not_served_stale(physician, experiment):
+    """Even a rewrite that keeps the file's size and mtime (cp -p, rsync -t) is seen: the
+    sha256 check runs again and refuses the tampered file."""
+    from ml_core.tabular.artifacts import ModelFileError
+
+    services._load.cache_clear()
+    assert predict(actor=physician, experiment=experiment, rows=ROW)["predictions"]
+    path = Path(experiment.model_dir) / "model.skops"
+    before = path.stat()
+    data = bytearray(path.read_bytes())
+    data[-30] ^= 0xFF  # one byte flipped, same size
+    time.sleep(0.01)
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # the old mtime put back
+    assert path.stat().st_mtime_ns == before.st_mtime_ns and path.stat().st_size == before.st_size
+    with pytest.raises(ModelFileError, match="sha256"):
+        predict(actor=physician, experiment=experiment, rows=ROW)
+
+
+def test_a_replaced_manifest_is_reloaded(experiment):
+    services._load.cache_clear()
+    assert services.load_experiment_model(experiment).manifest["name"] == "risk"
+    manifest = Path(experiment.model_dir) / "manifest.json"
+    manifest.write_text(json.dumps(json.loads(manifest.read_text()) | {"name": "risk, retrained"}))
+    assert services.load_experiment_model(experiment).manifest["name"] == "risk, retrained"

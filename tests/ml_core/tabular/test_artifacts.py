@@ -10,7 +10,7 @@ import pytest
 import skops.io as sio
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ml_core.tabular.artifacts import ModelFileError, file_sha256, load_model, save_model
+from ml_core.tabular.artifacts import ModelFileError, contributions, file_sha256, load_model, save_model
 from ml_core.tabular.schema import SchemaError, validate_rows
 from ml_core.tabular.testing import make_frame, quick_config
 from ml_core.tabular.train import train
@@ -72,6 +72,24 @@ def test_contributions_point_at_the_feature_that_drives_the_row(saved):
     high = typical | {"glucose": 190.0}
     answer = model.predict([high], top=3)[0]
     assert answer["top_features"][0]["feature"] == "glucose" and answer["top_features"][0]["effect"] > 0.2
+
+
+def test_prediction_with_contributions_is_one_pipeline_pass_with_the_same_figures(saved, monkeypatch):
+    model = load_model(saved)
+    rows = make_frame(40, seed=9).drop(columns=["target"]).iloc[:4]
+    frame = validate_rows(model.schema, rows)
+    proba = model.predict_proba(frame)
+    expected = contributions(model, frame, proba)  # the rows, then the what-if batch: two passes
+    passes = []
+    real = type(model.pipeline).predict_proba
+    monkeypatch.setattr(type(model.pipeline), "predict_proba", lambda self, X: passes.append(len(X)) or real(self, X))
+    answers = model.predict(rows, top=len(model.schema["columns"]))
+    assert passes == [4 * (len(model.schema["columns"]) + 1)]  # one batch: the rows and every variant
+    assert [a["probability"] for a in answers] == [round(float(p), 6) for p in proba]
+    assert [a["top_features"] for a in answers] == expected
+    passes.clear()
+    model.predict(rows, top=0)
+    assert passes == [4]  # no contributions asked: the rows alone
 
 
 def test_schema_rejects_before_the_pipeline_runs(saved):
