@@ -25,6 +25,8 @@ class PredictionSerializer(serializers.Serializer):
 class ExplanationSerializer(serializers.Serializer):
     text = serializers.CharField()
     engine = serializers.CharField()
+    # Upload → explanation = created_at - the study's created_at (server-side, like the prediction's).
+    created_at = serializers.DateTimeField(help_text="this explanation was stored")
 
 
 class ReviewSerializer(serializers.Serializer):

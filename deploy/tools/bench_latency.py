@@ -57,12 +57,14 @@ def server_timing(body: dict) -> dict:
     for key in ("queued_at", "started_at", "finished_at"):
         stamp = parse_time(prediction.get(key))
         timing[key.replace("_at", "_s")] = (stamp - created).total_seconds() if stamp and created else None
+    explained = parse_time((body.get("explanation") or {}).get("created_at"))
+    timing["explained_s"] = (explained - created).total_seconds() if explained and created else None
     return timing
 
 
 def summarise(timings: list[dict], *, elapsed_s: float, rate: float) -> dict:
     """Server-side percentiles (ms) of upload → prediction (created → finished), queue wait
-    (queued → started) and service (started → finished), and the throughput: predictions per
+    (queued → started), service (started → finished) and upload → explanation, and the throughput: predictions per
     second between the first upload and the last prediction stored."""
     done = [t for t in timings if t.get("finished_s") is not None]
     waits = [t["started_s"] - t["queued_s"] for t in done if t.get("started_s") is not None and t.get("queued_s")]
@@ -82,6 +84,11 @@ def summarise(timings: list[dict], *, elapsed_s: float, rate: float) -> dict:
         "upload_to_prediction_ms": percentiles([t["finished_s"] for t in done]),
         "queue_wait_ms": percentiles(waits),
         "service_ms": percentiles(service),
+        # only meaningful with --wait-explanation (otherwise studies are read before most are explained)
+        "explained": sum(t.get("explained_s") is not None for t in timings),
+        "upload_to_explanation_ms": percentiles(
+            [t["explained_s"] for t in timings if t.get("explained_s") is not None]
+        ),
         "throughput_per_s": round(len(done) / span, 2) if span > 0 else None,
     }
 
@@ -226,6 +233,9 @@ def main(argv=None) -> int:
         f"{args.mode}: {report['predicted']}/{report['uploads']} predicted at {args.rate:g}/s; upload → prediction "
         f"p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; throughput {report['throughput_per_s']}/s"
     )
+    if args.wait_explanation:
+        exp = report["upload_to_explanation_ms"]
+        print(f"  {report['explained']} explained; upload → explanation p50 {exp['p50']} ms, p95 {exp['p95']} ms")
     if args.json:
         print(json.dumps(report))
     return 0 if report["not_predicted"] == 0 else 1

@@ -97,7 +97,9 @@ def test_retraining_benchmark_runs_the_product_path_and_reports_gates(tmp_path):
     assert "gate macro_f1_floor" in proc.stdout
 
 
-def _study(created: str, queued: str | None, started: str | None, finished: str | None, status="predicted") -> dict:
+def _study(
+    created: str, queued: str | None, started: str | None, finished: str | None, status="predicted", explained=None
+) -> dict:
     day = "2026-12-01T10:00:"
     prediction = None
     if finished:
@@ -106,7 +108,8 @@ def _study(created: str, queued: str | None, started: str | None, finished: str 
             "started_at": day + started + "Z",
             "finished_at": day + finished + "Z",
         }
-    return {"status": status, "created_at": day + created + "Z", "prediction": prediction}
+    explanation = {"text": "…", "engine": "template", "created_at": day + explained + "Z"} if explained else None
+    return {"status": status, "created_at": day + created + "Z", "prediction": prediction, "explanation": explanation}
 
 
 def test_latency_benchmark_reads_server_timestamps_and_summarises_them():
@@ -120,15 +123,17 @@ def test_latency_benchmark_reads_server_timestamps_and_summarises_them():
     timings = [
         timing,
         bench.server_timing(_study("01.000000", "01.020000", "01.120000", "01.300000")),
-        bench.server_timing(_study("02.000000", "02.010000", "02.020000", "03.000000")),
+        bench.server_timing(_study("02.000000", "02.010000", "02.020000", "03.000000", explained="04.500000")),
         failed,
     ]
+    assert timings[0]["explained_s"] is None and timings[2]["explained_s"] == pytest.approx(2.5)
     report = bench.summarise(timings, elapsed_s=3.5, rate=1.0)
     assert (report["uploads"], report["predicted"], report["not_predicted"]) == (4, 3, 1)
     assert report["statuses"] == {"failed": 1, "predicted": 3}
     assert report["upload_to_prediction_ms"] == {"p50": 300.0, "p95": 1000.0, "p99": 1000.0}
     assert report["queue_wait_ms"] == {"p50": 20.0, "p95": 100.0, "p99": 100.0}
     assert report["service_ms"] == {"p50": 180.0, "p95": 980.0, "p99": 980.0}
+    assert report["explained"] == 1 and report["upload_to_explanation_ms"]["p50"] == 2500.0
     assert report["throughput_per_s"] == 1.0  # 3 predictions from the first upload (00 s) to the last stored (03 s)
     empty = bench.summarise([], elapsed_s=0.0, rate=1.0)
     assert empty["predicted"] == 0 and empty["throughput_per_s"] is None

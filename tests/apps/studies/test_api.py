@@ -75,6 +75,8 @@ def test_detail_has_the_contract_fields(api_client, reviewed_study, api_as):
         "model_version": "7",
         "model_name": "cxr-test",
     }
+    explained_at = body["explanation"].pop("created_at")
+    assert explained_at >= timing["finished_at"]  # stored after the prediction it explains
     assert body["explanation"] == {
         "text": "The model saw patchy shadows in the lower right lung.",
         "engine": "template",
