@@ -315,6 +315,7 @@ class _Dist:
     rank: int = 0
     world: int = 1
     local_rank: int = 0
+    owns_group: bool = False  # we initialised the process group, so we tear it down
 
     @property
     def main(self) -> bool:
@@ -327,9 +328,11 @@ def _init_distributed(device_kind: str) -> _Dist:
         return _Dist()
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    owns_group = not dist.is_initialized()
+    if owns_group:
         dist.init_process_group(backend="nccl" if device_kind == "cuda" else "gloo")
-    return _Dist(rank=dist.get_rank(), world=world, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    return _Dist(rank=dist.get_rank(), world=world, local_rank=local_rank, owns_group=owns_group)
 
 
 def _any_rank(flag: bool, device: torch.device) -> bool:
@@ -656,6 +659,10 @@ def train(
         import torch.distributed as tdist
 
         tdist.barrier()
+        if dist.owns_group:
+            # Without this a rank that exits while rank 0 still packages aborts in gloo's
+            # destructor ("terminate called without an active exception", SIGABRT).
+            tdist.destroy_process_group()
     averaged = None
     if cfg.average_with_start and dist.main and run.initialisation.kind == "warm_start" and best_path.is_file():
         best_path, averaged = _average_with_start(run, best_path, float(state.best_f1))
