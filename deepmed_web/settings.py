@@ -375,8 +375,9 @@ DEEPMED_RETRAIN_AGREEMENT_FLOOR = env.float("DEEPMED_RETRAIN_AGREEMENT_FLOOR", d
 DEEPMED_RETRAIN_AGREEMENT_WINDOW_DAYS = env.int("DEEPMED_RETRAIN_AGREEMENT_WINDOW_DAYS", default=14)
 DEEPMED_RETRAIN_AGREEMENT_MIN_REVIEWS = env.int("DEEPMED_RETRAIN_AGREEMENT_MIN_REVIEWS", default=20)
 DEEPMED_RETRAIN_CHECK_SECONDS = env.int("DEEPMED_RETRAIN_CHECK_SECONDS", default=3600)
-# A running background job (training run, explainer fine-tune, augmentation job) without a worker
-# heartbeat for this long has lost its worker: the sweeper fails it, or its redelivered task takes it over.
+# A running background job (training run, explainer fine-tune, augmentation job, tabular experiment)
+# without a worker heartbeat for this long has lost its worker: the sweeper fails it, or its
+# redelivered task takes it over.
 DEEPMED_TRAINING_STALL_MINUTES = env.int("DEEPMED_TRAINING_STALL_MINUTES", default=60)
 # A queued job no worker claimed for this long, while no worker was busy with another job, lost its
 # task message: the sweeper sends it again once, then fails it (it then no longer blocks retraining).

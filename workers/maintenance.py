@@ -12,8 +12,8 @@ def requeue_stalled_studies() -> int:
 
 @shared_task(name="workers.maintenance.sweep_jobs")
 def sweep_jobs() -> dict[str, dict[str, list[int]]]:
-    """Celery beat: end the background jobs (training, fine-tune, augmentation) that no worker
-    will end: a dead worker's, and those whose task message was lost (apps.jobs.services)."""
+    """Celery beat: end the background jobs (training, fine-tune, augmentation, tabular experiment)
+    that no worker will end: a dead worker's, and those whose task message was lost (apps.jobs.services)."""
     from apps.jobs.services import sweep_jobs as sweep
 
     return sweep()

@@ -13,7 +13,7 @@ from apps.audit.models import AuditEvent
 from apps.jobs import services
 from apps.jobs.models import JobStatus
 from apps.modelops.models import TrainingRun
-from tests.factories import TrainingRunFactory
+from tests.factories import TabularExperimentFactory, TrainingRunFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -191,11 +191,15 @@ def test_sweep_fails_running_jobs_whose_worker_stopped_responding(settings, job_
     alive = TrainingRunFactory(status=JobStatus.RUNNING, started_at=minutes_ago(120), heartbeat_at=minutes_ago(5))
     dead_augmentation = AugmentationJob.objects.create(label="NORMAL", target_count=5, status=JobStatus.RUNNING)
     AugmentationJob.objects.filter(pk=dead_augmentation.pk).update(started_at=minutes_ago(40))
+    dead_tabular = TabularExperimentFactory(status=JobStatus.RUNNING, heartbeat_at=minutes_ago(45))
 
     report = services.sweep_jobs()
 
     assert report["modelops.trainingrun"]["stalled"] == [dead.pk]
     assert report["modelops.augmentationjob"]["stalled"] == [dead_augmentation.pk]
+    assert report["tabular.tabularexperiment"]["stalled"] == [dead_tabular.pk]  # the fourth kind of job too
+    dead_tabular.refresh_from_db()
+    assert dead_tabular.status == JobStatus.FAILED and "the worker stopped responding" in dead_tabular.error
     dead.refresh_from_db()
     alive.refresh_from_db()
     assert dead.status == JobStatus.FAILED and dead.finished_at
