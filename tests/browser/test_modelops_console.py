@@ -7,11 +7,13 @@ Tiny generated data (64 px), the cxr_tiny architecture and the `quick` tier keep
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from types import SimpleNamespace
 
 import pytest
 
-from tests.browser.pages import AXE, VIEWPORTS, axe_violations
+from tests.browser.pages import AXE, VIEWPORTS, axe_violations, log_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -63,7 +65,7 @@ def modelops_portal(tmp_path_factory, process_tools):
         DEEPMED_BASE_DATASET_DIR=str(write_tiny_dataset(data_dir / "cxr")),
         **LENIENT_GATES,
     )
-    yield SimpleNamespace(url=base, log=server.log)
+    yield SimpleNamespace(url=base, log=server.log, data_dir=data_dir)
     server.kill()
 
 
@@ -136,3 +138,80 @@ def test_admin_trains_watches_compares_and_promotes(modelops_portal, new_page, a
     assert not page.is_disabled("#rollback")
     page.screenshot(path=str(artifacts / "modelops-04-promoted.png"), full_page=True)
     assert run_id
+
+
+# A run a worker has claimed but that has not finished its first epoch (no worker touches it:
+# the test plays the worker's progress reports, which the page follows by polling status.json).
+RUNNING = """
+from django.utils import timezone
+from apps.accounts.models import User
+from apps.modelops.models import TrainingRun
+now = timezone.now()
+run = TrainingRun.objects.create(params={"architecture": "cxr_tiny", "tier": "quick", "augmentation": "none"},
+    status="running", started_at=now - timezone.timedelta(seconds=20), heartbeat_at=now, logs="data exported\\n",
+    started_by=User.objects.get(username="ops-admin"))
+print(run.pk)
+"""
+REPORT = """
+from apps.modelops.models import TrainingRun
+from apps.modelops.services.training import _progress_reporter
+report = _progress_reporter(TrainingRun.objects.get(pk={run_id}))
+report({{"phase": "step", "epoch": 1, "epochs": 2, "step": 3, "steps_per_epoch": 4, "loss": 1.1}})
+report({{"phase": "epoch", "epoch": 1, "epochs": 2, "train_loss": 0.93, "val_loss": 0.87, "val_accuracy": 0.5}})
+"""
+
+
+def _shell(process_tools, portal, code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=process_tools.root,
+        env=process_tools.embedded_env(portal.data_dir),
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout.strip()
+
+
+def test_run_page_waits_for_the_first_epoch_streams_the_log_and_confirms_cancel(
+    modelops_portal, new_page, artifacts, process_tools
+):
+    run_id = _shell(process_tools, modelops_portal, RUNNING).splitlines()[-1]
+    page = new_page(modelops_portal.url, websockets=False)
+    log_in(page, "ops-admin", PASSWORD)
+    for name, viewport in VIEWPORTS.items():
+        page.set_viewport_size(viewport)
+        assert page.goto(f"/modelops/runs/{run_id}/").status == 200, (run_id, page.url)
+        assert page.get_attribute("#run-progress", "data-state") == "waiting_first_epoch"
+        assert page.inner_text("#run-state") == "Waiting for the first epoch…"
+        assert page.evaluate("document.getElementById('run-progress-bar').value") == 0
+        assert page.inner_text("#run-eta") == "estimating…"
+        elapsed = page.inner_text("#run-elapsed")
+        assert re.fullmatch(r"\d+ s|\d+ min \d\d s", elapsed), elapsed
+        page.wait_for_function(  # the elapsed clock ticks between the server's updates
+            "(shown) => document.getElementById('run-elapsed').textContent !== shown", arg=elapsed
+        )
+        page.screenshot(path=str(artifacts / f"modelops-05-run-waiting-{name}.png"), full_page=True)
+    _assert_accessible(page)
+
+    # The worker reports a step and then the first epoch: the page follows, the log streams.
+    _shell(process_tools, modelops_portal, REPORT.format(run_id=run_id))
+    page.wait_for_function("() => document.getElementById('run-progress').dataset.state === 'training'")
+    page.wait_for_function("() => document.getElementById('run-logs').textContent.includes('train_loss=0.93')")
+    assert page.inner_text("#run-state") == "Training" and page.inner_text("#run-percent") == "50 %"
+    assert page.inner_text("#run-eta").startswith("about ")
+    assert "data exported" in page.inner_text("#run-logs")  # the earlier lines stay
+    assert page.locator("#curve-loss polyline").count() >= 1
+    page.screenshot(path=str(artifacts / "modelops-06-run-training-desktop.png"), full_page=True)
+
+    # Cancel asks first: dismissed, nothing happens; accepted, a message says what follows.
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))
+    page.click("#cancel-run")
+    assert asked and asked[0].startswith(f"Cancel training run #{run_id}?")
+    assert page.is_visible("#cancel-run") and "Cancel requested" not in page.inner_text("main")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("#cancel-run")
+    page.wait_for_selector(f"text=Cancel requested: run #{run_id} stops after its current step.")
+    page.screenshot(path=str(artifacts / "modelops-07-run-cancel-requested-desktop.png"), full_page=True)

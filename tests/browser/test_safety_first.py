@@ -116,6 +116,7 @@ def test_heatmap_overlay_is_off_by_default_and_the_patient_page_leads_with_the_r
         _images_loaded(doctor, "viewer-image", "viewer-overlay")
         assert not _shown(doctor, "viewer-overlay"), "the heat-map must be off when the page opens"
         assert not doctor.is_checked("#viewer-heatmap")
+        assert _shown(doctor, "heatmap-legend") and "low attention" in doctor.text_content("#heatmap-legend")
         doctor.check("#viewer-heatmap")
         assert _shown(doctor, "viewer-overlay")
         doctor.screenshot(path=str(artifacts / f"safety-02-review-overlay-on-{name}.png"), full_page=True)

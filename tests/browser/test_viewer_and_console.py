@@ -8,7 +8,8 @@
   threshold, not every non-normal label) and its label filter offers only the model's classes;
 - "Save & next" saves, then claims and opens the next study in worklist order;
 - an admin lands on the operations console after logging in; Compare is enabled only for two
-  different versions; the comparison page has a difference column and pass/fail gate badges.
+  different versions; the comparison page has a difference column, the better value highlighted,
+  pass/fail gate badges, the AUC in the ROC legend and the confusion matrices side by side.
 
 The studies are seeded straight into the database (known probabilities, no pipeline), before
 the server starts. Screenshots: $DEEPMED_DATA_DIR/test-artifacts/browser/ui16-*.png.
@@ -313,4 +314,15 @@ def test_admin_lands_on_console_and_compares_two_different_versions(ui_portal, n
         assert "{" not in gates and "True" not in gates and "False" not in gates
         assert re.search(r"(pass|fail)", gates)
         assert page.locator("#confusions table").count() == 2
+        # The better value is highlighted and said in words; the ROC legend carries each AUC.
+        better = page.locator("#metrics td.better")
+        assert better.count() >= 1 and "✓ better" in better.first.inner_text()
+        plain = page.locator("#metrics tbody td.num:not(.better):not(.diff)").first
+        background = "(el) => getComputedStyle(el).backgroundColor"
+        assert better.first.evaluate(background) != plain.evaluate(background)
+        legend = page.eval_on_selector_all("#roc-chart text", "ts => ts.map(t => t.textContent)")
+        assert sum(bool(re.search(r"\(AUC \d\.\d{3}\)", t)) for t in legend) >= 2, legend
+        if name == "desktop":  # the two confusion matrices side by side
+            first, second = (page.locator("#confusions table").nth(i).bounding_box() for i in (0, 1))
+            assert abs(first["y"] - second["y"]) <= 1 and second["x"] >= first["x"] + first["width"]
         page.screenshot(path=str(artifacts / f"ui16-07-compare-{name}.png"), full_page=True)
