@@ -60,6 +60,10 @@
   }
 
   function curves(history) {
+    // Until the first epoch there is nothing to draw: a note instead of two empty charts.
+    ["curve-loss", "curve-accuracy"].forEach((id) => { const svg = document.getElementById(id); if (svg) svg.toggleAttribute("hidden", !history.length); });  // an SVG element has no .hidden property
+    const empty = document.getElementById("curves-empty");
+    if (empty) empty.hidden = history.length > 0;
     const series = (key, name) => ({ name, points: history.filter((h) => h[key] !== undefined && h[key] !== null).map((h) => [h.epoch, h[key]]) });
     drawLines(document.getElementById("curve-loss"), [series("train_loss", "train loss"), series("val_loss", "val loss")].filter((s) => s.points.length), { xlabel: "epoch" });
     drawLines(document.getElementById("curve-accuracy"), [series("train_accuracy", "train acc"), series("val_accuracy", "val acc"), series("val_macro_f1", "val macro-F1")].filter((s) => s.points.length), { xlabel: "epoch", y0: 0, y1: 1 });

@@ -187,6 +187,7 @@ def test_run_page_waits_for_the_first_epoch_streams_the_log_and_confirms_cancel(
         assert page.inner_text("#run-state") == "Waiting for the first epoch…"
         assert page.evaluate("document.getElementById('run-progress-bar').value") == 0
         assert page.inner_text("#run-eta") == "estimating…"
+        assert page.is_visible("#curves-empty") and page.is_hidden("#curve-loss")  # no empty charts yet
         elapsed = page.inner_text("#run-elapsed")
         assert re.fullmatch(r"\d+ s|\d+ min \d\d s", elapsed), elapsed
         page.wait_for_function(  # the elapsed clock ticks between the server's updates
@@ -202,7 +203,8 @@ def test_run_page_waits_for_the_first_epoch_streams_the_log_and_confirms_cancel(
     assert page.inner_text("#run-state") == "Training" and page.inner_text("#run-percent") == "50 %"
     assert page.inner_text("#run-eta").startswith("about ")
     assert "data exported" in page.inner_text("#run-logs")  # the earlier lines stay
-    assert page.locator("#curve-loss polyline").count() >= 1
+    assert page.locator("#curve-loss polyline").count() >= 1 and page.is_visible("#curve-loss")
+    assert page.is_hidden("#curves-empty")
     page.screenshot(path=str(artifacts / "modelops-06-run-training-desktop.png"), full_page=True)
 
     # Cancel asks first: dismissed, nothing happens; accepted, a message says what follows.
