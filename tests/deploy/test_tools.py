@@ -138,3 +138,26 @@ def test_latency_benchmark_reads_server_timestamps_and_summarises_them():
     empty = bench.summarise([], elapsed_s=0.0, rate=1.0)
     assert empty["predicted"] == 0 and empty["throughput_per_s"] is None
     assert empty["upload_to_prediction_ms"]["p50"] is None
+
+
+def test_tabular_predict_benchmark_times_the_api_services_and_model(tmp_path):
+    """bench_tabular_predict on a generated table: a champion set up the product's way, then timed requests."""
+    import json
+    import subprocess
+    import sys
+
+    out = tmp_path / "figures.json"
+    proc = subprocess.run(
+        [sys.executable, str(TOOLS / "bench_tabular_predict.py"), "--synthetic", "--rows", "120"]
+        + ["--requests", "4", "--json", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    figures = json.loads(out.read_text())
+    assert figures["source"] == "generated (120 rows)" and figures["requests"] == 4
+    for key in ("api_ms", "services_predict_ms", "model_predict_top_ms", "model_predict_no_contributions_ms"):
+        assert 0 < figures[key]["p50"] <= figures[key]["p99"]
+    assert figures["under_target"] == (figures["api_ms"]["p50"] < figures["target_ms"])
+    assert "API POST (one row)" in proc.stdout
