@@ -114,7 +114,9 @@
       status.className = "badge status-" + job.status;
       status.textContent = job.status;
       const p = job.progress || {};
-      if (p.epoch !== undefined) document.getElementById("run-epoch").textContent = `epoch ${p.epoch}${p.epochs ? " / " + p.epochs : ""}${p.phase ? " · " + p.phase : ""}`;
+      // "step"/"epoch" are the loop's own phases; only the stages after training are worth naming.
+      const stage = { evaluating: "evaluating", packaging: "packaging" }[p.phase];
+      if (p.epoch !== undefined) document.getElementById("run-epoch").textContent = `epoch ${p.epoch}${p.epochs ? " / " + p.epochs : ""}${stage ? " · " + stage : ""}`;
       curves(p.history || []);
       applyTiming(job.timing, job.status);
       if (logs && typeof job.logs_tail === "string" && job.logs_tail) {

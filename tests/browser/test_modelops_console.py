@@ -202,6 +202,7 @@ def test_run_page_waits_for_the_first_epoch_streams_the_log_and_confirms_cancel(
     page.wait_for_function("() => document.getElementById('run-logs').textContent.includes('train_loss=0.93')")
     assert page.inner_text("#run-state") == "Training" and page.inner_text("#run-percent") == "50 %"
     assert page.inner_text("#run-eta").startswith("about ")
+    assert page.inner_text("#run-epoch") == "epoch 1 / 2"  # the loop's own phase word is not shown
     assert "data exported" in page.inner_text("#run-logs")  # the earlier lines stay
     assert page.locator("#curve-loss polyline").count() >= 1 and page.is_visible("#curve-loss")
     assert page.is_hidden("#curves-empty")
