@@ -34,18 +34,14 @@ REPO = Path(__file__).resolve().parents[2]
 HEART = REPO.parent / "shared" / "data" / "tabular" / "heart_disease" / "heart_cleveland.csv"
 TARGET_MS = 20.0
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from patient_client import percentiles  # noqa: E402  (a sibling script, not a package)
+
 
 def percentiles_ms(seconds: list[float]) -> dict[str, float | None]:
-    """Nearest-rank p50/p95/p99 and the mean, in milliseconds (None without samples)."""
-    if not seconds:
-        return {"p50": None, "p95": None, "p99": None, "mean": None}
-    ordered = sorted(seconds)
-
-    def rank(q: float) -> float:
-        index = max(0, min(len(ordered) - 1, int(-(-q * len(ordered) // 100)) - 1))
-        return round(ordered[index] * 1000, 2)
-
-    return {"p50": rank(50), "p95": rank(95), "p99": rank(99), "mean": round(sum(ordered) / len(ordered) * 1000, 2)}
+    """The load tools' nearest-rank p50/p95/p99 (patient_client.percentiles) and the mean, in ms."""
+    mean = round(sum(seconds) / len(seconds) * 1000, 2) if seconds else None
+    return {**percentiles(seconds), "mean": mean}
 
 
 def timed(fn, rows: list[dict]) -> list[float]:

@@ -115,7 +115,7 @@
       status.textContent = job.status;
       const p = job.progress || {};
       // "step"/"epoch" are the loop's own phases; only the stages after training are worth naming.
-      const stage = { evaluating: "evaluating", packaging: "packaging" }[p.phase];
+      const stage = ["evaluating", "packaging"].includes(p.phase) ? p.phase : "";
       if (p.epoch !== undefined) document.getElementById("run-epoch").textContent = `epoch ${p.epoch}${p.epochs ? " / " + p.epochs : ""}${stage ? " · " + stage : ""}`;
       curves(p.history || []);
       applyTiming(job.timing, job.status);
