@@ -15,6 +15,10 @@ take the server down:
 * DICOM transfer syntaxes are an allow-list; the rest is refused by name;
 * working copies are uint8/uint16 (float32 only once shrunk): the decoded picture is
   shrunk early to at most ``max_output_side`` (the model reads 224 px, the viewer ~2048);
+* the structure is bounded before any parser builds objects from it: DICOM elements read
+  (``DICOM_MAX_READS``), the length of every attribute the decode reads, encapsulated fragments
+  and offset tables; PNG chunks and JPEG marker segments and scans (a Python object per element,
+  chunk or marker, or a pass over every coefficient per scan, is what a small file multiplies);
 * ``DecodeSlots`` caps how many decodes run at once in a process.
 
 Identifying text in the pixels cannot be stripped like a tag: a DICOM whose header says text is
@@ -384,6 +388,18 @@ def _decode_raster(data: bytes, fmt: str, limits: _Limits) -> DecodedImage:
 DICOM_HEADER_BUDGET = 8 * 1024 * 1024
 DICOM_TRAILER_MARGIN = 1024 * 1024
 _INFLATE_INPUT_STEP = 64 * 1024
+# pydicom builds a Python object (~300 bytes, ~4 us) for every element it reads, nested ones
+# included: 1 MB of 8-byte elements is ~130,000 of them. Every element costs at least one read
+# of the stream, so reads are what is bounded (a chest X-ray header has a few hundred elements;
+# encapsulated pixel data is read in 8 KB steps, ~4,000 reads for 30 MB).
+DICOM_MAX_READS = 60_000
+# Attributes the decode reads are converted value by value (a DS "1\\1\\..." of 2 MB becomes a
+# million Python floats, ~450 MB): longer than this, the file is refused before any is converted.
+DICOM_MAX_VALUE_LENGTH = 1024
+DICOM_MAX_LUT_DATA_LENGTH = 2 * 65536  # a LUT has at most 65,536 entries of 16 bits (PS3.3 C.11.1.1)
+# Encapsulated pixel data: fragments walked to find the first frame (a 30 MB frame in 8 KB
+# fragments is ~4,000); a Basic Offset Table has one entry per frame or none (PS3.5 A.4).
+DICOM_MAX_FRAGMENTS = 16_384
 
 # PixelData, FloatPixelData, DoubleFloatPixelData -> bits per sample (0: from BitsAllocated)
 _PIXEL_TAGS = {0x7FE00010: 0, 0x7FE00008: 32, 0x7FE00009: 64}
@@ -413,6 +429,22 @@ _PILLOW_SYNTAXES = {
 }
 
 
+class _BoundedReads(io.BytesIO):
+    """A BytesIO that allows at most ``DICOM_MAX_READS`` reads: pydicom's parser reads at least
+    once per element, nested sequences included, so the objects it builds are bounded whatever
+    the structure (``stop_when`` only sees top-level elements)."""
+
+    reads_left = DICOM_MAX_READS
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.reads_left -= 1
+        if self.reads_left < 0:
+            raise ImageIntakeError(
+                CORRUPT_IMAGE, "The DICOM file has far more elements than an image needs; it was not read."
+            )
+        return super().read(size)
+
+
 class _CappedInflater:
     """The raw-deflate dataset of a Deflated DICOM (PS3.5 A.5), inflated on demand into
     ``buffer`` and never past the size asked for. Input is fed in small steps so that
@@ -423,7 +455,7 @@ class _CappedInflater:
         self._source = compressed
         self._position = 0
         self._tail = b""
-        self.buffer = io.BytesIO()
+        self.buffer = _BoundedReads()
 
     def inflate_to(self, size: int) -> int:
         """Grow ``buffer`` to ``size`` bytes (fewer if the stream ends first); its new size."""
@@ -496,7 +528,7 @@ def _read_dicom(data: bytes, limits: _Limits, phi_policy: _PixelPhiPolicy):
     from pydicom.dataset import FileMetaDataset
     from pydicom.filereader import read_dataset
 
-    fp = io.BytesIO(data)  # shares ``data``: no copy
+    fp = _BoundedReads(data)  # shares ``data``: no copy
     fp.seek(DICOM_MAGIC_OFFSET + len(DICOM_MAGIC))
     meta = FileMetaDataset(read_dataset(fp, False, True, stop_when=lambda tag, vr, length: tag >> 16 != 2))
     syntax = meta.get("TransferSyntaxUID")
@@ -509,6 +541,7 @@ def _read_dicom(data: bytes, limits: _Limits, phi_policy: _PixelPhiPolicy):
     if syntax == _DEFLATED_SYNTAX:
         inflater = _CappedInflater(memoryview(data)[fp.tell() :])
         inflater.inflate_to(DICOM_HEADER_BUDGET)
+        inflater.buffer.reads_left = fp.reads_left  # one budget for the whole file
         fp = inflater.buffer
         fp.seek(0)
 
@@ -527,6 +560,7 @@ def _read_dicom(data: bytes, limits: _Limits, phi_policy: _PixelPhiPolicy):
             raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM header is too large or the file is corrupt.")
         raise ImageIntakeError(DICOM_NO_PIXEL_DATA, "The DICOM file contains no image (no pixel data).")
     (tag, length), offset = declared[0], fp.tell()
+    _check_value_lengths(ds)  # before any value is converted (the policy below reads some)
     _refuse_identifying_pixels(ds, phi_policy)  # from the header alone: no pixel is read for a refusal
 
     rows, cols, frames, expected = _declared_geometry(ds, tag, limits)
@@ -546,7 +580,8 @@ def _read_dicom(data: bytes, limits: _Limits, phi_policy: _PixelPhiPolicy):
             )
 
     fp.seek(offset)
-    rest = read_dataset(fp, implicit, little)  # the pixel data and any trailing elements
+    # The pixel data element only: trailing elements (padding, signatures) are never needed.
+    rest = read_dataset(fp, implicit, little, stop_when=lambda next_tag, vr, length: next_tag != tag)
     del fp, inflater  # drop the inflated stream (if any) before decoding
     if native and (tag not in rest or len(rest[tag].value or b"") != length):
         raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM pixel data is corrupt or truncated.")
@@ -613,6 +648,60 @@ def _refuse_identifying_pixels(ds, phi_policy: _PixelPhiPolicy) -> None:
             "This DICOM file is a secondary capture (a screenshot, scan or conversion of an image), whose "
             "pixels often show a name or patient ID. Please send the original radiograph.",
         )
+
+
+# Every attribute the decode reads, by us (geometry, technical tags, identifying-text signals) or by
+# pydicom (pixel module, modality and VOI LUTs, windows), and the LUT sequences it reads items of.
+_READ_KEYWORDS = frozenset(
+    {
+        *DICOM_TECHNICAL_TAGS,
+        "PlanarConfiguration",
+        "VOILUTFunction",
+        "BurnedInAnnotation",
+        "SOPClassUID",
+        "ImageType",
+        "ConversionType",
+        "ExtendedOffsetTable",
+        "ExtendedOffsetTableLengths",
+    }
+)
+_LUT_SEQUENCES = ("ModalityLUTSequence", "VOILUTSequence")
+_LUT_ITEM_KEYWORDS = ("LUTDescriptor", "LUTExplanation", "ModalityLUTType")
+
+
+def _check_value_lengths(ds) -> None:
+    """Refuse an attribute the decode reads whose value is implausibly long, from its raw length:
+    pydicom converts a value item by item (Python objects of ~100 bytes for 2 bytes of "1\\"),
+    and a sequence stored as UN is parsed only when read, outside ``DICOM_MAX_READS``."""
+    for keyword in _READ_KEYWORDS:
+        _check_raw_length(ds, keyword, DICOM_MAX_VALUE_LENGTH)
+    for keyword in _LUT_SEQUENCES:
+        if _check_raw_length(ds, keyword, DICOM_MAX_LUT_DATA_LENGTH + DICOM_MAX_VALUE_LENGTH):
+            continue  # raw and short (a UN sequence): its converted items are small too
+        for item in ds.get(keyword) or ():
+            for item_keyword in _LUT_ITEM_KEYWORDS:
+                _check_raw_length(item, item_keyword, DICOM_MAX_VALUE_LENGTH)
+            _check_raw_length(item, "LUTData", DICOM_MAX_LUT_DATA_LENGTH)
+
+
+def _check_raw_length(ds, keyword: str, limit: int) -> bool:
+    """Refuse ``keyword``'s value when longer than ``limit`` bytes; True when it is still raw
+    (unconverted) bytes."""
+    from pydicom.datadict import tag_for_keyword
+    from pydicom.dataelem import RawDataElement
+
+    tag = tag_for_keyword(keyword)
+    if tag is None or tag not in ds:
+        return False
+    elem = ds.get_item(tag)
+    if not isinstance(elem, RawDataElement):
+        return False
+    length = len(elem.value) if isinstance(elem.value, (bytes, bytearray)) else elem.length
+    if length > limit:
+        raise ImageIntakeError(
+            CORRUPT_IMAGE, f"The DICOM attribute {keyword} is implausibly long ({length:,} bytes); it was not read."
+        )
+    return True
 
 
 def _check_transfer_syntax(syntax) -> None:

@@ -318,6 +318,161 @@ def make_deflated_dicom_bomb(
     return b"".join(parts)
 
 
+IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
+_PIXEL_DATA_TAG = b"\xe0\x7f\x10\x00"  # (7FE0,0010), little endian
+
+
+def _insert_before_pixel_data(data: bytes, raw: bytes) -> bytes:
+    """``data`` (a little-endian DICOM) with raw element bytes inserted just before PixelData."""
+    at = data.index(_PIXEL_DATA_TAG)
+    return data[:at] + raw + data[at:]
+
+
+def _undefined_length_sequence(tag: tuple[int, int], body: bytes) -> bytes:
+    """An explicit VR SQ of undefined length holding one undefined-length item with ``body``."""
+    return (
+        struct.pack("<HH2sHI", *tag, b"SQ", 0, 0xFFFFFFFF)
+        + struct.pack("<HHI", 0xFFFE, 0xE000, 0xFFFFFFFF)
+        + body
+        + struct.pack("<HHIHHI", 0xFFFE, 0xE00D, 0, 0xFFFE, 0xE0DD, 0)
+    )
+
+
+def make_dicom_many_elements(count: int, *, nested: bool = False) -> bytes:
+    """A 64x64 DICOM whose header holds ``count`` empty private elements (8 bytes each: 1 MB is
+    ~130,000), at the top level or inside one sequence item (``nested``)."""
+    tags = ((group, element) for group in range(0x0009, 0x7FDF, 2) for element in range(0x1000, 0x10000))
+    body = b"".join(struct.pack("<HH2sH", *tag, b"SH", 0) for tag, _ in zip(tags, range(count), strict=False))
+    if nested:
+        body = _undefined_length_sequence((0x0009, 0x0FFF), body)
+    return _insert_before_pixel_data(make_dicom_bytes(rows=64, columns=64), body)
+
+
+def make_dicom_nested_sequences(depth: int) -> bytes:
+    """A 64x64 DICOM with ``depth`` sequences nested in each other (undefined lengths)."""
+    open_level = struct.pack("<HH2sHIHHI", 0x0009, 0x1010, b"SQ", 0, 0xFFFFFFFF, 0xFFFE, 0xE000, 0xFFFFFFFF)
+    close_level = struct.pack("<HHIHHI", 0xFFFE, 0xE00D, 0, 0xFFFE, 0xE0DD, 0)
+    return _insert_before_pixel_data(make_dicom_bytes(rows=64, columns=64), open_level * depth + close_level * depth)
+
+
+def make_dicom_long_value(tag: tuple[int, int], count: int, item: bytes = b"1") -> bytes:
+    """An Implicit VR (4-byte lengths) 64x64 DICOM whose attribute ``tag`` holds ``count`` values
+    ``item`` ("1\\1\\..."): e.g. (0028,1050) WindowCenter, a DS converted value by value."""
+    pixels = make_xray_like_pixels(64).astype("<u2").tobytes()
+    data = make_dicom_bytes(rows=64, columns=64, transfer_syntax=IMPLICIT_VR_LITTLE_ENDIAN, pixel_data=pixels)
+    value = b"\\".join([item] * count)
+    value += b" " * (len(value) % 2)
+    return _insert_before_pixel_data(data, struct.pack("<HHI", *tag, len(value)) + value)
+
+
+def _fragment(payload: bytes) -> bytes:
+    payload += b"\0" * (len(payload) % 2)
+    return struct.pack("<HHI", 0xFFFE, 0xE000, len(payload)) + payload
+
+
+def encapsulate_raw(fragments: list[bytes], *, offsets: bytes = b"") -> bytes:
+    """Encapsulated pixel data as written, lies included: a Basic Offset Table item holding
+    ``offsets`` (raw), the fragments, the sequence delimiter."""
+    return _fragment(offsets) + b"".join(_fragment(f) for f in fragments) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+
+
+def make_jpeg_dicom(pixel_data: bytes, *, frames: int = 1, side: int = 256, extended_offsets: bytes = b"") -> bytes:
+    """A side x side JPEG-baseline DICOM with raw encapsulated ``pixel_data``, and with
+    ``extended_offsets`` an Extended Offset Table (7FE0,0001) of that content (lengths: the rest
+    of the pixel data)."""
+    data = make_dicom_bytes(
+        rows=side,
+        columns=side,
+        transfer_syntax=JPEG_BASELINE,
+        pixel_data=pixel_data,
+        header={"NumberOfFrames": frames} if frames != 1 else None,
+    )
+    if extended_offsets:
+        lengths = struct.pack(f"<{len(extended_offsets) // 8}Q", *[len(pixel_data)] * (len(extended_offsets) // 8))
+        data = _insert_before_pixel_data(
+            data,
+            struct.pack("<HH2sHI", 0x7FE0, 0x0001, b"OV", 0, len(extended_offsets))
+            + extended_offsets
+            + struct.pack("<HH2sHI", 0x7FE0, 0x0002, b"OV", 0, len(lengths))
+            + lengths,
+        )
+    return data
+
+
+def make_dicom_offset_table_bomb(entries: int) -> bytes:
+    """A JPEG-baseline DICOM (one frame) whose Basic Offset Table claims ``entries`` frames
+    (4 bytes each, distinct values: each becomes its own Python int when parsed)."""
+    offsets = np.arange(1000, 1000 + entries, dtype="<u4").tobytes()
+    return make_jpeg_dicom(encapsulate_raw([make_jpeg_bytes(256, 256)], offsets=offsets))
+
+
+def make_dicom_many_fragments(count: int, *, frames: int = 2) -> bytes:
+    """A multi-frame JPEG-baseline DICOM without offset table: one real frame, then ``count``
+    2-byte fragments (10 bytes each)."""
+    return make_jpeg_dicom(encapsulate_raw([make_jpeg_bytes(256, 256)] + [b"\0\0"] * count), frames=frames)
+
+
+def make_dicom_hidden_frame(hidden: bytes) -> bytes:
+    """A 256x256 JPEG-baseline DICOM whose offset table and fragments say frame 0 is a genuine
+    256x256 JPEG, and whose Extended Offset Table points at ``hidden`` instead."""
+    genuine = make_jpeg_bytes(256, 256)
+    offset = 8 + len(genuine) + len(genuine) % 2  # from the first fragment's item tag
+    return make_jpeg_dicom(encapsulate_raw([genuine, hidden]), extended_offsets=struct.pack("<Q", offset))
+
+
+def make_flat_jpeg(width: int, height: int, *, progressive: bool = False, mode: str = "L") -> bytes:
+    """A one-colour JPEG: a large picture in a few KB (~0.15 bit per pixel)."""
+    buf = io.BytesIO()
+    Image.new(mode, (width, height), 100 if mode == "L" else (100,) * len(mode)).save(
+        buf, format="JPEG", quality=50, progressive=progressive
+    )
+    return buf.getvalue()
+
+
+def make_j2k_frame(width: int, height: int, *, mode: str = "L") -> bytes:
+    """A lossless JPEG 2000 codestream of a one-colour picture (``mode`` L, I;16, RGB, RGBA...)."""
+    buf = io.BytesIO()
+    Image.new(mode, (width, height)).save(buf, format="JPEG2000", irreversible=False, no_jp2=True)
+    return buf.getvalue()
+
+
+def make_j2k_dicom(frame: bytes, *, rows: int, columns: int, bits: int = 8) -> bytes:
+    """A one-sample (greyscale) JPEG 2000 DICOM of rows x columns whose frame is ``frame``."""
+    from pydicom.encaps import encapsulate
+
+    header = {"BitsAllocated": bits, "BitsStored": bits, "HighBit": bits - 1}
+    return make_dicom_bytes(
+        rows=rows, columns=columns, transfer_syntax=JPEG_2000_LOSSLESS, pixel_data=encapsulate([frame]), header=header
+    )
+
+
+def make_jpeg_marker_flood(count: int) -> bytes:
+    """A 256x256 JPEG with ``count`` empty APP5 segments (4 bytes each) before its frame."""
+    jpeg = make_jpeg_bytes(256, 256)
+    return jpeg[:2] + b"\xff\xe5\x00\x02" * count + jpeg[2:]
+
+
+def make_jpeg_many_scans(side: int, scans: int) -> bytes:
+    """A progressive side x side one-colour JPEG whose last scan is repeated to ``scans`` extra
+    scans: each one is a pass over the whole coefficient buffer for a few bytes of input."""
+    jpeg = make_flat_jpeg(side, side, progressive=True)
+    last_scan = jpeg[jpeg.rindex(b"\xff\xda") : -2]  # SOS segment and its entropy-coded data, before EOI
+    return jpeg[:-2] + last_scan * scans + b"\xff\xd9"
+
+
+def make_png_chunk_flood(count: int, *, kind: bytes = b"aaAa") -> bytes:
+    """A 256x256 PNG with ``count`` empty ancillary chunks (12 bytes each) before its IDAT;
+    ``kind`` b"tEXt" makes them text chunks (each with its own key)."""
+    png = make_xray_like_png(256)
+    payloads = [b"k%d\0" % k for k in range(count)] if kind == b"tEXt" else [b""] * count
+    chunks = b"".join(
+        struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+        for payload in payloads
+    )
+    at = png.index(b"IDAT") - 4
+    return png[:at] + chunks + png[at:]
+
+
 @dataclass(frozen=True)
 class IntakeCase:
     """One upload for the intake tests and benchmark: ``expected`` is the ml_core error code,
@@ -333,6 +488,7 @@ def intake_cases(*, full_scale: bool = False) -> list[IntakeCase]:
     """Hostile inputs of every class, and the largest legitimate ones. ``full_scale`` makes the
     deflated bomb as large as in the security report (400 MB inflated); tests use 64 MB."""
     bomb_mb = 400 if full_scale else 64
+    flood = 3_500_000 if full_scale else 200_000  # tiny elements/values/markers; full scale ~28 MB
     tiny = np.zeros((2, 2))
     pixels = 256 * 256
     return [
@@ -404,6 +560,30 @@ def intake_cases(*, full_scale: bool = False) -> list[IntakeCase]:
         ),
         IntakeCase(
             "dicom_garbage", lambda: b"\0" * 128 + b"DICM" + b"\xff" * 300, "corrupt_image", "garbage after DICM"
+        ),
+        IntakeCase(
+            "dicom_element_flood",
+            lambda: make_dicom_many_elements(flood),
+            "corrupt_image",
+            f"{flood:,} empty private elements (8 bytes each)",
+        ),
+        IntakeCase(
+            "dicom_element_flood_nested",
+            lambda: make_dicom_many_elements(flood, nested=True),
+            "corrupt_image",
+            f"{flood:,} empty elements inside one sequence item",
+        ),
+        IntakeCase(
+            "dicom_nested_sequences",
+            lambda: make_dicom_nested_sequences(5_000),
+            "corrupt_image",
+            "5,000 sequences nested in each other",
+        ),
+        IntakeCase(
+            "dicom_window_center_flood",
+            lambda: make_dicom_long_value((0x0028, 0x1050), 4 * flood),
+            "corrupt_image",
+            f"implicit VR WindowCenter of {4 * flood:,} values",
         ),
         IntakeCase(
             "png_16bit_7000",

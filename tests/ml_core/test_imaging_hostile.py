@@ -7,6 +7,7 @@ own image memory; the RSS view is in ``python -m ml_core.bench_intake``). No tim
 from __future__ import annotations
 
 import io
+import struct
 import tracemalloc
 
 import numpy as np
@@ -23,6 +24,9 @@ from ml_core.testing import (
     intake_cases,
     make_deflated_dicom_bomb,
     make_dicom_bytes,
+    make_dicom_long_value,
+    make_dicom_many_elements,
+    make_dicom_nested_sequences,
     make_jpeg_bytes,
     make_jpeg_claiming,
     make_large_xray_values,
@@ -132,6 +136,54 @@ def test_multi_frame_dicom_within_limits_shows_its_first_frame():
     others = np.zeros((3, 256, 256), np.uint16)
     data = make_dicom_bytes(frames=4, pixel_data=np.concatenate([first[None], others]).tobytes())
     assert _correlation(decode_image(data).pixels, first) > 0.999
+
+
+# --- DICOM structure: bounded before pydicom builds objects from it ---------------------------
+
+
+@pytest.mark.parametrize("nested", [False, True], ids=["top-level", "in-a-sequence-item"])
+def test_a_flood_of_tiny_elements_is_refused_before_it_is_parsed(nested):
+    # 1,000,000 empty elements in 7.6 MB cost 283 MB and 4.3 s to parse (one Python object each).
+    data = make_dicom_many_elements(200_000, nested=nested)
+    error, peak_mb = _traced(lambda: decode_image(data))
+    assert isinstance(error, ImageIntakeError) and error.code == "corrupt_image"
+    assert "elements" in error.message
+    assert peak_mb < 40
+
+
+def test_a_header_with_many_elements_within_the_budget_still_decodes():
+    assert decode_image(make_dicom_many_elements(5_000)).pixels.shape == (64, 64)
+
+
+def test_deeply_nested_sequences_are_a_clean_refusal():
+    # pydicom parses sequences recursively: the RecursionError must not escape.
+    error, peak_mb = _traced(lambda: decode_image(make_dicom_nested_sequences(5_000)))
+    assert isinstance(error, ImageIntakeError) and error.code == "corrupt_image"
+    assert peak_mb < 10
+    assert decode_image(make_dicom_nested_sequences(20)).pixels.shape == (64, 64)
+
+
+@pytest.mark.parametrize(
+    ("tag", "item"),
+    [((0x0028, 0x1050), b"1"), ((0x0008, 0x0008), b"A"), ((0x0028, 0x0030), b"1"), ((0x0028, 0x0010), b"1")],
+    ids=["WindowCenter", "ImageType", "PixelSpacing", "Rows"],
+)
+def test_a_read_attribute_with_a_huge_value_is_refused_before_conversion(tag, item):
+    # 1,000,000 values in 1.9 MB became 451 MB and 4.2 s of Python floats (19 MB: 3.9 GB, 26 s).
+    data = make_dicom_long_value(tag, 1_000_000, item)
+    error, peak_mb = _traced(lambda: decode_image(data))
+    assert isinstance(error, ImageIntakeError) and error.code == "corrupt_image"
+    assert "implausibly long" in error.message
+    assert peak_mb < 10
+
+
+def test_trailing_elements_after_the_pixel_data_are_not_parsed():
+    data = make_dicom_many_elements(0) + b"".join(
+        struct.pack("<HH2sH", 0xFFFB - 2 * (k >> 16), k & 0xFFFF, b"SH", 0) for k in range(200_000)
+    )
+    decoded, peak_mb = _traced(lambda: decode_image(data))
+    assert not isinstance(decoded, ImageIntakeError), decoded
+    assert peak_mb < 10
 
 
 # --- transfer syntaxes: an allow-list -------------------------------------------------------
