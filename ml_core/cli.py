@@ -461,7 +461,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_evaluate)
 
     x = sub.add_parser("export", help="checkpoint -> calibrated, quantised package")
-    x.add_argument("--checkpoint", required=True)
+    x.add_argument(
+        "--checkpoint",
+        required=True,
+        help="a training checkpoint (.pt), or a package directory with torch weights to package anew",
+    )
     x.add_argument("--data", required=True, help="the training dataset (val: calibration/format choice; test: metrics)")
     x.add_argument("--out", required=True)
     x.add_argument("--name", default="cxr-model")

@@ -105,6 +105,18 @@ def averaging_lines(extra: dict[str, Any]) -> list[str]:
     return [f"- Weights: uniform average of {len(members)} models fine-tuned from one start (model soup): {named}."]
 
 
+def repackaging_lines(extra: dict[str, Any]) -> list[str]:
+    """One line naming the package whose weights were packaged anew (``ml_core export`` of a package)."""
+    source = extra.get("repackaged_from")
+    if not source:
+        return []
+    return [
+        f"- Packaging: the weights of {source.get('name')} v{source.get('version')} (served {source.get('format')}; "
+        f"torch weights sha256 `{source.get('torch_weights_sha256')}`), unchanged, exported, quantised and "
+        "calibrated anew."
+    ]
+
+
 def _training_hardware(train_cfg: dict[str, Any]) -> str:
     if train_cfg.get("device") == "cuda":
         amp = "bf16 AMP" if train_cfg.get("amp", True) else "fp32"
@@ -141,6 +153,7 @@ def render_model_card(
         f"ONNX parity vs torch (fp32 export): max abs logit difference {meta.onnx_parity_max_abs_diff}.",
         f"- Calibration: {calibration_line(meta)} (fitted on the validation split's NLL).",
         *averaging_lines(meta.extra),
+        *repackaging_lines(meta.extra),
         f"- Dataset snapshot (manifest sha256): `{meta.dataset_manifest_sha256}`.",
         f"- Training{' (the run whose epochs were averaged)' if meta.extra.get('averaged_from') else ''}: "
         f"tier `{train_cfg.get('tier')}`, "

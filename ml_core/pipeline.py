@@ -217,16 +217,19 @@ def build_package(
     *,
     train_history: list[dict[str, Any]] | None = None,
 ) -> PackageBuild:
-    """Export, pick the served format, fit the OOD gate, calibrate, evaluate, and save a package."""
+    """Export, pick the served format, fit the OOD gate, calibrate, evaluate, and save a package.
+
+    ``checkpoint`` is a training checkpoint, or a package directory with torch weights: its
+    weights are packaged anew through today's exporter, quantiser, OOD gate and calibration
+    (recorded as ``repackaged_from``)."""
     import torch
 
     from ml_core.models import classifier_weights
     from ml_core.package import recorded_parity, save_package
-    from ml_core.train import load_checkpoint_model
 
     cfg = cfg or PackageConfig()
     started = time.perf_counter()
-    model, ckpt = load_checkpoint_model(checkpoint)
+    model, ckpt = load_build_source(checkpoint)
     classes = list(ckpt["classes"])
     pre_cfg = PreprocessConfig.from_dict(ckpt["preprocess"])
     splits = load_splits(dataset, classes)
@@ -280,6 +283,7 @@ def build_package(
                 "augment": ckpt.get("augment"),
                 "initialisation": ckpt.get("initialisation") or {"kind": "random"},
                 **({"averaged_from": ckpt["averaged_from"]} if ckpt.get("averaged_from") else {}),
+                **({"repackaged_from": ckpt["repackaged_from"]} if ckpt.get("repackaged_from") else {}),
                 **cfg.extra,
             },
             torch_weights=torch_weights,
@@ -431,6 +435,35 @@ def compare_ood_gates(gates: dict[str, Any], session, pre_cfg, inliers, outliers
         report[name] = entry
     report["chosen"] = max(gates, key=lambda n: report[n]["xray_pass_rate"] + report[n]["overall_rejection_rate"])
     return report
+
+
+def load_build_source(source: str | Path) -> tuple[Any, dict[str, Any]]:
+    """(eval model, checkpoint dict) of a training checkpoint file or of a package directory that
+    carries torch weights; for a package, the checkpoint's fields come from its package.json."""
+    from ml_core.package import file_sha256
+    from ml_core.train import load_checkpoint_model
+
+    source = Path(source)
+    if not source.is_dir():
+        return load_checkpoint_model(source)
+    model, meta = load_package_torch_model(source)
+    extra = meta.extra
+    return model, {
+        "classes": list(meta.classes),
+        "preprocess": meta.preprocess.to_dict(),
+        "model_config": meta.model_config,
+        "manifest_sha256": meta.dataset_manifest_sha256,
+        "config": extra.get("train_config", {}),
+        "augment": extra.get("augment"),
+        "initialisation": extra.get("initialisation"),
+        "averaged_from": extra.get("averaged_from"),
+        "repackaged_from": {
+            "name": meta.name,
+            "version": meta.version,
+            "format": meta.format,
+            "torch_weights_sha256": file_sha256(source / meta.torch_weights),
+        },
+    }
 
 
 def load_package_torch_model(package_dir: str | Path):

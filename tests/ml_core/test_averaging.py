@@ -99,3 +99,28 @@ def test_an_averaged_checkpoint_packages_and_its_card_names_the_members(two_epoc
     card = render_model_card(build.package_dir)
     assert "uniform average of 2 models" in card
     assert file_sha256(first) in card and file_sha256(second) in card
+
+
+def test_a_package_can_be_packaged_anew_from_its_torch_weights(trained, tiny_data, tmp_path):
+    """``ml_core export --checkpoint <package dir>``: same weights, today's exporter; the card says so."""
+    result, _ = trained
+    source = load_package_meta(result.package_dir)
+    build = build_package(
+        result.package_dir,
+        tmp_path / "again",
+        load_dataset(tiny_data),
+        PackageConfig(name="cxr-again", version="2", format="fp32", **FAST_PACKAGE_SETTINGS),
+    )
+    meta = load_package_meta(build.package_dir)
+    weights_sha = file_sha256(result.package_dir / source.torch_weights)
+    assert meta.extra["repackaged_from"] == {
+        "name": source.name,
+        "version": source.version,
+        "format": source.format,
+        "torch_weights_sha256": weights_sha,
+    }
+    assert file_sha256(build.package_dir / meta.torch_weights) == weights_sha  # the weights are unchanged
+    assert meta.extra["initialisation"] == source.extra["initialisation"]
+    assert meta.dataset_manifest_sha256 == source.dataset_manifest_sha256
+    assert meta.metrics["test"]["macro_f1"] == pytest.approx(source.metrics["test"]["macro_f1"], abs=1e-6)
+    assert weights_sha in render_model_card(build.package_dir)

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from ml_core.export import OnnxParityError, export_onnx, read_export_info
+from ml_core.export import OnnxParityError, export_onnx, fold_pads_into_convs, freeze_same_padding, read_export_info
 from ml_core.imaging import decode_image
 from ml_core.models import ModelConfig, build_model, classifier_weights
 from ml_core.package import save_package
@@ -71,3 +71,82 @@ def test_parity_failure_is_raised(tmp_path):
     with pytest.raises(OnnxParityError):
         export_onnx(model, PreprocessConfig(image_size=32), tmp_path / "m.onnx", tolerance=-1.0)
     assert model.training  # export restores the caller's train/eval mode
+
+
+@pytest.mark.parametrize("image_size", [64, 67])  # 67: odd sizes give other paddings at every stride-2 conv
+def test_tf_same_padding_exports_as_a_plain_conv_graph_with_parity(tmp_path, image_size):
+    import onnx
+
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(architecture="tf_efficientnet_lite0", num_classes=3)).eval()
+    cfg = PreprocessConfig(image_size=image_size)
+    path = export_onnx(model, cfg, tmp_path / "lite0.onnx")
+
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert not ops & {"Pad", "Shape", "Gather", "Ceil"}  # no run-time padding arithmetic left
+    info = read_export_info(path)
+    assert info["pads_folded_into_convs"] == "5"  # the stem and four stride-2 depthwise convs
+    batch = np.random.default_rng(1).normal(size=(3, 3, image_size, image_size)).astype(np.float32)
+    logits, features = load_session_outputs(path, batch)
+    with torch.no_grad():
+        expected = model(torch.from_numpy(batch)).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4)
+    assert features.shape[0] == 3
+
+
+def load_session_outputs(path, batch):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(["logits", "features"], {"input": batch})
+
+
+def test_freeze_same_padding_copies_only_models_that_need_it():
+    from timm.layers import Conv2dSame
+
+    tiny = build_model(ModelConfig(architecture="cxr_tiny", num_classes=2))
+    assert freeze_same_padding(tiny, 64, 3) is tiny
+    lite = build_model(ModelConfig(architecture="tf_efficientnet_lite0", num_classes=2)).eval()
+    frozen = freeze_same_padding(lite, 64, 3)
+    assert frozen is not lite
+    assert not any(isinstance(m, Conv2dSame) for m in frozen.modules())
+    assert sum(isinstance(m, Conv2dSame) for m in lite.modules()) == 5  # the caller's model is untouched
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(frozen(x), lite(x))
+
+
+class _PadThenConv(torch.nn.Module):
+    def __init__(self, pad, value=0.0):
+        super().__init__()
+        self.pad, self.value = pad, value
+        self.conv = torch.nn.Conv2d(2 + sum(pad[4:]), 4, 3, stride=2, padding=1)
+
+    def forward(self, x):
+        return self.conv(torch.nn.functional.pad(x, self.pad, value=self.value))
+
+
+@pytest.mark.parametrize(
+    ("pad", "value", "folded"),
+    [
+        ((0, 1, 0, 1), 0.0, 1),  # TF "SAME" at stride 2: merged with the conv's own padding of 1
+        ((2, 0, 1, 3), 0.0, 1),
+        ((0, 1, 0, 1), 0.5, 0),  # a non-zero fill is not a conv padding
+        ((0, 1, 0, 1, 1, 0), 0.0, 0),  # pads channels too
+    ],
+)
+def test_fold_pads_into_convs_keeps_outputs_and_refuses_what_a_conv_cannot_pad(tmp_path, pad, value, folded):
+    import onnx
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    module = _PadThenConv(pad, value).eval()
+    x = torch.randn(1, 2, 9, 10)
+    path = tmp_path / "m.onnx"
+    torch.onnx.export(module, (x,), str(path), input_names=["input"], output_names=["out"], dynamo=False)
+
+    assert fold_pads_into_convs(path) == folded
+    assert sum(n.op_type == "Pad" for n in onnx.load(str(path)).graph.node) == 1 - folded
+    out = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        np.testing.assert_allclose(out, module(x).numpy(), atol=1e-5)
