@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import threading
 import warnings
 import zlib
@@ -352,8 +353,60 @@ def _minmax_uint8(arr: np.ndarray) -> np.ndarray:
 # --- PNG / JPEG -------------------------------------------------------------------------
 
 
+# Pillow reads PNG chunks and the JPEG segments before the first scan in Python, one object or
+# loop turn each (1,000,000 empty chunks or APP segments: 1-2 s and 100+ MB; junk or fill bytes
+# before a JPEG marker: a turn per byte); libjpeg makes a pass over every coefficient of the
+# image per progressive scan (~15 ms each at 25 MP, and a repeated scan costs a few bytes). Legit
+# files: a PNG encoder writes 8-64 KB IDAT chunks (a 30 MB file: under 4,000); a JPEG has a few
+# dozen segments, an ICC profile at most 255 more; libjpeg's progressive scripts use 6-10 scans, optimised ones ~20.
+PNG_MAX_CHUNKS = 10_000
+JPEG_MAX_SEGMENTS = 1_000
+JPEG_MAX_SCANS = 32
+_JPEG_MAX_GAP = 64  # junk and fill bytes before a marker, before the first scan
+# The next marker: 0xFF (and fill 0xFFs), then a byte that is neither a stuffed 0x00 nor an RSTn.
+_JPEG_NEXT_MARKER = re.compile(rb"\xff+([^\x00\xd0-\xd7\xff])")
+
+
+def _check_png_structure(data: bytes) -> None:
+    """Refuse a PNG with more chunks than an image needs, walking their lengths only."""
+    position, chunks = len(PNG_MAGIC), 0
+    while position + 8 <= len(data) and data[position + 4 : position + 8] != b"IEND":
+        chunks += 1
+        if chunks > PNG_MAX_CHUNKS:
+            raise ImageIntakeError(
+                CORRUPT_IMAGE, f"The PNG file has more than {PNG_MAX_CHUNKS:,} chunks; an image needs far fewer."
+            )
+        position += 12 + int.from_bytes(data[position : position + 4], "big")
+
+
+def _check_jpeg_structure(data: bytes) -> None:
+    """Refuse a JPEG with more marker segments or scans than an image needs, or junk before its
+    first scan, walking markers only (entropy-coded data is skipped by a regex search, in C)."""
+    position, segments, scans = 2, 0, 0
+    while (marker := _JPEG_NEXT_MARKER.search(data, position)) is not None:
+        if not scans and marker.end() - position > _JPEG_MAX_GAP + 2:
+            raise ImageIntakeError(CORRUPT_IMAGE, "The JPEG file has junk between its header segments.")
+        code, position = marker.group(1)[0], marker.end()
+        if code == 0xD9:  # EOI
+            return
+        if code in (0x01, 0xD8):  # TEM, SOI: no length
+            continue
+        segments += 1
+        scans += code == 0xDA  # SOS
+        if segments > JPEG_MAX_SEGMENTS:
+            raise ImageIntakeError(
+                CORRUPT_IMAGE, f"The JPEG file has more than {JPEG_MAX_SEGMENTS:,} marker segments; it was not decoded."
+            )
+        if scans > JPEG_MAX_SCANS:
+            raise ImageIntakeError(
+                DECOMPRESSION_BOMB, f"The JPEG file has more than {JPEG_MAX_SCANS} scans; it was not decoded."
+            )
+        position += int.from_bytes(data[position : position + 2], "big")
+
+
 def _decode_raster(data: bytes, fmt: str, limits: _Limits) -> DecodedImage:
     pil_format = {"png": "PNG", "jpeg": "JPEG"}[fmt]
+    (_check_png_structure if fmt == "png" else _check_jpeg_structure)(data)
     try:
         with warnings.catch_warnings():
             # Pillow only warns between MAX_IMAGE_PIXELS and twice that; make it fatal.
@@ -488,13 +541,13 @@ def _decode_dicom(data: bytes, limits: _Limits, phi_policy: _PixelPhiPolicy) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns on malformed data; judged by structure below
         try:
-            ds = _read_dicom(data, limits, phi_policy)
+            ds, pixel_source = _read_dicom(data, limits, phi_policy)
         except ImageIntakeError:
             raise
         except Exception as exc:  # pydicom's parser raises many types
             raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM file is corrupt or unreadable.") from exc
         try:
-            arr = pixel_array(ds, index=0)  # a radiograph is one frame: only the first is decoded
+            arr = pixel_array(pixel_source, index=0)  # a radiograph is one frame: only the first is decoded
         except NotImplementedError as exc:
             raise ImageIntakeError(
                 UNSUPPORTED_FILE_TYPE, f"This DICOM image encoding is not supported ({_transfer_syntax_name(ds)})."
@@ -519,7 +572,10 @@ def _decode_dicom(data: bytes, limits: _Limits, phi_policy: _PixelPhiPolicy) -> 
 
 
 def _read_dicom(data: bytes, limits: _Limits, phi_policy: _PixelPhiPolicy):
-    """Parse a DICOM upload into a dataset whose pixel data is known to match its header.
+    """Parse a DICOM upload into a dataset whose pixel data is known to match its header, and
+    the dataset to decode pixels from: the same one when uncompressed; else one holding only the
+    first frame, the very bytes checked (pydicom would find frames by itself, and could pick
+    others, e.g. through an Extended Offset Table).
 
     Order matters: file meta -> transfer syntax allow-list -> header up to PixelData (its
     length read, its value not) -> identifying-text policy -> dimension and length checks ->
@@ -586,9 +642,12 @@ def _read_dicom(data: bytes, limits: _Limits, phi_policy: _PixelPhiPolicy):
     if native and (tag not in rest or len(rest[tag].value or b"") != length):
         raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM pixel data is corrupt or truncated.")
     ds.update(rest)
-    if not native:
-        _check_compressed_frame(ds, syntax, frames, cols, rows)
-    return ds
+    if native:
+        return ds, ds
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    frame = _first_frame(ds.PixelData, frames)
+    _check_compressed_frame(frame, syntax, samples, cols, rows)
+    return ds, _single_frame_dataset(ds, frame)
 
 
 def pixel_phi_signals(ds) -> tuple[str, ...]:
@@ -757,22 +816,105 @@ def _check_native_length(length: int, expected: int, cols: int, rows: int) -> No
     )
 
 
-def _check_compressed_frame(ds, syntax: str, frames: int, cols: int, rows: int) -> None:
-    """Read the first frame's own header (no decoding) and refuse a size other than declared."""
-    from pydicom.encaps import get_frame
+def _first_frame(pixel_data: bytes, frames: int) -> bytes:
+    """The first frame of encapsulated pixel data (PS3.5 A.4), with bounded work: a Basic Offset
+    Table of one entry per frame or none (pydicom would turn any length into a list of ints: 27 MB
+    of it, ~350 MB), at most ``DICOM_MAX_FRAGMENTS`` fragments (pydicom walks them all, twice, ~2 us
+    each). Without a table, as pydicom: all fragments for one frame, one per frame when they match
+    the frame count, else the fragments up to the first ending in a JPEG/J2K end marker."""
+    view = memoryview(pixel_data)
+    offsets: tuple[int, ...] | None = None
+    fragments: list[tuple[int, int, int]] = []  # (item start, value start, value end)
+    position = 0
+    while position + 8 <= len(view):
+        group, element, length = struct.unpack_from("<HHL", view, position)
+        if (group, element) == (0xFFFE, 0xE0DD):  # sequence delimiter
+            break
+        value = position + 8
+        if (group, element) != (0xFFFE, 0xE000) or value + length > len(view):
+            raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM pixel data fragments are corrupt.")
+        if offsets is None:
+            if length % 4 or length // 4 not in (0, frames):
+                raise ImageIntakeError(
+                    CORRUPT_IMAGE, f"The DICOM offset table has {length // 4:,} entries for {frames} frame(s)."
+                )
+            offsets = struct.unpack_from(f"<{length // 4}L", view, value)
+        else:
+            fragments.append((position, value, value + length))
+            if len(fragments) > DICOM_MAX_FRAGMENTS:
+                raise ImageIntakeError(
+                    CORRUPT_IMAGE, f"The DICOM pixel data has more than {DICOM_MAX_FRAGMENTS:,} fragments."
+                )
+        position = value + length
+    if not fragments:
+        raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM pixel data holds no frame.")
+    first = fragments[0][0]
+    if offsets:
+        end = offsets[1] if frames > 1 else len(view)
+        if offsets[0] != 0 or end <= 0:
+            raise ImageIntakeError(CORRUPT_IMAGE, "The DICOM offset table is corrupt.")
+        chosen = [f for f in fragments if f[0] - first < end]
+    elif frames == 1:
+        chosen = fragments
+    elif len(fragments) == frames:
+        chosen = fragments[:1]
+    else:
+        ends = [i for i, (_, start, stop) in enumerate(fragments) if b"\xff\xd9" in view[max(start, stop - 10) : stop]]
+        chosen = fragments[: ends[0] + 1] if ends else fragments
+    return b"".join(view[start:stop] for _, start, stop in chosen)
 
-    frame = get_frame(ds.PixelData, 0, number_of_frames=frames)
+
+def _single_frame_dataset(ds, frame: bytes):
+    """A dataset with ``ds``'s pixel description and ``frame`` as its only, single-fragment frame."""
+    from pydicom.dataset import Dataset
+    from pydicom.encaps import encapsulate
+
+    one = Dataset()
+    one.file_meta = ds.file_meta
+    for keyword in _PIXEL_DESCRIPTION:
+        if keyword in ds:
+            one[keyword] = ds[keyword]
+    one.add_new(0x7FE00010, "OB", encapsulate([frame]))
+    return one
+
+
+_PIXEL_DESCRIPTION = (
+    "SamplesPerPixel",
+    "PhotometricInterpretation",
+    "PlanarConfiguration",
+    "Rows",
+    "Columns",
+    "BitsAllocated",
+    "BitsStored",
+    "HighBit",
+    "PixelRepresentation",
+)
+# Pillow modes a frame may open as, by SamplesPerPixel: a frame with other components (a 4-component
+# J2K under a greyscale header: 600 bytes that decoded to 580 MB before failing) is refused.
+_FRAME_MODES = {1: frozenset({"L", "I;16", "I;16L", "I;16B", "I;16N", "I"}), 3: frozenset({"RGB", "YCbCr"})}
+
+
+def _check_compressed_frame(frame: bytes, syntax: str, samples: int, cols: int, rows: int) -> None:
+    """Read the frame's own header (no decoding) and refuse a size or components other than declared."""
+    pil_format = _PILLOW_SYNTAXES[syntax]
+    if pil_format == "JPEG":
+        _check_jpeg_structure(frame)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(frame), formats=[_PILLOW_SYNTAXES[syntax]]) as img:
-                width, height = img.size
+            with Image.open(io.BytesIO(frame), formats=[pil_format]) as img:
+                (width, height), mode = img.size, img.mode
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise ImageIntakeError(DECOMPRESSION_BOMB, "The compressed DICOM frame is too large to decode.") from exc
     if (width, height) != (cols, rows):
         code = DECOMPRESSION_BOMB if width * height > cols * rows else CORRUPT_IMAGE
         raise ImageIntakeError(
             code, f"The compressed DICOM frame is {width}x{height} pixels but its header declares {cols}x{rows}."
+        )
+    if mode not in _FRAME_MODES.get(samples, ()):
+        raise ImageIntakeError(
+            CORRUPT_IMAGE,
+            f"The compressed DICOM frame is {mode} but its header declares {samples} sample(s) per pixel.",
         )
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ml_core.imaging import encode_png
+from ml_core.imaging import JPEG_MAX_SCANS, encode_png
 
 TINY_IMAGE_SIZE = 64
 
@@ -584,6 +584,68 @@ def intake_cases(*, full_scale: bool = False) -> list[IntakeCase]:
             lambda: make_dicom_long_value((0x0028, 0x1050), 4 * flood),
             "corrupt_image",
             f"implicit VR WindowCenter of {4 * flood:,} values",
+        ),
+        IntakeCase(
+            "dicom_offset_table_bomb",
+            lambda: make_dicom_offset_table_bomb(flood * 2),
+            "corrupt_image",
+            f"JPEG, one frame, Basic Offset Table of {flood * 2:,} entries",
+        ),
+        IntakeCase(
+            "dicom_fragment_flood",
+            lambda: make_dicom_many_fragments(flood * 2 // 3),
+            "corrupt_image",
+            f"JPEG, 2 frames, {flood * 2 // 3:,} empty fragments",
+        ),
+        IntakeCase(
+            "dicom_eot_hidden_frame",
+            lambda: make_dicom_hidden_frame(
+                make_flat_jpeg(13_000, 13_000) if full_scale else make_flat_jpeg(4000, 4000)
+            ),
+            None,
+            "Extended Offset Table points at a 13000x13000 JPEG: the genuine 256x256 frame is decoded",
+        ),
+        IntakeCase(
+            "dicom_j2k_rgba_as_grey",
+            lambda: make_j2k_dicom(make_j2k_frame(5000, 5000, mode="RGBA"), rows=5000, columns=5000),
+            "corrupt_image",
+            "JPEG 2000 frame of 4 components under a greyscale 5000x5000 header",
+        ),
+        IntakeCase(
+            "dicom_jpeg_segment_flood",
+            lambda: make_jpeg_dicom(encapsulate_raw([make_jpeg_marker_flood(2 * flood)])),
+            "corrupt_image",
+            f"JPEG frame with {2 * flood:,} empty APP segments",
+        ),
+        IntakeCase(
+            "jpeg_segment_flood",
+            lambda: make_jpeg_marker_flood(2 * flood),
+            "corrupt_image",
+            f"JPEG with {2 * flood:,} empty APP segments",
+        ),
+        IntakeCase(
+            "jpeg_many_scans",
+            lambda: make_jpeg_many_scans(5000, 1000),
+            "decompression_bomb",
+            "progressive 5000x5000 JPEG, its last scan repeated 1,000 times",
+        ),
+        IntakeCase(
+            "png_chunk_flood",
+            lambda: make_png_chunk_flood(flood * 2 // 3),
+            "corrupt_image",
+            f"PNG with {flood * 2 // 3:,} empty ancillary chunks",
+        ),
+        IntakeCase(
+            "png_text_flood",
+            lambda: make_png_chunk_flood(flood // 3, kind=b"tEXt"),
+            "corrupt_image",
+            f"PNG with {flood // 3:,} tEXt chunks",
+        ),
+        IntakeCase(
+            "jpeg_progressive_5000",
+            lambda: make_jpeg_many_scans(5000, JPEG_MAX_SCANS - 6),
+            None,
+            f"legit: progressive 5000x5000 one-colour JPEG at the {JPEG_MAX_SCANS}-scan limit",
         ),
         IntakeCase(
             "png_16bit_7000",

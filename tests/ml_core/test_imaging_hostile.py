@@ -21,15 +21,26 @@ from ml_core.testing import (
     JPEG_BASELINE,
     JPEG_LOSSLESS_SV1,
     RLE_LOSSLESS,
+    encapsulate_raw,
     intake_cases,
     make_deflated_dicom_bomb,
     make_dicom_bytes,
+    make_dicom_hidden_frame,
     make_dicom_long_value,
     make_dicom_many_elements,
+    make_dicom_many_fragments,
     make_dicom_nested_sequences,
+    make_dicom_offset_table_bomb,
+    make_flat_jpeg,
+    make_j2k_dicom,
+    make_j2k_frame,
     make_jpeg_bytes,
     make_jpeg_claiming,
+    make_jpeg_dicom,
+    make_jpeg_many_scans,
+    make_jpeg_marker_flood,
     make_large_xray_values,
+    make_png_chunk_flood,
     make_png_claiming,
     make_png_stream,
     make_xray_like_pixels,
@@ -216,6 +227,88 @@ def test_compressed_frame_must_have_the_declared_size():
     # The DICOM header says 256x256; the JPEG inside says otherwise (its header only is read).
     assert _refusal(with_frame(make_jpeg_claiming(30_000, 30_000))).code == "decompression_bomb"
     assert _refusal(with_frame(make_jpeg_bytes(128, 96))).code == "corrupt_image"
+
+
+# --- encapsulated pixel data: the frame checked is the frame decoded ---------------------------
+
+
+def test_a_huge_basic_offset_table_is_refused_without_parsing_it():
+    # 7,000,000 entries (27 MB) became ~350 MB of Python ints in pydicom's get_frame.
+    data = make_dicom_offset_table_bomb(1_000_000)
+    error, peak_mb = _traced(lambda: decode_image(data))
+    assert isinstance(error, ImageIntakeError) and error.code == "corrupt_image"
+    assert "1,000,000 entries for 1 frame" in error.message
+    assert peak_mb < 2 * len(data) / MB + 2  # the file and its pixel data, no list of offsets
+
+
+def test_a_flood_of_fragments_is_refused():
+    # 2,500,000 empty fragments (24 MB) took 4.3 s: pydicom walks them all, twice.
+    error = _refusal(make_dicom_many_fragments(20_000))  # (far more stop at the read budget)
+    assert error.code == "corrupt_image" and "fragments" in error.message
+
+
+def test_multi_frame_and_multi_fragment_jpeg_dicoms_decode_their_first_frame():
+    from pydicom.encaps import encapsulate
+
+    jpeg = make_jpeg_bytes(256, 256)
+    expected = decode_image(make_jpeg_dicom(encapsulate([jpeg]))).pixels
+    for data in (
+        make_jpeg_dicom(encapsulate([jpeg], fragments_per_frame=3)),
+        make_jpeg_dicom(encapsulate([jpeg] * 3, has_bot=False), frames=3),
+        make_jpeg_dicom(encapsulate([jpeg] * 2, fragments_per_frame=3, has_bot=False), frames=2),
+        make_jpeg_dicom(encapsulate([jpeg] * 2, fragments_per_frame=3), frames=2),
+        make_dicom_many_fragments(100),
+    ):
+        np.testing.assert_array_equal(decode_image(data).pixels, expected)
+
+
+def test_an_extended_offset_table_cannot_point_the_decoder_at_another_frame():
+    # The EOT named a 13000x13000 JPEG (1.9 MB) that pydicom decoded (~490 MB) after the
+    # genuine 256x256 frame had passed the check.
+    data = make_dicom_hidden_frame(make_flat_jpeg(4000, 4000))
+    decoded, peak_mb = _traced(lambda: decode_image(data))
+    assert not isinstance(decoded, ImageIntakeError), decoded
+    genuine = make_jpeg_dicom(encapsulate_raw([make_jpeg_bytes(256, 256)]))
+    np.testing.assert_array_equal(decoded.pixels, decode_image(genuine).pixels)
+    assert peak_mb < 10
+
+
+def test_a_compressed_frame_with_other_components_than_declared_is_refused():
+    # A 4-component J2K under a greyscale header: 600 bytes decoded to ~580 MB before failing.
+    data = make_j2k_dicom(make_j2k_frame(2000, 2000, mode="RGBA"), rows=2000, columns=2000)
+    error, peak_mb = _traced(lambda: decode_image(data))
+    assert isinstance(error, ImageIntakeError) and error.code == "corrupt_image"
+    assert "RGBA" in error.message and peak_mb < 5
+    assert decode_image(make_j2k_dicom(make_j2k_frame(256, 256, mode="I;16"), rows=256, columns=256, bits=16))
+
+
+# --- PNG chunks, JPEG segments and scans -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: make_png_chunk_flood(20_000),
+        lambda: make_png_chunk_flood(20_000, kind=b"tEXt"),
+        lambda: make_jpeg_marker_flood(20_000),
+        lambda: make_jpeg_dicom(encapsulate_raw([make_jpeg_marker_flood(20_000)])),
+        lambda: (lambda jpeg, end: jpeg[:end] + bytes(100_000) + jpeg[end:])(
+            make_jpeg_bytes(256, 256), 20
+        ),  # after APP0
+    ],
+    ids=["png-chunks", "png-text", "jpeg-segments", "jpeg-segments-in-dicom", "jpeg-junk"],
+)
+def test_floods_of_chunks_or_segments_are_refused_before_pillow_parses_them(make):
+    # Pillow parses each in Python: 1,000,000 empty APP segments (3.8 MB) cost 112 MB / 1.2 s,
+    # 1,000,000 empty PNG chunks (11.5 MB) 2.7 s.
+    assert _refusal(make()).code == "corrupt_image"
+
+
+def test_a_progressive_jpeg_with_too_many_scans_is_refused():
+    # Each repeated scan is a pass over the whole image: 200 of them (100 KB, 5000x5000) took 3 s.
+    assert _refusal(make_jpeg_many_scans(512, 100)).code == "decompression_bomb"
+    assert decode_image(make_flat_jpeg(512, 512, progressive=True)).pixels.shape == (512, 512)
+    assert decode_image(make_jpeg_many_scans(512, 20)).pixels.shape == (512, 512)
 
 
 # --- pixel limits sized for chest radiographs ------------------------------------------------
