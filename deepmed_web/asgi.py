@@ -1,5 +1,5 @@
-"""ASGI entry point: HTTP through Django, WebSockets through Channels (session cookie for
-browsers, JWT for apps: deepmed_web/ws_auth.py)."""
+"""ASGI entry point: HTTP through Django (request bodies capped first), WebSockets through
+Channels (session cookie for browsers, JWT for apps: deepmed_web/ws_auth.py)."""
 
 import os
 
@@ -10,12 +10,17 @@ django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402  (needs Django set up first)
 
+from deepmed_web.request_size import RequestBodyLimitASGIMiddleware, limit_daphne_request_bodies  # noqa: E402
 from deepmed_web.routing import websocket_urlpatterns  # noqa: E402
 from deepmed_web.ws_auth import websocket_auth_stack  # noqa: E402
 
+# Request bodies are capped before they are received: in Daphne (which buffers a whole body
+# before calling the application) and around Django (deepmed_web/request_size.py).
+limit_daphne_request_bodies()
+
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": RequestBodyLimitASGIMiddleware(django_asgi_app),
         "websocket": websocket_auth_stack(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -120,6 +120,7 @@ MIDDLEWARE = [
     "deepmed_web.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "deepmed_web.security.PrivateNoStoreMiddleware",  # below WhiteNoise: static files stay cacheable
+    "deepmed_web.request_size.RequestBodyLimitMiddleware",  # before anything reads a body
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -296,6 +297,12 @@ WHITENOISE_USE_FINDERS = True  # serve static/ without a collectstatic step in e
 # --- Uploads --------------------------------------------------------------------------
 DEEPMED_MAX_UPLOAD_MB = env.int("DEEPMED_MAX_UPLOAD_MB", default=30)
 DEEPMED_MAX_UPLOAD_BYTES = DEEPMED_MAX_UPLOAD_MB * 1024 * 1024
+# A request body may carry the largest file its path accepts (the limit above; the tabular lab's
+# CSV files, below, under /tabular/) plus this allowance for the multipart envelope and form fields.
+# One declaring more gets 413 `file_too_large` before its body is read; a body sent without a
+# length (chunked) is cut off as soon as it passes the cap (deepmed_web/request_size.py).
+DEEPMED_REQUEST_ALLOWANCE_KB = env.int("DEEPMED_REQUEST_ALLOWANCE_KB", default=1024)
+DEEPMED_TABULAR_MAX_BYTES = 50 * 1024 * 1024  # apps.tabular's dataset limit (ml_core.tabular.io's default)
 # Decoding limits (ml_core.imaging). Chest radiographs need at most ~4,300 x 4,300 (43 cm
 # detectors at 0.1 mm, ~18.5 MP): anything larger is refused from its header, before decoding.
 DEEPMED_MAX_IMAGE_PIXELS = env.int("DEEPMED_MAX_IMAGE_PIXELS", default=25_000_000)
