@@ -226,6 +226,14 @@ def make_large_xray_values(side: int, *, bits: int = 12, seed: int = 0) -> np.nd
     return small[np.ix_(index, index)]
 
 
+def make_noisy_xray_values(side: int, *, bits: int = 12, sigma: float = 48.0, seed: int = 0) -> np.ndarray:
+    """``make_large_xray_values`` with Gaussian detector noise (``sigma`` in stored units): as hard
+    to compress as a real radiograph (lossless JPEG 2000 at 5000 x 5000, 12 bits: ~26 MB)."""
+    values = make_large_xray_values(side, bits=bits, seed=seed).astype(np.float32)
+    values += np.random.default_rng(seed).normal(0, sigma, values.shape).astype(np.float32)
+    return np.clip(np.rint(values), 0, 2**bits - 1).astype(np.uint16)
+
+
 def make_png_stream(width: int, height: int, *, bit_depth: int = 16, flat: bool = False, seed: int = 0) -> bytes:
     """A valid greyscale PNG written row by row: X-ray-like (upscaled, 12 bits used of 16), or
     ``flat`` (one value: a huge flat image compresses to almost nothing)."""
@@ -490,6 +498,7 @@ def intake_cases(*, full_scale: bool = False) -> list[IntakeCase]:
     bomb_mb = 400 if full_scale else 64
     flood = 3_500_000 if full_scale else 200_000  # tiny elements/values/markers; full scale ~28 MB
     tiny = np.zeros((2, 2))
+    j2k_side = 5000 if full_scale else 1200  # 26 MB, 4 s to encode; tests: 1.5 MB
     pixels = 256 * 256
     return [
         IntakeCase(
@@ -691,6 +700,18 @@ def intake_cases(*, full_scale: bool = False) -> list[IntakeCase]:
             ),
             None,
             "legit: JPEG 2000 lossless 2048x2048, 16-bit",
+        ),
+        IntakeCase(
+            "dicom_j2k_noisy_largest",
+            lambda: make_dicom_bytes(
+                rows=j2k_side,
+                columns=j2k_side,
+                stored_values=make_noisy_xray_values(j2k_side),
+                transfer_syntax=JPEG_2000_LOSSLESS,
+            ),
+            None,
+            f"legit: JPEG 2000 lossless {j2k_side}x{j2k_side}, 12 of 16 bits with detector noise "
+            "(decoded at half resolution)",
         ),
         IntakeCase("png_16bit_4000", lambda: make_png_stream(4000, 4000), None, "legit: 4000x4000 16-bit PNG"),
         IntakeCase(
