@@ -127,10 +127,12 @@ def get_model(name: str) -> TabularModel:
 
 def get_champion(name: str) -> TabularExperiment:
     """The champion experiment of model `name`, or TabularError not_found."""
-    model = TabularModel.objects.filter(name=name).first()
+    # One query (the model, its champion and the champion's dataset joined): this runs on every
+    # prediction request.
+    model = TabularModel.objects.select_related("champion__dataset").filter(name=name).first()
     if model is None or model.champion_id is None:
         raise TabularError(f"tabular model {name!r} has no champion", code="not_found")
-    return get_experiment(model.champion_id)
+    return model.champion
 
 
 def list_versions(name: str) -> QuerySet[TabularExperiment]:

@@ -215,7 +215,13 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
     # --- the rules, shared by fit and transform ----------------------------------------
 
     def _normalise(self, X: pd.DataFrame, counts: dict[str, dict[str, Any]] | None = None) -> pd.DataFrame:
-        """Strip, missing tokens -> NaN, text -> numbers, category spellings, impossible zeros -> NaN.
+        """Strip, missing tokens -> NaN, text -> numbers, category spellings, impossible zeros -> NaN."""
+        return pd.DataFrame(self._normalised_arrays(X, self.feature_names_in_, counts), index=X.index)
+
+    def _normalised_arrays(
+        self, X: pd.DataFrame, columns, counts: dict[str, dict[str, Any]] | None = None
+    ) -> dict[str, np.ndarray]:
+        """``_normalise``'s rules for ``columns`` (each column on its own), as numpy arrays.
 
         Plain numpy/Python per column rather than chained pandas string ops: a one-row
         prediction must stay in the millisecond range (the API answers in < 20 ms)."""
@@ -223,7 +229,7 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
         tokens = {t.lower() for t in cfg.missing_tokens}
         numeric_cols = set(self.numeric_in_)
         out: dict[str, np.ndarray] = {}
-        for col in self.feature_names_in_:
+        for col in columns:
             s = X[col]
             c: dict[str, Any] = {}
             if col in numeric_cols and pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
@@ -263,7 +269,7 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
             out[col] = values
             if counts is not None:
                 counts[col] = c
-        return pd.DataFrame(out, index=X.index)
+        return out
 
     def normalise_category(self, value: Any) -> str:
         cfg = self.config or CleanConfig()
@@ -272,19 +278,21 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
 
     def _typed(self, frame: pd.DataFrame) -> pd.DataFrame:
         """Categories as text (integer codes such as cp = 1..4 as '1'..'4'), numbers as float."""
-        out = {}
-        for col in frame.columns:
-            s = frame[col]
-            kind = self.kinds_.get(col)
-            if kind in ("categorical", "boolean") and s.dtype == np.float64:
-                v = s.to_numpy()
-                s = pd.Series(
-                    np.array([np.nan if x != x else _code_text(x) for x in v], dtype=object), index=frame.index
-                )
-            elif kind == "numeric" and s.dtype != np.float64:
-                s = pd.to_numeric(s, errors="coerce").astype(np.float64)
-            out[col] = s
+        out = {col: self._typed_column(col, frame[col]) for col in frame.columns}
         return pd.DataFrame(out, index=frame.index)
+
+    def _typed_column(self, col: str, s: pd.Series | np.ndarray) -> pd.Series | np.ndarray:
+        """One column of ``_typed``: a Series (or an array from ``_normalised_arrays``) as ``_typed`` writes it."""
+        kind = self.kinds_.get(col)
+        if kind in ("categorical", "boolean") and s.dtype == np.float64:
+            v = s if isinstance(s, np.ndarray) else s.to_numpy()
+            typed = np.array([np.nan if x != x else _code_text(x) for x in v], dtype=object)
+            return typed if isinstance(s, np.ndarray) else pd.Series(typed, index=s.index)
+        if kind == "numeric" and s.dtype != np.float64:
+            if isinstance(s, np.ndarray):  # as the Series _normalise's DataFrame would hold
+                return pd.to_numeric(pd.Series(s), errors="coerce").astype(np.float64).to_numpy()
+            return pd.to_numeric(s, errors="coerce").astype(np.float64)
+        return s
 
     def typed_frame(self, X: pd.DataFrame) -> pd.DataFrame:
         """Every input column after the rules but before dropping and clipping (schema, profile)."""
@@ -299,14 +307,20 @@ class TabularCleaner(TransformerMixin, BaseEstimator):
             if needed:
                 raise ValueError(f"columns missing from the input: {needed}")
             X = X.assign(**dict.fromkeys(absent, np.nan))
-        typed = self._typed(self._normalise(X)[self.columns_])
-        for col, (lo, hi) in self.bounds_.items():
-            typed[col] = np.clip(typed[col].to_numpy(), lo, hi)
-        for col in self.columns_:  # a category never seen in training: missing, then imputed
-            if self.kinds_[col] != "numeric":
+        # The same rules as _typed(_normalise(X)) on the kept columns, column by column on numpy
+        # arrays and ONE DataFrame at the end (not a frame per step: a one-row prediction pays
+        # pandas' per-frame cost, not the rows'). Same cells and dtypes as that chain.
+        out = self._normalised_arrays(X, self.columns_)
+        for col in self.columns_:
+            values = self._typed_column(col, out[col])
+            if col in self.bounds_:
+                lo, hi = self.bounds_[col]
+                values = np.clip(values, lo, hi)
+            if self.kinds_[col] != "numeric":  # a category never seen in training: missing, then imputed
                 known = set(self.categories_[col])
-                typed[col] = np.array([v if v in known else np.nan for v in typed[col].to_numpy()], dtype=object)
-        return typed
+                values = np.array([v if v in known else np.nan for v in values], dtype=object)
+            out[col] = values
+        return pd.DataFrame(out, index=X.index)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.asarray(self.columns_, dtype=object)

@@ -10,7 +10,15 @@ import pytest
 import skops.io as sio
 from sklearn.base import BaseEstimator, TransformerMixin
 
-from ml_core.tabular.artifacts import ModelFileError, contributions, file_sha256, load_model, save_model
+from ml_core.tabular.artifacts import (
+    ModelFileError,
+    contributions,
+    file_sha256,
+    load_model,
+    predict_with_contributions,
+    save_model,
+    what_if_batch,
+)
 from ml_core.tabular.schema import SchemaError, validate_rows
 from ml_core.tabular.testing import make_frame, quick_config
 from ml_core.tabular.train import train
@@ -145,3 +153,61 @@ def test_every_algorithm_with_smote_and_each_selector_saves_and_loads(algorithm,
     X = validate_rows(model.schema, frame.drop(columns=["target"]).iloc[:20])
     assert np.allclose(model.predict_proba(X), result.pipeline.predict_proba(X)[:, 1])
     assert isinstance(X, pd.DataFrame)
+
+
+def _plain_pipeline_answers(model, rows: pd.DataFrame) -> tuple[np.ndarray, list[list[dict]]]:
+    """The plain way, one pipeline call per what-if variant: for each schema column a pandas copy
+    of the rows with that column set to its typical value; effects rounded and ranked as predict does."""
+    frame = validate_rows(model.schema, rows)
+    proba = model.pipeline.predict_proba(frame)[:, 1]
+    effects = {}
+    for col in model.schema["columns"]:
+        variant = frame.copy()
+        variant[col["name"]] = col.get("median") if col["kind"] == "numeric" else col.get("most_frequent")
+        effects[col["name"]] = proba - model.pipeline.predict_proba(variant)[:, 1]
+    ranked = []
+    for i in range(len(frame)):
+        row = [
+            {"feature": name, "value": frame[name].iloc[i], "effect": round(float(e[i]), 6)}
+            for name, e in effects.items()
+        ]
+        ranked.append(sorted(row, key=lambda r: -abs(r["effect"])))
+    return proba, ranked
+
+
+@pytest.mark.parametrize("seed", [3, 11, 29])
+def test_the_one_batch_prediction_equals_the_plain_pipeline_row_by_row_and_variant_by_variant(saved, seed):
+    model = load_model(saved)
+    rows = make_frame(40, seed=seed).drop(columns=["target"])
+    rows = rows.astype(object).where(rows.notna(), None)  # JSON-like cells, missing ones included
+    rows.loc[rows.index[1], "smoker"] = " YES "  # a spelling the cleaner normalises
+    n_columns = len(model.schema["columns"])
+    for batch in [rows.iloc[[i]] for i in range(8)] + [rows.iloc[8:20]]:
+        proba, ranked = _plain_pipeline_answers(model, batch)
+        answers = model.predict(batch, top=n_columns)
+        assert np.allclose([a["probability"] for a in answers], np.round(proba, 6), rtol=0, atol=1e-9)
+        assert [a["top_features"] for a in answers] == [
+            [r | {"value": None if r["value"] != r["value"] else r["value"]} for r in row] for row in ranked
+        ]
+        assert [a["class"] for a in answers] == [int(p >= model.threshold) for p in proba]
+        frame = validate_rows(model.schema, batch)
+        batch_proba, _ = predict_with_contributions(model, frame)
+        assert np.allclose(batch_proba, proba, rtol=0, atol=1e-9)
+
+
+def test_the_what_if_batch_is_the_concatenated_per_column_copies(saved):
+    model = load_model(saved)
+    rows = make_frame(30, seed=5).drop(columns=["target"]).iloc[:3]
+    frame = validate_rows(model.schema, rows)
+    copies = []
+    for col in model.schema["columns"]:
+        v = frame.copy()
+        v[col["name"]] = col.get("median") if col["kind"] == "numeric" else col.get("most_frequent")
+        copies.append(v)
+    columns = model.schema["columns"]
+    pd.testing.assert_frame_equal(
+        what_if_batch(frame, columns, with_rows=True), pd.concat([frame, *copies], ignore_index=True), check_exact=True
+    )
+    pd.testing.assert_frame_equal(
+        what_if_batch(frame, columns, with_rows=False), pd.concat(copies, ignore_index=True), check_exact=True
+    )

@@ -124,3 +124,48 @@ def test_missing_required_column_is_named(frame):
         c.transform(frame.drop(columns=["target", "glucose"]))
     # dropped columns (identifier, constant) need not be sent
     assert len(c.transform(frame.drop(columns=["target", "patient_id", "constant"]))) == len(frame)
+
+
+def _frame_by_frame(c: TabularCleaner, X: pd.DataFrame) -> pd.DataFrame:
+    """transform as a chain of pandas frames (the fit-time rules, then clipping and unseen
+    categories column by column): what the one-frame transform must reproduce cell for cell."""
+    X = X.assign(**{name: np.nan for name in c.feature_names_in_ if name not in X.columns})
+    typed = c._typed(c._normalise(X)[c.columns_])
+    for col, (lo, hi) in c.bounds_.items():
+        typed[col] = np.clip(typed[col].to_numpy(), lo, hi)
+    for col in c.columns_:
+        if c.kinds_[col] != "numeric":
+            known = set(c.categories_[col])
+            typed[col] = np.array([v if v in known else np.nan for v in typed[col].to_numpy()], dtype=object)
+    return typed
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        {},
+        {"clip_outliers": True, "clip_iqr_factor": 0.5},
+        {"numeric": ("smoker",), "categorical": ("noise",)},
+        {"normalise_categories": False, "drop_identifiers": False, "drop_constant": False},
+        {"zero_as_missing": "none", "category_map": {"y": "yes"}},
+    ],
+)
+@pytest.mark.parametrize("seed", [0, 3])
+def test_transform_builds_one_frame_with_the_same_cells_and_dtypes_as_the_frame_chain(cfg, seed):
+    from ml_core.tabular.testing import make_frame
+
+    X = make_frame(120, seed=seed).drop(columns=["target"])
+    c = TabularCleaner(CleanConfig(**cfg)).fit(X)
+    other = make_frame(40, seed=seed + 10).drop(columns=["target"])
+    cases = [
+        X,
+        other,
+        other.iloc[[0]],  # one row: the API's case
+        other.astype(object).where(other.notna(), None).iloc[:5],  # JSON-like cells (validate_rows)
+        other.astype(str).iloc[:6],  # every cell as text
+        other.assign(smoker="maybe", site=None).iloc[:4],  # unseen and missing categories only
+    ]
+    if "patient_id" not in c.columns_:
+        cases.append(other.drop(columns=["patient_id", "constant"]).iloc[:3])  # dropped columns left out
+    for rows in cases:
+        pd.testing.assert_frame_equal(c.transform(rows), _frame_by_frame(c, rows), check_exact=True)
