@@ -22,6 +22,8 @@ in package.json: {"method", "file", "threshold", "percentile", "feature_dim", "n
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,7 @@ AE_FILE = "ood_ae.onnx"
 METHOD_MAHALANOBIS = "mahalanobis"
 METHOD_AUTOENCODER = "autoencoder"
 POOLINGS = ("mean", "mean+std")
+SINGLE_THREAD_ROWS = 8  # OODModel.score: up to this many rows, the product runs on one BLAS thread
 
 
 @dataclass
@@ -53,16 +56,57 @@ class OODModel:
         # (x - m)' P (x - m) = x'Px - 2 (Px)'m + m'Pm: one matrix-vector product per image
         # instead of one per class and image (2,560 features: 28 ms -> 1.2 ms per image).
         self._means_quad = np.einsum("kd,de,ke->k", self.means, self.precision, self.means)
+        # The product with P in float32: half the memory to stream per image (the packaged P is
+        # float16 anyway; scores move by ~2e-6 relative on real features), the rest in float64.
+        self._precision32 = np.asarray(self.precision, dtype=np.float32)
 
     def score(self, pooled: np.ndarray) -> np.ndarray:
         """Distance to the nearest class mean for each row of an N x D array."""
         pooled = np.atleast_2d(np.asarray(pooled, dtype=np.float64))
-        projected = pooled @ self.precision  # N x D (P is symmetric)
+        # A few rows (serving) are a memory-bound product: one BLAS thread; many rows (fitting,
+        # evaluation) are a matrix product that BLAS threads do speed up.
+        with _single_blas_thread() if len(pooled) <= SINGLE_THREAD_ROWS else contextlib.nullcontext():
+            projected = (pooled.astype(np.float32) @ self._precision32).astype(np.float64)  # N x D (P symmetric)
         d2 = (pooled * projected).sum(axis=1)[:, None] - 2.0 * projected @ self.means.T + self._means_quad[None, :]
         return np.sqrt(np.maximum(d2.min(axis=1), 0.0))
 
     def is_out_of_distribution(self, pooled: np.ndarray) -> np.ndarray:
         return self.score(pooled) > self.threshold
+
+
+_blas_lock = threading.Lock()
+_blas_controller: Any = None
+
+
+class _single_blas_thread:
+    """BLAS limited to one thread around the OOD product: a 2,560-feature matrix-vector product
+    is memory-bound, and OpenBLAS's threads (one per core) made it 3-5 times slower on busy
+    shared cores (7.7 ms -> 1.3 ms per image with float32). The limit is process-wide, so it is
+    held under a lock (nested or concurrent scores would otherwise restore each other's limit).
+    Without threadpoolctl (a scikit-learn dependency) the product runs as it is."""
+
+    def __enter__(self):
+        global _blas_controller
+        _blas_lock.acquire()
+        self._limit = None
+        try:
+            if _blas_controller is None:
+                _blas_controller = False  # stays False when threadpoolctl is missing or fails
+                from threadpoolctl import ThreadpoolController
+
+                _blas_controller = ThreadpoolController()
+            if _blas_controller:
+                self._limit = _blas_controller.limit(limits=1, user_api="blas")
+        except Exception:
+            self._limit = None
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            if self._limit is not None:
+                self._limit.restore_original_limits()
+        finally:
+            _blas_lock.release()
 
 
 def pooled_features(features: np.ndarray, pooling: str = "mean") -> np.ndarray:
@@ -220,7 +264,7 @@ def load_ood(directory: str | Path, stub: dict[str, Any] | None) -> OODModel | A
         precision = _unpacked_precision(arrays)
     return OODModel(
         means=means,
-        precision=precision,
+        precision=precision.astype(np.float32),  # scored in float32 (see OODModel.__post_init__)
         threshold=float(stub["threshold"]),
         percentile=float(stub["percentile"]),
         n_fit=int(stub.get("n_fit", 0)),

@@ -165,6 +165,17 @@ def test_absurd_dimensions():
     assert decode_image(_png(np.zeros((32, 32), np.uint8)), min_side=16).width == 32
 
 
+def test_encode_png_is_lossless_and_as_small_as_the_default_level_for_xrays():
+    from ml_core.testing import make_xray_like_pixels
+
+    pixels = make_xray_like_pixels(512, seed=3)
+    png = encode_png(pixels)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(png))), pixels)
+    default = io.BytesIO()
+    Image.fromarray(pixels).save(default, format="PNG")
+    assert len(png) < 1.15 * len(default.getvalue())
+
+
 def test_encode_png_validates_and_roundtrips_rgba():
     rgba = np.random.default_rng(0).integers(0, 256, (10, 12, 4), dtype=np.uint8)
     back = np.asarray(Image.open(io.BytesIO(encode_png(rgba))))

@@ -136,4 +136,61 @@ def test_score_is_the_distance_to_the_nearest_class_mean():
     probe = rng.normal(size=(15, 8)) * 4
     diffs = probe[:, None, :] - model.means[None, :, :]
     plain = np.sqrt(np.einsum("nkd,de,nke->nk", diffs, model.precision, diffs).min(axis=1))
-    np.testing.assert_allclose(model.score(probe), plain, rtol=1e-9)
+    np.testing.assert_allclose(model.score(probe), plain, rtol=1e-5)  # P is applied in float32
+
+
+def _served_sized_gate(rng, d=1024, k=3):
+    """A gate the size of a served one (pooled mean+std features: positive, correlated), with a
+    well-conditioned random precision and a threshold at the 99th percentile of its own features."""
+    basis = rng.normal(size=(d, d)) / np.sqrt(d)
+    precision = basis @ basis.T + 0.5 * np.eye(d)
+    means = np.abs(rng.normal(0.4, 0.2, size=(k, d)))
+    features = means[rng.integers(0, k, 400)] + 0.1 * rng.normal(size=(400, d)) @ basis
+    model = OODModel(means, precision, threshold=np.inf, percentile=99.0, n_fit=400)
+    model.threshold = float(np.percentile(_float64_scores(model, features), 99.0))
+    return model, features
+
+
+def _float64_scores(model, x):
+    diffs = x[:, None, :] - model.means[None, :, :]
+    return np.sqrt(np.einsum("nkd,de,nke->nk", diffs, model.precision, diffs).min(axis=1))
+
+
+def test_float32_scores_match_float64_and_keep_the_threshold_decisions():
+    rng = np.random.default_rng(8)
+    model, features = _served_sized_gate(rng)
+    assert model._precision32.dtype == np.float32
+    probes = np.vstack([features, features[:50] * rng.uniform(0.5, 2.0, size=(50, 1)), rng.uniform(0, 2, (50, 1024))])
+    exact = _float64_scores(model, probes)
+    scored = np.concatenate([model.score(row) for row in probes[:20]] + [model.score(probes[20:])])  # 1 row and many
+    np.testing.assert_allclose(scored, exact, rtol=1e-4)
+    margin = np.abs(exact - model.threshold) / model.threshold
+    decided = margin > 1e-4  # the rest sit on the threshold itself, whichever precision
+    assert decided.mean() > 0.95
+    np.testing.assert_array_equal((scored > model.threshold)[decided], (exact > model.threshold)[decided])
+
+
+def test_loaded_gates_hold_one_float32_precision(tmp_path):
+    rng = np.random.default_rng(9)
+    model = fit_mahalanobis(rng.normal(size=(80, 6)))
+    loaded = load_ood(tmp_path, save_ood(model, tmp_path))
+    assert loaded.precision.dtype == np.float32 and loaded._precision32 is loaded.precision
+    assert loaded._means_quad.dtype == np.float64
+
+
+def test_scoring_restores_the_blas_threads_also_from_concurrent_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    rng = np.random.default_rng(10)
+    model, features = _served_sized_gate(rng, d=256)
+    before = blas_threads()
+    expected = model.score(features[:40])
+    with ThreadPoolExecutor(4) as pool:
+        rows = list(pool.map(lambda i: model.score(features[i])[0], range(40)))
+    np.testing.assert_allclose(rows, expected, rtol=1e-6)
+    assert blas_threads() == before

@@ -8,8 +8,10 @@ from ml_core.preprocessing import PreprocessConfig
 from ml_core.serve import (
     ZONES,
     PredictionResult,
+    _heatmap_lut,
     cam_in_image_space,
     class_activation_map,
+    heatmap_rgba_png,
     load_predictor,
     lung_zone_summary,
     softmax,
@@ -132,3 +134,16 @@ def test_threads_are_set_explicitly(tiny_package):
     predictor = load_predictor(tiny_package, intra_op_threads=2)
     assert predictor.session.get_session_options().intra_op_num_threads == 2
     assert load_predictor(tiny_package).session.get_session_options().intra_op_num_threads == 1
+
+
+def test_heatmap_png_decodes_to_the_lut_colours_and_stays_small():
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:256, 0:300] / 256.0
+    cam = np.clip(np.exp(-((yy - 0.4) ** 2 + (xx - 0.5) ** 2) * 6) + 0.05 * rng.random((256, 300)), 0, 1)
+    png = heatmap_rgba_png(cam.astype(np.float32))
+    decoded = Image.open(io.BytesIO(png))
+    assert decoded.mode == "RGBA" and decoded.size == (300, 256)
+    np.testing.assert_array_equal(np.asarray(decoded), _heatmap_lut()[np.rint(cam * 64).astype(np.intp)])
+    slow = io.BytesIO()
+    decoded.save(slow, format="PNG", compress_level=6)
+    assert len(png) < 2.5 * len(slow.getvalue())  # the fast level costs some bytes, not many
