@@ -28,6 +28,18 @@ def get_challenger() -> ModelVersion | None:
     return ModelVersion.objects.filter(alias=Alias.CHALLENGER, status="ready").first()
 
 
+def get_champion_and_challenger() -> tuple[ModelVersion | None, ModelVersion | None]:
+    """(get_champion(), get_challenger()) in one query (the inference task asks at every study)."""
+    ready = ModelVersion.objects.filter(alias__in=[Alias.CHAMPION, Alias.CHALLENGER], status="ready")
+    champion = challenger = None
+    for version in ready:  # newest first (Meta.ordering), as .first() picks
+        if version.alias == Alias.CHAMPION and champion is None:
+            champion = version
+        elif version.alias == Alias.CHALLENGER and challenger is None:
+            challenger = version
+    return champion, challenger
+
+
 def list_versions() -> list[ModelVersion]:
     return list(ModelVersion.objects.select_related("created_by").order_by("-created_at", "-pk"))
 

@@ -9,6 +9,7 @@ study (samples, explanations) follows it through apps.studies.signals.
 from __future__ import annotations
 
 import contextlib
+import copy
 import hashlib
 import logging
 import os
@@ -91,27 +92,36 @@ DETERMINISTIC_FAILURES = frozenset({"not_a_chest_xray"})
 STEP_TIMESTAMPS = {S.QUEUED: "queued_at", S.PREDICTING: "inference_started_at"}
 
 
-def transition_study(study: Study, to_status: str, *, failure_code: str = "", failure_reason: str = "") -> Study:
-    """Move a study to `to_status` if the state machine allows it (row-locked)."""
-    with transaction.atomic():
+def transition_study(
+    study: Study, to_status: str, *, failure_code: str = "", failure_reason: str = "", savepoint: bool = True
+) -> Study:
+    """Move a study to `to_status` if the state machine allows it (row-locked). `savepoint=False`
+    inside a transaction that any error here rolls back anyway saves two round trips."""
+    with transaction.atomic(savepoint=savepoint):
         locked = Study.objects.select_for_update().get(pk=study.pk)
-        if to_status not in ALLOWED_TRANSITIONS[locked.status]:
-            raise IllegalTransition(locked.pk, locked.status, to_status)
-        locked.status = to_status
-        locked.failure_code = failure_code if to_status == S.FAILED else ""
-        locked.failure_reason = failure_reason if to_status == S.FAILED else ""
-        fields = ["status", "failure_code", "failure_reason", "updated_at"]
-        # The inference step's timestamps (copied onto the Prediction when it is stored).
-        step_stamp = STEP_TIMESTAMPS.get(to_status)
-        if step_stamp:
-            setattr(locked, step_stamp, timezone.now())
-            fields.append(step_stamp)
-        locked.save(update_fields=fields)
-        transaction.on_commit(lambda: events.publish_study_status(locked))
+        _transition_locked(locked, to_status, failure_code=failure_code, failure_reason=failure_reason)
     study.status, study.failure_code, study.failure_reason = locked.status, locked.failure_code, locked.failure_reason
     study.updated_at, study.queued_at = locked.updated_at, locked.queued_at
     study.inference_started_at = locked.inference_started_at
     return study
+
+
+def _transition_locked(locked: Study, to_status: str, *, failure_code: str = "", failure_reason: str = "") -> None:
+    """transition_study's update of a row the caller's transaction has just selected for update."""
+    if to_status not in ALLOWED_TRANSITIONS[locked.status]:
+        raise IllegalTransition(locked.pk, locked.status, to_status)
+    locked.status = to_status
+    locked.failure_code = failure_code if to_status == S.FAILED else ""
+    locked.failure_reason = failure_reason if to_status == S.FAILED else ""
+    fields = ["status", "failure_code", "failure_reason", "updated_at"]
+    # The inference step's timestamps (copied onto the Prediction when it is stored).
+    step_stamp = STEP_TIMESTAMPS.get(to_status)
+    if step_stamp:
+        setattr(locked, step_stamp, timezone.now())
+        fields.append(step_stamp)
+    locked.save(update_fields=fields)
+    published = copy.copy(locked)  # as committed, whatever the caller does with `locked` before the commit
+    transaction.on_commit(lambda: events.publish_study_status(published))
 
 
 def fail_study(study: Study, *, code: str, reason: str) -> Study:
@@ -369,7 +379,8 @@ def claim_study_step(study_id, *, ready: str, working: str, done: Callable[[Stud
             return study
         if study.status != ready:
             return None
-        return transition_study(study, working)
+        _transition_locked(study, working)  # already locked above: no second select, no savepoint
+        return study
 
 
 def start_prediction(study_id) -> Study | None:
@@ -416,7 +427,7 @@ def record_prediction(study: Study, *, model_version, result) -> Prediction | No
         with transaction.atomic():
             prediction.finished_at = timezone.now()
             prediction.save()
-            transition_study(study, S.PREDICTED)
+            transition_study(study, S.PREDICTED, savepoint=False)  # any error rolls the whole block back
             # apps.explanations queues the explanation, sent once the prediction is committed.
             signals.study_predicted.send(sender=Study, study=study)
     except (IntegrityError, Study.DoesNotExist):

@@ -51,10 +51,10 @@ def load_predictor(version: ModelVersion):
 def choose_serving_versions(study_id) -> tuple[ModelVersion | None, ModelVersion | None]:
     """(version whose result is shown, version run in shadow). The champion is shown unless the
     canary share routes this study to the challenger (deterministic per study)."""
-    champion = selectors.get_champion()
-    challenger = (
-        selectors.get_challenger() if settings.DEEPMED_SHADOW_ENABLED or settings.DEEPMED_CANARY_SHARE else None
-    )
+    if settings.DEEPMED_SHADOW_ENABLED or settings.DEEPMED_CANARY_SHARE:
+        champion, challenger = selectors.get_champion_and_challenger()
+    else:
+        champion, challenger = selectors.get_champion(), None
     if champion is None or challenger is None:
         return champion, None
     share = settings.DEEPMED_CANARY_SHARE
