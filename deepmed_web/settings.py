@@ -347,6 +347,9 @@ DEEPMED_INFERENCE_THREADS = env.int("DEEPMED_INFERENCE_THREADS", default=1)
 # Consumers without `inference` run at this niceness (Linux: per thread) to leave the cores to it.
 DEEPMED_EMBEDDED_CONSUMERS = (("inference",), ("llm", "default"), ("training", "augmentation"))
 DEEPMED_EMBEDDED_BACKGROUND_NICE = 10
+# Workers load what their queues need (serving predictors, the explanation engine) as soon as they
+# start, not at the first study (a cold explanation engine held a burst's first explanations ~6 s).
+DEEPMED_WARM_UP_WORKERS = env.bool("DEEPMED_WARM_UP_WORKERS", default=True)
 # torch threads of a training run (0: ml_core's default, min(2, cores)). One in embedded mode,
 # where it shares the process and the cores with the web server and inference.
 DEEPMED_TRAINING_THREADS = 1 if EMBEDDED_MODE else 0

@@ -135,6 +135,13 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _no_worker_warm_up(settings):
+    """In-process workers start and stop inside single tests: a warm-up thread loading models and
+    reading the database would outlive them (tests/workers/test_warm_up.py turns it back on)."""
+    settings.DEEPMED_WARM_UP_WORKERS = False
+
+
 # Users and studies come from tests/factories.py (factory_boy); these are the named ones most
 # tests share (alice and bob are patients, dr-house a physician, root-admin an admin).
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
+from collections.abc import Iterable
 
-from celery.signals import worker_process_init
+from celery.signals import worker_process_init, worker_ready
 from django.db import OperationalError
+
+logger = logging.getLogger(__name__)
 
 # Per-study tasks: acknowledged only when done (a killed worker's task goes back to the queue),
 # and retried with back-off through a database or broker outage instead of failing the study.
@@ -27,3 +32,47 @@ def _expose_worker_metrics(**kwargs) -> None:
         from prometheus_client import start_http_server
 
         start_http_server(int(port))
+
+
+def warm_up(queues: Iterable[str]) -> list[str]:
+    """Load what the tasks of ``queues`` need before their first message: the serving predictors
+    for `inference`, the explanation engine for `llm`. Returns what was warmed. A failure is
+    logged, never raised: the tasks load lazily all the same."""
+    from apps.explanations.services import warm_up_engine
+    from apps.modelops.services.serving import warm_up_predictors
+
+    steps = {"inference": ("predictors", warm_up_predictors), "llm": ("explanation engine", warm_up_engine)}
+    warmed = []
+    for queue in sorted(set(queues) & set(steps)):
+        name, step = steps[queue]
+        try:
+            if step():
+                warmed.append(name)
+        except Exception:
+            logger.warning("warming up the %s failed; the first task will load it", name, exc_info=True)
+    if warmed:
+        logger.info("warm: %s", ", ".join(warmed))
+    return warmed
+
+
+@worker_ready.connect
+def _warm_up_when_ready(sender=None, **kwargs) -> None:
+    # In the background, so the worker starts consuming at once: a task that arrives first waits on
+    # the same locked, cached loader instead of loading a second copy. One worker per process in
+    # services mode; one per queue group (a thread each) in embedded mode.
+    from django.conf import settings
+
+    if not settings.DEEPMED_WARM_UP_WORKERS:
+        return
+    task_consumer = getattr(sender, "task_consumer", None)
+    queues = [queue.name for queue in getattr(task_consumer, "queues", ())]
+    threading.Thread(target=_warm_up_thread, args=(queues,), name="deepmed-warm-up", daemon=True).start()
+
+
+def _warm_up_thread(queues: list[str]) -> None:
+    from django.db import connections
+
+    try:
+        warm_up(queues)
+    finally:
+        connections.close_all()  # this thread's own connections (Django opens one per thread)

@@ -90,6 +90,14 @@ def load_configured_engine() -> tuple[object | None, str | None]:
         return None, str(exc)
 
 
+def warm_up_engine() -> bool:
+    """Load the explanation engine before the first study needs it (a cold litgpt load held the
+    first explanations of a burst back about 6 s); True when one is warm. Called when an `llm`
+    worker starts (workers/__init__.py)."""
+    engine, _ = load_configured_engine()
+    return engine is not None
+
+
 # --- the pipeline -------------------------------------------------------------------------
 
 

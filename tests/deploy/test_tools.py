@@ -161,3 +161,75 @@ def test_tabular_predict_benchmark_times_the_api_services_and_model(tmp_path):
         assert 0 < figures[key]["p50"] <= figures[key]["p99"]
     assert figures["under_target"] == (figures["api_ms"]["p50"] < figures["target_ms"])
     assert "API POST (one row)" in proc.stdout
+
+
+def _status_server(statuses, *, close_code=None):
+    """A loopback WebSocket server that sends each status as the study consumer does (or closes
+    with `close_code`), and the Authorization header it was given."""
+    import json
+    import threading
+
+    from websockets.sync.server import serve
+
+    seen = {}
+
+    def handler(socket):
+        seen["authorization"] = socket.request.headers.get("Authorization")
+        seen["path"] = socket.request.path
+        if close_code is not None:
+            socket.close(close_code)
+            return
+        for status in statuses:
+            socket.send(json.dumps({"type": "study.status", "status": status}))
+        socket.recv()  # stay open until the client leaves
+
+    server = serve(handler, "127.0.0.1", 0)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, seen
+
+
+def _client_with_api(module, port, answers):
+    """A PatientClient whose API calls are answered from `answers` (one per GET), counting them."""
+    import httpx
+
+    gets = []
+
+    def api(request):
+        gets.append(request.url.path)
+        return httpx.Response(200, json=answers[min(len(gets), len(answers)) - 1])
+
+    client = module.PatientClient(f"http://127.0.0.1:{port}")
+    client.http = httpx.Client(base_url="http://testserver/api/v1", transport=httpx.MockTransport(api))
+    client.http.headers["Authorization"] = "Bearer t0ken"
+    return client, gets
+
+
+def test_follow_listens_on_the_study_socket_and_reads_the_api_once_at_the_end():
+    module = _load("patient_client")
+    server, seen = _status_server(["queued", "predicted", "explaining", "explained"])
+    try:
+        final = {"status": "explained", "prediction": {"label": "NORMAL"}, "explanation": {"text": "..."}}
+        client, gets = _client_with_api(module, server.socket.getsockname()[1], [final])
+        line = client.follow("abc", started=0.0, wait_explanation=True, timeout=10)
+    finally:
+        server.shutdown()
+    assert seen == {"authorization": "Bearer t0ken", "path": "/ws/studies/abc/"}
+    assert line.statuses == ["queued", "predicted", "explaining", "explained"]
+    assert line.label == "NORMAL" and line.predicted_s <= line.explained_s == line.final_s
+    assert gets == ["/api/v1/studies/abc"] and client.socket_fallbacks == 0
+
+
+def test_follow_falls_back_to_polling_with_back_off_when_the_socket_is_refused(monkeypatch):
+    module = _load("patient_client")
+    server, _ = _status_server([], close_code=4401)
+    sleeps = []
+    monkeypatch.setattr(module.time, "sleep", sleeps.append)
+    try:
+        waiting, done = {"status": "queued"}, {"status": "predicted", "prediction": {"label": "COVID-19"}}
+        client, gets = _client_with_api(module, server.socket.getsockname()[1], [waiting] * 4 + [done])
+        line = client.follow("abc", started=0.0, wait_explanation=False, timeout=60)
+    finally:
+        server.shutdown()
+    assert client.socket_fallbacks == 1 and len(gets) == 5
+    assert line.status == "predicted" and line.label == "COVID-19"
+    assert sleeps == [0.25, 0.375, 0.5625, 0.84375]  # backing off, not a fixed 4 requests a second

@@ -48,6 +48,16 @@ def load_predictor(version: ModelVersion):
     return predictor
 
 
+def warm_up_predictors() -> int:
+    """Load the champion's (and a shadowed challenger's) predictor before the first study needs
+    it; returns how many are warm. Called when an inference worker starts (workers/__init__.py)."""
+    champion, challenger = selectors.get_champion_and_challenger()
+    versions = [v for v in (champion, challenger if settings.DEEPMED_SHADOW_ENABLED else None) if v is not None]
+    for version in versions:
+        load_predictor(version)
+    return len(versions)
+
+
 def choose_serving_versions(study_id) -> tuple[ModelVersion | None, ModelVersion | None]:
     """(version whose result is shown, version run in shadow). The champion is shown unless the
     canary share routes this study to the challenger (deterministic per study)."""
