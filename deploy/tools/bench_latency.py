@@ -25,6 +25,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -78,7 +79,7 @@ def summarise(timings: list[dict], *, elapsed_s: float, rate: float) -> dict:
         "uploads": len(timings),
         "predicted": len(done),
         "not_predicted": len(timings) - len(done),
-        "statuses": {s: sum(t.get("status") == s for t in timings) for s in sorted({t.get("status") for t in timings})},
+        "statuses": dict(sorted(Counter(t.get("status") or "no_answer" for t in timings).items())),
         "rate_per_s": rate,
         "elapsed_s": round(elapsed_s, 2),
         "upload_to_prediction_ms": percentiles([t["finished_s"] for t in done]),
@@ -182,7 +183,8 @@ def replay(base_url: str, images: list[Path], args) -> tuple[list[dict], float]:
         path, client = images[i % len(images)], clients[i % len(clients)]
         body, started = client.upload(path.read_bytes(), path.name)
         line = client.follow(body["id"], started, wait_explanation=args.wait_explanation, timeout=args.timeout)
-        final = client.http.get(f"/studies/{body['id']}").json()
+        response = client.http.get(f"/studies/{body['id']}")
+        final = response.json() if response.status_code == 200 else {"status": f"http_{response.status_code}"}
         timing = server_timing(final)
         timing["explained_client_s"] = line.explained_s
         with lock:
