@@ -20,6 +20,9 @@ class Explanation(models.Model):
     prompt_hash = models.CharField(max_length=64, blank=True)
     generation_ms = models.FloatField(null=True, blank=True)
     validation = models.JSONField(default=dict, blank=True)
+    # Server-side timing: queued when the prediction was stored (the prediction's finished_at), then
+    # a worker took the study (started_at), then this row was stored (created_at).
+    started_at = models.DateTimeField(null=True, blank=True, help_text="an llm worker took the study")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

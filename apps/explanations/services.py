@@ -146,6 +146,7 @@ def generate_explanation(study_id) -> Explanation | None:
     study = start_explanation(study_id)
     if study is None:
         return None
+    started_at = timezone.now()
     prediction = champion_prediction(study)
     facts = facts_for_study(study)
     if facts is None:
@@ -165,10 +166,10 @@ def generate_explanation(study_id) -> Explanation | None:
     except Exception as exc:
         logger.exception("explanation of study %s failed; using the template", study.pk)
         outcome = explain(facts, None, model_label=model_label, engine_error=f"{type(exc).__name__}: {exc}")
-    return store_explanation(study, outcome, facts)
+    return store_explanation(study, outcome, facts, started_at=started_at)
 
 
-def store_explanation(study: Study, outcome, facts: ExplanationFacts) -> Explanation | None:
+def store_explanation(study: Study, outcome, facts: ExplanationFacts, *, started_at=None) -> Explanation | None:
     try:
         with transaction.atomic():
             locked = Study.objects.select_for_update().get(pk=study.pk)
@@ -181,6 +182,7 @@ def store_explanation(study: Study, outcome, facts: ExplanationFacts) -> Explana
                 prompt_hash=outcome.prompt_hash,
                 generation_ms=round(outcome.generation_ms, 1),
                 validation=outcome.validation_record(facts),
+                started_at=started_at,
             )
             # A physician may have reviewed the study meanwhile: keep the text, not the status.
             if locked.status == S.EXPLAINING:

@@ -25,7 +25,9 @@ class PredictionSerializer(serializers.Serializer):
 class ExplanationSerializer(serializers.Serializer):
     text = serializers.CharField()
     engine = serializers.CharField()
-    # Upload → explanation = created_at - the study's created_at (server-side, like the prediction's).
+    # Upload → explanation = created_at - the study's created_at (server-side, like the prediction's);
+    # its queue wait = started_at - the prediction's finished_at.
+    started_at = serializers.DateTimeField(allow_null=True, help_text="an explanation worker took the study")
     created_at = serializers.DateTimeField(help_text="this explanation was stored")
 
 

@@ -58,8 +58,10 @@ def server_timing(body: dict) -> dict:
     for key in ("queued_at", "started_at", "finished_at"):
         stamp = parse_time(prediction.get(key))
         timing[key.replace("_at", "_s")] = (stamp - created).total_seconds() if stamp and created else None
-    explained = parse_time((body.get("explanation") or {}).get("created_at"))
-    timing["explained_s"] = (explained - created).total_seconds() if explained and created else None
+    explanation = body.get("explanation") or {}
+    for key, name in (("started_at", "explanation_started_s"), ("created_at", "explained_s")):
+        stamp = parse_time(explanation.get(key))
+        timing[name] = (stamp - created).total_seconds() if stamp and created else None
     return timing
 
 
@@ -89,6 +91,14 @@ def summarise(timings: list[dict], *, elapsed_s: float, rate: float) -> dict:
         "explained": sum(t.get("explained_s") is not None for t in timings),
         "upload_to_explanation_ms": percentiles(
             [t["explained_s"] for t in timings if t.get("explained_s") is not None]
+        ),
+        # prediction stored -> an explanation worker took the study
+        "explanation_queue_wait_ms": percentiles(
+            [
+                t["explanation_started_s"] - t["finished_s"]
+                for t in timings
+                if t.get("explanation_started_s") is not None and t.get("finished_s") is not None
+            ]
         ),
         "throughput_per_s": round(len(done) / span, 2) if span > 0 else None,
     }
@@ -237,7 +247,11 @@ def main(argv=None) -> int:
     )
     if args.wait_explanation:
         exp = report["upload_to_explanation_ms"]
-        print(f"  {report['explained']} explained; upload → explanation p50 {exp['p50']} ms, p95 {exp['p95']} ms")
+        wait = report["explanation_queue_wait_ms"]
+        print(
+            f"  {report['explained']} explained; upload → explanation p50 {exp['p50']} ms, p95 {exp['p95']} ms "
+            f"(waiting for an explanation worker p50 {wait['p50']} ms, p95 {wait['p95']} ms)"
+        )
     if args.json:
         print(json.dumps(report))
     return 0 if report["not_predicted"] == 0 else 1

@@ -98,7 +98,13 @@ def test_retraining_benchmark_runs_the_product_path_and_reports_gates(tmp_path):
 
 
 def _study(
-    created: str, queued: str | None, started: str | None, finished: str | None, status="predicted", explained=None
+    created: str,
+    queued: str | None,
+    started: str | None,
+    finished: str | None,
+    status="predicted",
+    explained=None,
+    explanation_started=None,
 ) -> dict:
     day = "2026-12-01T10:00:"
     prediction = None
@@ -108,7 +114,11 @@ def _study(
             "started_at": day + started + "Z",
             "finished_at": day + finished + "Z",
         }
-    explanation = {"text": "…", "engine": "template", "created_at": day + explained + "Z"} if explained else None
+    explanation = None
+    if explained:
+        explanation = {"text": "…", "engine": "template", "created_at": day + explained + "Z", "started_at": None}
+        if explanation_started:
+            explanation["started_at"] = day + explanation_started + "Z"
     return {"status": status, "created_at": day + created + "Z", "prediction": prediction, "explanation": explanation}
 
 
@@ -123,7 +133,16 @@ def test_latency_benchmark_reads_server_timestamps_and_summarises_them():
     timings = [
         timing,
         bench.server_timing(_study("01.000000", "01.020000", "01.120000", "01.300000")),
-        bench.server_timing(_study("02.000000", "02.010000", "02.020000", "03.000000", explained="04.500000")),
+        bench.server_timing(
+            _study(
+                "02.000000",
+                "02.010000",
+                "02.020000",
+                "03.000000",
+                explained="04.500000",
+                explanation_started="04.200000",
+            )
+        ),
         failed,
     ]
     assert timings[0]["explained_s"] is None and timings[2]["explained_s"] == pytest.approx(2.5)
@@ -134,6 +153,7 @@ def test_latency_benchmark_reads_server_timestamps_and_summarises_them():
     assert report["queue_wait_ms"] == {"p50": 20.0, "p95": 100.0, "p99": 100.0}
     assert report["service_ms"] == {"p50": 180.0, "p95": 980.0, "p99": 980.0}
     assert report["explained"] == 1 and report["upload_to_explanation_ms"]["p50"] == 2500.0
+    assert report["explanation_queue_wait_ms"]["p50"] == 1200.0  # prediction stored at 03 s, taken at 04.2 s
     assert report["throughput_per_s"] == 1.0  # 3 predictions from the first upload (00 s) to the last stored (03 s)
     empty = bench.summarise([], elapsed_s=0.0, rate=1.0)
     assert empty["predicted"] == 0 and empty["throughput_per_s"] is None

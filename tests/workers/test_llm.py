@@ -22,6 +22,8 @@ def test_task_explains_a_predicted_study_and_a_rerun_is_skipped(queued_study, ch
     explanation = study.explanation
     assert explanation.model_name.startswith("tiny-test-gpt@")
     assert explanation.validation["facts"]["label"] == study.predictions.get().label
+    # server-side timing: prediction stored <= the worker took the study <= the explanation stored
+    assert study.predictions.get().finished_at <= explanation.started_at <= explanation.created_at
     assert generate_explanation(str(study.pk)) == "skipped"
     assert Explanation.objects.filter(study=study).count() == 1
 
