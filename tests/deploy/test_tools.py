@@ -242,8 +242,18 @@ def test_follow_listens_on_the_study_socket_and_reads_the_api_once_at_the_end():
 def test_follow_falls_back_to_polling_with_back_off_when_the_socket_is_refused(monkeypatch):
     module = _load("patient_client")
     server, _ = _status_server([], close_code=4401)
-    sleeps = []
-    monkeypatch.setattr(module.time, "sleep", sleeps.append)
+    import threading
+    import time
+
+    sleeps, real_sleep, this_thread = [], time.sleep, threading.current_thread()
+
+    def sleep(seconds):  # `time` is shared: other threads (the socket server's, the suite's) really sleep
+        if threading.current_thread() is this_thread:
+            sleeps.append(seconds)
+        else:
+            real_sleep(seconds)
+
+    monkeypatch.setattr(module.time, "sleep", sleep)
     try:
         waiting, done = {"status": "queued"}, {"status": "predicted", "prediction": {"label": "COVID-19"}}
         client, gets = _client_with_api(module, server.socket.getsockname()[1], [waiting] * 4 + [done])
