@@ -48,11 +48,17 @@ def load_predictor(version: ModelVersion):
     return predictor
 
 
+def _serving_candidates() -> tuple[ModelVersion | None, ModelVersion | None]:
+    """(champion, challenger) when shadow or canary may run the challenger, else (champion, None)."""
+    if settings.DEEPMED_SHADOW_ENABLED or settings.DEEPMED_CANARY_SHARE:
+        return selectors.get_champion_and_challenger()
+    return selectors.get_champion(), None
+
+
 def warm_up_predictors() -> int:
-    """Load the champion's (and a shadowed challenger's) predictor before the first study needs
-    it; returns how many are warm. Called when an inference worker starts (workers/__init__.py)."""
-    champion, challenger = selectors.get_champion_and_challenger()
-    versions = [v for v in (champion, challenger if settings.DEEPMED_SHADOW_ENABLED else None) if v is not None]
+    """Load the predictors a study may run (see _serving_candidates) before the first study needs
+    them; returns how many are warm. Called when an inference worker starts (workers/__init__.py)."""
+    versions = [version for version in _serving_candidates() if version is not None]
     for version in versions:
         load_predictor(version)
     return len(versions)
@@ -61,10 +67,7 @@ def warm_up_predictors() -> int:
 def choose_serving_versions(study_id) -> tuple[ModelVersion | None, ModelVersion | None]:
     """(version whose result is shown, version run in shadow). The champion is shown unless the
     canary share routes this study to the challenger (deterministic per study)."""
-    if settings.DEEPMED_SHADOW_ENABLED or settings.DEEPMED_CANARY_SHARE:
-        champion, challenger = selectors.get_champion_and_challenger()
-    else:
-        champion, challenger = selectors.get_champion(), None
+    champion, challenger = _serving_candidates()
     if champion is None or challenger is None:
         return champion, None
     share = settings.DEEPMED_CANARY_SHARE
