@@ -4,6 +4,12 @@ open-loop rate, and report server-side upload → prediction percentiles and thr
     .venv/bin/python deploy/tools/bench_latency.py --mode embedded --rate 2 --count 120
     DATABASE_URL=postgres://... REDIS_URL=redis://... \\
         .venv/bin/python deploy/tools/bench_latency.py --mode services --rate 10 --count 300
+    .venv/bin/python deploy/tools/bench_latency.py --mode embedded --with-training quick
+
+With `--with-training TIER` an admin starts a training run (the default warm start from the
+champion, on the base dataset) before the replay, the replay begins once the run takes steps,
+and the report says how many training steps it took during the replay: latency with a training
+run in progress, and whether that run still advances.
 
 Latency is read from the stored timestamps the study API returns (study `created_at` →
 prediction `queued_at` / `started_at` / `finished_at`), so the client's polling granularity does
@@ -19,6 +25,7 @@ import argparse
 import json
 import os
 import random
+import secrets
 import socket
 import subprocess
 import sys
@@ -181,6 +188,49 @@ class Server:
                 proc.kill()
 
 
+class TrainingLoad:
+    """An admin's training run on the server, started before the replay (see --with-training)."""
+
+    def __init__(self, server: Server, tier: str, architecture: str):
+        import httpx
+
+        password = secrets.token_urlsafe(18)
+        server.manage("create_user", "--role", "admin", "--username", "bench-admin", "--password", password)
+        self.http = httpx.Client(base_url=server.base_url + "/api/v1", timeout=60)
+        token = self._ok(self.http.post("/auth/token", json={"username": "bench-admin", "password": password}))
+        self.http.headers["Authorization"] = f"Bearer {token['access']}"
+        run = self._ok(self.http.post("/training-runs", json={"architecture": architecture, "tier": tier}))
+        self.run_id = run["id"]
+
+    @staticmethod
+    def _ok(response) -> dict:
+        if response.status_code >= 400:
+            raise SystemExit(f"training run: HTTP {response.status_code} {response.text[:300]}")
+        return response.json()
+
+    def run(self) -> dict:
+        return self._ok(self.http.get(f"/training-runs/{self.run_id}"))
+
+    @staticmethod
+    def steps_done(run: dict) -> int:
+        """Optimiser steps taken so far, from the run's progress (epoch counts from 1)."""
+        progress = run.get("progress") or {}
+        epoch, step = int(progress.get("epoch") or 0), int(progress.get("step") or 0)
+        return max(0, epoch - 1) * int(progress.get("steps_per_epoch") or 0) + step
+
+    def wait_stepping(self, timeout: float = 900.0) -> dict:
+        """Until the run takes optimiser steps (dataset loading and the model build come first)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.run()
+            if run["status"] not in ("queued", "running"):
+                raise SystemExit(f"the training run ended before the replay: {run['status']} {run.get('error', '')}")
+            if self.steps_done(run) > 0:
+                return run
+            time.sleep(2.0)
+        raise SystemExit(f"the training run took no step within {timeout:g} s")
+
+
 def replay(base_url: str, images: list[Path], args) -> tuple[list[dict], float]:
     """Upload `args.count` images at `args.rate` per second (open loop: arrivals do not wait for
     answers) spread over `args.patients` patients; follow each study until predicted (or final)."""
@@ -228,6 +278,13 @@ def main(argv=None) -> int:
     parser.add_argument("--data-dir", default="", help="the server's data folder (default: a fresh temporary one)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true", help="print the report as JSON on the last line")
+    parser.add_argument(
+        "--with-training",
+        metavar="TIER",
+        choices=("quick", "standard", "full"),
+        help="replay while an admin's training run of this tier is in progress",
+    )
+    parser.add_argument("--training-architecture", default="tf_efficientnet_lite0")
     args = parser.parse_args(argv)
 
     images = labelled_images(Path(args.folder))
@@ -238,8 +295,22 @@ def main(argv=None) -> int:
         data_dir = Path(args.data_dir or Path(tmp) / "data")
         data_dir.mkdir(parents=True, exist_ok=True)
         with Server(args.mode, args.port or free_port(), data_dir, Path(tmp)) as server:
+            training = (
+                TrainingLoad(server, args.with_training, args.training_architecture) if args.with_training else None
+            )
+            before = training.wait_stepping() if training else None
             timings, elapsed = replay(server.base_url, images, args)
+            after = training.run() if training else None
     report = {"mode": args.mode, **summarise(timings, elapsed_s=elapsed, rate=args.rate)}
+    if training:
+        report["training"] = {
+            "tier": args.with_training,
+            "status_after": after["status"],
+            "steps_during_replay": TrainingLoad.steps_done(after) - TrainingLoad.steps_done(before),
+            "progress_after": {
+                k: (after.get("progress") or {}).get(k) for k in ("epoch", "epochs", "step", "steps_per_epoch")
+            },
+        }
     lat = report["upload_to_prediction_ms"]
     print(
         f"{args.mode}: {report['predicted']}/{report['uploads']} predicted at {args.rate:g}/s; upload → prediction "
@@ -251,6 +322,11 @@ def main(argv=None) -> int:
         print(
             f"  {report['explained']} explained; upload → explanation p50 {exp['p50']} ms, p95 {exp['p95']} ms "
             f"(waiting for an explanation worker p50 {wait['p50']} ms, p95 {wait['p95']} ms)"
+        )
+    if training:
+        t = report["training"]
+        print(
+            f"  training run ({t['tier']}) took {t['steps_during_replay']} steps during the replay; after: {t['status_after']} {t['progress_after']}"
         )
     if args.json:
         print(json.dumps(report))

@@ -160,6 +160,14 @@ def test_latency_benchmark_reads_server_timestamps_and_summarises_them():
     assert empty["upload_to_prediction_ms"]["p50"] is None
 
 
+def test_latency_benchmark_counts_training_steps_across_epochs_from_the_run_progress():
+    steps_done = _load("bench_latency").TrainingLoad.steps_done
+    assert steps_done({"progress": {}}) == 0  # queued: nothing reported yet
+    assert steps_done({"progress": {"epoch": 1, "step": 7, "steps_per_epoch": 58}}) == 7
+    assert steps_done({"progress": {"epoch": 3, "step": 2, "steps_per_epoch": 58}}) == 2 * 58 + 2
+    assert steps_done({"progress": None}) == 0
+
+
 def test_tabular_predict_benchmark_times_the_api_services_and_model(tmp_path):
     """bench_tabular_predict on a generated table: a champion set up the product's way, then timed requests."""
     import json
