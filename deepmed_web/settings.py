@@ -421,6 +421,10 @@ DEEPMED_LLM_ENABLED = env.bool("DEEPMED_LLM_ENABLED", default=True)
 DEEPMED_LLM_CHECKPOINT = env.str("DEEPMED_LLM_CHECKPOINT", default="")
 DEEPMED_LLM_DEVICE = env.str("DEEPMED_LLM_DEVICE", default="auto")
 DEEPMED_LLM_THREADS = env.int("DEEPMED_LLM_THREADS", default=1)
+# Generate in a child process of the `llm` consumer (ml_core/llm/process_engine.py, at niceness
+# DEEPMED_EMBEDDED_BACKGROUND_NICE): token generation is mostly Python and, in embedded mode's one
+# process, held the GIL the web server and inference need. Services mode's `llm` worker is a process.
+DEEPMED_LLM_IN_CHILD_PROCESS = env.bool("DEEPMED_LLM_IN_CHILD_PROCESS", default=EMBEDDED_MODE)
 DEEPMED_LLM_MAX_NEW_TOKENS = env.int("DEEPMED_LLM_MAX_NEW_TOKENS", default=300)
 DEEPMED_LLM_TEMPERATURE = env.float("DEEPMED_LLM_TEMPERATURE", default=0.3)
 DEEPMED_LLM_TOP_K = env.int("DEEPMED_LLM_TOP_K", default=20)

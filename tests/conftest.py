@@ -142,6 +142,13 @@ def _no_worker_warm_up(settings):
     settings.DEEPMED_WARM_UP_WORKERS = False
 
 
+@pytest.fixture(autouse=True)
+def _llm_in_process(settings):
+    """Explanations generate in the test process: a child process per test would cost seconds
+    (tests/ml_core/llm/test_process_engine.py and the tests that turn it back on start one)."""
+    settings.DEEPMED_LLM_IN_CHILD_PROCESS = False
+
+
 # Users and studies come from tests/factories.py (factory_boy); these are the named ones most
 # tests share (alice and bob are patients, dr-house a physician, root-admin an admin).
 

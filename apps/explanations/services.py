@@ -60,6 +60,8 @@ def generation_settings() -> GenerationSettings:
         seed=settings.DEEPMED_LLM_SEED,
         device=settings.DEEPMED_LLM_DEVICE,
         threads=settings.DEEPMED_LLM_THREADS,
+        in_child_process=settings.DEEPMED_LLM_IN_CHILD_PROCESS,
+        child_nice=settings.DEEPMED_EMBEDDED_BACKGROUND_NICE,
     )
 
 
@@ -84,7 +86,14 @@ def load_configured_engine() -> tuple[object | None, str | None]:
 
     cfg = generation_settings()
     try:
-        return get_engine(explainer_checkpoint(), device=cfg.device, threads=cfg.threads), None
+        engine = get_engine(
+            explainer_checkpoint(),
+            device=cfg.device,
+            threads=cfg.threads,
+            in_child_process=cfg.in_child_process,
+            nice=cfg.child_nice,
+        )
+        return engine, None
     except EngineUnavailable as exc:
         logger.warning("explanation engine unavailable, using the template: %s", exc)
         return None, str(exc)

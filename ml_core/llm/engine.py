@@ -32,6 +32,8 @@ class GenerationSettings:
     seed: int = 1234
     device: str = "auto"  # auto | cpu | cuda
     threads: int = 1  # torch intra-op threads on CPU
+    in_child_process: bool = False  # generate in a child process of its own (process_engine.py)
+    child_nice: int = 0  # how much lower than this process that child runs
 
 
 @dataclass(frozen=True)
@@ -127,19 +129,34 @@ def load_engine(checkpoint_dir: str | Path, *, device: str = "auto", threads: in
     return LitGPTEngine(llm, path, device)
 
 
-_ENGINES: dict[tuple[str, str], LitGPTEngine] = {}
+_ENGINES: dict[tuple[str, str, bool], object] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
-def get_engine(checkpoint_dir: str | Path, *, device: str = "auto", threads: int = 1) -> LitGPTEngine:
-    """The process-wide engine for a checkpoint: loaded on first use, then kept warm."""
-    key = (str(checkpoint_dir), device)
+def get_engine(
+    checkpoint_dir: str | Path, *, device: str = "auto", threads: int = 1, in_child_process: bool = False, nice: int = 0
+):
+    """The process-wide engine for a checkpoint: loaded on first use, then kept warm. With
+    `in_child_process`, a ProcessEngine (the same interface) that generates in a child process
+    running `nice` steps lower, so generation does not hold this process's GIL."""
+    key = (str(checkpoint_dir), device, in_child_process)
     with _ENGINES_LOCK:
         if key not in _ENGINES:
-            _ENGINES[key] = load_engine(checkpoint_dir, device=device, threads=threads)
+            if in_child_process:
+                from ml_core.llm.process_engine import ProcessEngine
+
+                _ENGINES[key] = ProcessEngine(checkpoint_dir, device=device, threads=threads, nice=nice)
+            else:
+                _ENGINES[key] = load_engine(checkpoint_dir, device=device, threads=threads)
         return _ENGINES[key]
 
 
 def clear_engines() -> None:
+    """Forget the loaded engines (and shut down their child processes)."""
     with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
         _ENGINES.clear()
+    for engine in engines:
+        close = getattr(engine, "close", None)
+        if close is not None:
+            close()

@@ -39,6 +39,39 @@ def test_language_model_explanation_is_stored_with_its_provenance(sample_facts_s
     assert _metric("deepmed_explanations_total", engine="litgpt", outcome="passed") == before + 1
 
 
+def test_with_the_child_process_setting_the_warm_child_writes_the_explanation(
+    sample_facts_study, memorizing_engine, settings, monkeypatch
+):
+    import os
+
+    import workers
+    from ml_core.llm import engine as llm_engine
+    from ml_core.llm.process_engine import ProcessEngine
+
+    def not_here(*args, **kwargs):
+        raise AssertionError("generated in the web process")
+
+    settings.DEEPMED_LLM_IN_CHILD_PROCESS = True
+    settings.DEEPMED_EMBEDDED_BACKGROUND_NICE = 2
+    monkeypatch.setattr(llm_engine.LitGPTEngine, "generate", not_here)  # the spawned child never sees this
+    llm_engine.clear_engines()
+    try:
+        assert workers.warm_up(["llm"]) == ["explanation engine"]  # the child is started and loaded
+        [engine] = llm_engine._ENGINES.values()
+        assert isinstance(engine, ProcessEngine) and engine.pid not in (None, os.getpid())
+        child = engine.pid
+        assert os.getpriority(os.PRIO_PROCESS, child) >= os.getpriority(os.PRIO_PROCESS, os.getpid()) + 2
+
+        explanation = services.generate_explanation(sample_facts_study.pk)
+
+        assert explanation.engine == "litgpt" and explanation.validation["outcome"] == "passed"
+        assert explanation.text == compose_explanation(sample_facts())
+        assert explanation.model_name == engine.model_id
+        assert (engine.pid, engine.starts) == (child, 1)  # the warm child, not a new one
+    finally:
+        llm_engine.clear_engines()
+
+
 def test_rejected_model_text_falls_back_to_the_labelled_template(sample_facts_study, random_engine):
     failures = _total("deepmed_explanation_validation_failures_total")
     explanation = services.generate_explanation(sample_facts_study.pk)
