@@ -8,7 +8,8 @@ loads the checkpoint once (`load_engine`), lowers its own priority and uses the 
 torch threads. A child that dies (killed, out of memory) makes the call in flight, or the next one,
 raise EngineUnavailable; the call after that starts a fresh child. The child is shut down by
 `close()`, by `engine.clear_engines()` and at interpreter exit, and exits by itself when its
-parent is gone.
+parent is gone. As with any spawned child, the parent's main script is imported in the child, so it
+must be import-safe (`manage.py`, celery and pytest are; a script read from stdin is not).
 """
 
 from __future__ import annotations
