@@ -54,6 +54,12 @@ def start_embedded_worker(*, concurrency: int = 1, periodic_tasks: bool = True, 
     groups = consumer_groups(groups)
     _started.set()
     _stopping.clear()
+    if settings.DEEPMED_WARM_UP_WORKERS:
+        from workers import expect_warm_up
+
+        # Before the consumers start: a readiness probe between a consumer's start and its
+        # worker_ready signal must not see a cold process as ready.
+        expect_warm_up(QUEUES)
     for group in groups:
         worker = app.WorkController(
             pool_cls="solo",

@@ -14,9 +14,14 @@ def embedded_worker():
 
     if not settings.EMBEDDED_MODE:
         pytest.skip("embedded mode only: the services pass pings a real worker process")
+    from django.test import override_settings
+
     from deepmed_web.embedded import start_embedded_worker, stop_embedded_worker
 
-    start_embedded_worker(periodic_tasks=False)
+    # Module scope runs before the autouse fixture that keeps test workers cold; a warm-up thread
+    # reading models outside any test's database access would hold the `warm` check.
+    with override_settings(DEEPMED_WARM_UP_WORKERS=False):
+        start_embedded_worker(periodic_tasks=False)
     yield
     stop_embedded_worker()
 
@@ -35,6 +40,17 @@ def test_ready_when_everything_is_up(client, champion, embedded_worker):
     assert response.status_code == 200, response.json()
     assert response.json()["failed"] == []
     assert response.json()["checks"]["worker"] == "ok"  # the in-process worker answered the ping
+    assert response.json()["checks"]["warm"] == "ok"
+
+
+def test_ready_names_the_warm_up_while_the_workers_load_their_models(client, champion, embedded_worker, monkeypatch):
+    import workers
+
+    monkeypatch.setattr(workers, "warming_up", lambda: ["llm"])
+    response = client.get("/health/ready")
+    assert response.status_code == 503
+    assert response.json()["failed"] == ["warm"]
+    assert response.json()["checks"]["warm"] == "warming up the workers of llm"
 
 
 def test_ready_names_the_worker_when_none_answers(client, champion, embedded_worker, monkeypatch):
