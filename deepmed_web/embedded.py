@@ -20,6 +20,7 @@ import os
 import threading
 import time
 
+from celery import signals
 from django.conf import settings
 
 from deepmed_web.celery import QUEUES, app
@@ -83,6 +84,10 @@ def start_embedded_worker(*, concurrency: int = 1, periodic_tasks: bool = True, 
         # One at a time: a WorkController selects its queues on the app (app.amqp.queues, shared
         # by every worker of the process) and its consumer reads that selection when it starts.
         _wait_for_consumer(worker, group)
+        # Celery's base WorkController, unlike the `celery worker` command's, never sends
+        # worker_ready: send it, so its receivers (the warm-up, workers/__init__.py) run here as
+        # they do in a separate worker process.
+        signals.worker_ready.send(sender=worker.consumer)
         logger.info("embedded Celery consumer started on %s", ", ".join(group))
     if periodic_tasks:
         for name, every_s, task_name in beat_entries():

@@ -107,3 +107,30 @@ def test_a_long_llm_task_does_not_delay_an_inference_task(
         release.set()
         task_postrun.disconnect(record)
         stop_embedded_worker()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_each_embedded_consumer_warms_up_its_queues_and_readiness_waits_for_it(settings, monkeypatch):
+    """app.WorkController sends no worker_ready of its own (only the `celery worker` command
+    does): without the embedded mode sending it, nothing was ever warmed in embedded mode."""
+    import workers
+    from apps.health.checks import check_warm
+    from deepmed_web.embedded import start_embedded_worker, stop_embedded_worker
+
+    if not settings.EMBEDDED_MODE:
+        pytest.skip("embedded mode only")
+    settings.DEEPMED_WARM_UP_WORKERS = True
+    release, warmed = threading.Event(), []
+    monkeypatch.setattr(workers, "warm_up", lambda queues: (release.wait(10), warmed.append(sorted(queues))))
+    start_embedded_worker(periodic_tasks=False)
+    try:
+        assert check_warm() == "warming up the workers of inference, llm"  # loading: not ready yet
+        release.set()
+        deadline = time.monotonic() + 10
+        while workers.warming_up() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert check_warm() is None
+        assert sorted(warmed) == [["augmentation", "training"], ["default", "llm"], ["inference"]]
+    finally:
+        release.set()
+        stop_embedded_worker()
