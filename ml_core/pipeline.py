@@ -34,8 +34,15 @@ class PackageConfig:
     version: str = "1"
     format: str = "auto"  # auto | fp32 | int8-dynamic | int8-static
     max_f1_drop: float = 0.01  # an int8 candidate may lose at most this much val macro-F1 vs fp32
-    ood_percentile: float = 99.0  # of validation scores: ~1% of in-distribution images flagged
-    ood_fit_images: int = 800  # training images used for the OOD statistics
+    # Of validation scores: ~0.5% of in-distribution images flagged by construction. At 99 the
+    # product's target (>= 99% of X-rays pass) sat on the edge: thresholds set on one half of the
+    # starter's validation split passed 98.5% of the other half on average (500 random halves),
+    # 99.0% at 99.5, with every generated non-X-ray still refused.
+    ood_percentile: float = 99.5
+    # Training images the OOD statistics are fitted on (class-stratified when the split is larger):
+    # all of a split this size, since a 2,560-feature covariance gains from every image (it cost
+    # ~20 s of feature extraction for the starter's 1,858 on 2 cores).
+    ood_fit_images: int = 4000
     ood_method: str = "auto"  # auto (better of both, measured) | mahalanobis | autoencoder
     ood_poolings: tuple[str, ...] = ("mean", "mean+std")  # Mahalanobis feature poolings compared
     ae_epochs: int = 15

@@ -58,14 +58,14 @@ def test_starter_model_reproduces_its_card_on_the_test_split():
 
 @pytest.mark.dataset
 def test_starter_ood_gate_passes_held_out_xrays_and_serves_fp32_quality():
-    """v4's OOD gate passes 98.0% of test X-rays (target 99%: missed by 1 point, see the card);
-    it serves fp32 because int8-static lost 3 validation points."""
+    """v4.1's OOD gate (every training image, threshold at the 99.5th validation percentile) passes
+    98.99% of test X-rays (v4's: 98.0%); it serves fp32 because int8-static loses 1.5 validation points."""
     from ml_core.data import load_all_pixels, load_dataset
 
     predictor = load_predictor(STARTER_PACKAGE)
     pixels = load_all_pixels(load_dataset(DATASET_DIR).split("test"))
     flagged = [r.is_out_of_distribution for r in predictor.predict_batch(pixels)]
-    assert 1 - sum(flagged) / len(flagged) >= 0.975  # 390 of 398
+    assert 1 - sum(flagged) / len(flagged) >= 0.985  # 394 of 398
     candidates = predictor.meta.metrics["format_candidates"]
     served = candidates[predictor.meta.format]
     assert served["val_macro_f1"] >= candidates["fp32"]["val_macro_f1"] - 0.01
