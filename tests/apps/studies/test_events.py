@@ -1,0 +1,63 @@
+"""Publishing a study's status from synchronous code: on the server's loop under the server, on
+one long-lived loop of the process elsewhere (a worker's task)."""
+
+import asyncio
+import threading
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from channels.layers import get_channel_layer
+
+from apps.studies import events
+from tests.factories import StudyFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def loops_used(monkeypatch):
+    loops = []
+    original = events._send_to_groups
+
+    async def recording(layer, groups, message):
+        loops.append(asyncio.get_running_loop())
+        await original(layer, groups, message)
+
+    monkeypatch.setattr(events, "_send_to_groups", recording)
+    return loops
+
+
+def test_publishing_outside_the_server_reuses_one_event_loop(loops_used):
+    """async_to_sync made a new loop (and thread) per publish, and channels-redis keeps its Redis
+    connections per loop: each of a worker's publishes connected to Redis again."""
+    study = StudyFactory(uploaded=True)
+    events.publish_study_status(study)
+    events.publish_study_status(study)
+    worker_thread = threading.Thread(target=events.publish_study_status, args=(study,))
+    worker_thread.start()
+    worker_thread.join()
+    assert len(loops_used) == 3
+    assert loops_used[0] is loops_used[1] is loops_used[2]
+    assert loops_used[0].is_running()
+
+
+def test_publishing_under_the_server_uses_the_servers_loop(loops_used):
+    study = StudyFactory(uploaded=True)
+
+    async def server():
+        await sync_to_async(events.publish_study_status)(study)  # a sync view under Daphne
+        return asyncio.get_running_loop()
+
+    server_loop = async_to_sync(server)()
+    assert loops_used == [server_loop]
+
+
+def test_a_published_status_reaches_the_studys_group():
+    study = StudyFactory(uploaded=True)
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(events.study_group(study.pk), channel)
+    events.publish_study_status(study)
+    message = async_to_sync(layer.receive)(channel)
+    assert message["type"] == "study.status"
+    assert message["study_id"] == str(study.pk) and message["status"] == study.status
