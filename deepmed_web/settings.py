@@ -245,6 +245,12 @@ CELERY_RESULT_BACKEND = REDIS_URL or "cache+memory://"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fix-up closes every database connection before and after each task unless this is
+# set (then every N tasks): CONN_MAX_AGE never applied in a worker, and each inference task opened a
+# new PostgreSQL connection (a forked backend with cold caches; profiled: ~7 ms client side plus its
+# first queries). Workers apply Django's request rule per task instead (workers/__init__.py: closed
+# when broken or older than CONN_MAX_AGE, health-checked before reuse); this closes them every N tasks.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task whose worker died unacknowledged goes back to its queue after the visibility

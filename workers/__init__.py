@@ -7,7 +7,7 @@ import os
 import threading
 from collections.abc import Iterable
 
-from celery.signals import worker_process_init, worker_ready
+from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
 from django.db import OperationalError
 
 logger = logging.getLogger(__name__)
@@ -21,6 +21,19 @@ STUDY_TASK_OPTIONS = {
     "retry_backoff_max": 120,
     "max_retries": 5,
 }
+
+
+@task_prerun.connect
+@task_postrun.connect
+def _close_old_db_connections(sender=None, **kwargs) -> None:
+    # Django's rule for a request, per task: a connection that broke or outlived CONN_MAX_AGE is
+    # closed, one kept is health-checked before reuse (CONN_HEALTH_CHECKS). Celery's own fix-up
+    # closes them only every CELERY_DB_REUSE_MAX tasks (settings.py), so they are reused between.
+    if getattr(getattr(sender, "request", None), "is_eager", False):
+        return
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 @worker_process_init.connect

@@ -104,3 +104,37 @@ def test_a_worker_killed_mid_task_loses_nothing(
     study.refresh_from_db()
     assert study.status in (StudyStatus.PREDICTED, StudyStatus.EXPLAINING, StudyStatus.EXPLAINED), study.status
     assert study.predictions.count() == 1
+
+
+def test_worker_reuses_its_database_connection_across_tasks(
+    consenting_patient, champion, flushed_redis, celery_worker_process, process_env, tmp_path
+):
+    """Celery's Django fix-up closed every connection around every task, so CONN_MAX_AGE never
+    applied in a worker: each inference task forked a new PostgreSQL backend (settings
+    CELERY_DB_REUSE_MAX, workers._close_old_db_connections)."""
+    import time
+    from pathlib import Path
+
+    from apps.studies.models import Study, StudyStatus
+    from apps.studies.services import create_study
+    from ml_core.testing import make_xray_like_png
+
+    studies = [create_study(owner=consenting_patient, data=make_xray_like_png(size=256, seed=s)) for s in (11, 12, 13)]
+    log = tmp_path / "backends"
+    hooks = str(Path(__file__).parent / "hooks")
+    celery_worker_process(
+        queues="inference",
+        include="record_db_backend",
+        extra_env={
+            "DB_BACKEND_LOG": str(log),
+            "PYTHONPATH": os.pathsep.join(filter(None, [hooks, process_env.get("PYTHONPATH")])),
+        },
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (log.exists() and len(log.read_text().split()) >= len(studies)):
+        time.sleep(0.3)
+    backends = log.read_text().split()
+    assert len(backends) == len(studies), backends
+    statuses = set(Study.objects.filter(pk__in=[s.pk for s in studies]).values_list("status", flat=True))
+    assert statuses <= {StudyStatus.PREDICTED, StudyStatus.FAILED}, statuses
+    assert len(set(backends)) == 1, f"a new database connection per task: backends {backends}"
