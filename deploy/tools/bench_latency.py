@@ -15,7 +15,8 @@ Latency is read from the stored timestamps the study API returns (study `created
 prediction `queued_at` / `started_at` / `finished_at`), so the client's polling granularity does
 not enter it. The server runs on a fresh data folder (embedded: its own SQLite, media and the
 starter model; services: the databases named by DATABASE_URL / REDIS_URL, migrated, the starter
-model installed if none is deployed, one `celery worker` per queue group as in production).
+model installed if none is deployed, one `celery worker` per queue group as in production, those
+without `inference` at niceness BACKGROUND_NICE).
 Prints a human summary, then the report as JSON on the last line with `--json`.
 """
 
@@ -51,6 +52,19 @@ BENCH_THROTTLES = {
     "DEEPMED_THROTTLE_AUTH_ACCOUNT": "10000/min",
 }
 SERVICE_WORKERS = (("inference",), ("llm", "default"), ("training", "augmentation"))
+# Workers without `inference` run at this niceness, as embedded mode's consumers do
+# (DEEPMED_EMBEDDED_BACKGROUND_NICE) and deploy/docker-compose.yml's background worker: on a
+# shared host an explanation (~0.3 s of CPU each) or a training step otherwise takes the cores
+# the uploads' predictions wait for.
+BACKGROUND_NICE = 10
+
+
+def worker_argv(group: tuple[str, ...], python: str = sys.executable) -> list[str]:
+    """The `celery worker` command of one queue group in services mode (solo pool, one process)."""
+    name = "-".join(group)
+    argv = [python, "-m", "celery", "-A", "deepmed_web", "worker", "-P", "solo", "-Q", ",".join(group)]
+    argv += ["-n", f"bench-{name}@%h", "--without-gossip", "--without-mingle", "-l", "WARNING"]
+    return argv if "inference" in group else ["nice", "-n", str(BACKGROUND_NICE), *argv]
 
 
 def parse_time(value: str | None) -> datetime | None:
@@ -150,12 +164,7 @@ class Server:
         self.spawn("web", [sys.executable, "manage.py", "serve", "--port", str(self.port)])
         if self.mode == "services":
             for group in SERVICE_WORKERS:
-                name = "-".join(group)
-                self.spawn(
-                    f"worker-{name}",
-                    [sys.executable, "-m", "celery", "-A", "deepmed_web", "worker", "-P", "solo", "-Q", ",".join(group)]
-                    + ["-n", f"bench-{name}@%h", "--without-gossip", "--without-mingle", "-l", "WARNING"],
-                )
+                self.spawn(f"worker-{'-'.join(group)}", worker_argv(group))
         self.wait_ready()
         return self
 

@@ -52,6 +52,30 @@ def _dockerfile_cmd(path: Path, target: str | None) -> list[str]:
     return cmd
 
 
+def _compose_command(service: dict) -> list[str]:
+    """A compose service's command: its own, or its image's CMD."""
+    if "command" in service:
+        return service["command"]
+    build = service["build"]
+    return _dockerfile_cmd(DEPLOY / build["context"] / build["dockerfile"], build.get("target"))
+
+
+def test_compose_runs_inference_in_a_worker_of_its_own_and_the_background_queues_niced():
+    """One worker-cpu process took inference, llm, augmentation and default in turn: a study's
+    prediction waited behind every queued explanation (~0.3 s of CPU each)."""
+    services = _compose()["services"]
+    cpu_workers = [
+        s for name, s in services.items() if name.startswith("worker-") and "gpu" not in s.get("profiles", [])
+    ]
+    commands = [_compose_command(s) for s in cpu_workers]
+    inference = [c for c in commands if "inference" in _queues_of(c)]
+    assert len(inference) == 1 and _queues_of(inference[0]) == {"inference"}
+    assert inference[0][0] == "celery"
+    for command in commands:
+        if "inference" not in _queues_of(command):
+            assert command[:3] == ["nice", "-n", "10"], command
+
+
 def test_compose_services_build_from_existing_dockerfiles_and_targets():
     services = _compose()["services"]
     assert {
@@ -97,11 +121,8 @@ def test_compose_references_resolve():
 def test_every_queue_has_a_worker_in_compose_and_kubernetes():
     services = _compose()["services"]
     compose_queues = set()
-    for name in ("worker-cpu", "worker-gpu"):
-        build = services[name]["build"]
-        compose_queues |= _queues_of(
-            _dockerfile_cmd(DEPLOY / build["context"] / build["dockerfile"], build.get("target"))
-        )
+    for name in ("worker-cpu", "worker-background", "worker-gpu"):
+        compose_queues |= _queues_of(_compose_command(services[name]))
     assert compose_queues == set(QUEUES)
     gpu = _dockerfile_cmd(DEPLOY / "docker" / "Dockerfile.gpu", None)
     assert _queues_of(gpu) == {"training", "inference", "llm"}

@@ -271,3 +271,16 @@ def test_follow_falls_back_to_polling_with_back_off_when_the_socket_is_refused(m
     assert client.socket_fallbacks == 1 and len(gets) == 5
     assert line.status == "predicted" and line.label == "COVID-19"
     assert sleeps == [0.25, 0.375, 0.5625, 0.84375]  # backing off, not a fixed 4 requests a second
+
+
+def test_latency_benchmark_services_mode_runs_background_workers_niced():
+    """Services mode as deployed: only the inference worker at the default priority, the others
+    (explanations, training) at BACKGROUND_NICE, as embedded mode's consumers."""
+    bench = _load("bench_latency")
+    argvs = {group: bench.worker_argv(group, python="py") for group in bench.SERVICE_WORKERS}
+    assert argvs[("inference",)][:3] == ["py", "-m", "celery"]
+    assert argvs[("inference",)][argvs[("inference",)].index("-Q") + 1] == "inference"
+    for group, argv in argvs.items():
+        if "inference" not in group:
+            assert argv[:4] == ["nice", "-n", "10", "py"], argv
+            assert argv[argv.index("-Q") + 1] == ",".join(group)
