@@ -94,16 +94,22 @@ def summarise(timings: list[dict], *, elapsed_s: float, rate: float) -> dict:
     waits = [t["started_s"] - t["queued_s"] for t in done if t.get("started_s") is not None and t.get("queued_s")]
     service = [t["finished_s"] - t["started_s"] for t in done if t.get("started_s") is not None]
     span = 0.0
+    created = sorted(parse_time(t["created_at"]).timestamp() for t in timings if t.get("created_at"))
     if done:
-        created = [parse_time(t["created_at"]).timestamp() for t in timings if t.get("created_at")]
         finished = [parse_time(t["created_at"]).timestamp() + t["finished_s"] for t in done]
         span = max(finished) - min(created)
+    # Uploads per second the server actually took (first to last study created): below `rate`
+    # when the client could not keep the open loop (every --max-in-flight thread still following
+    # a study, e.g. waiting ~20 s for explanations), and then the latencies are at that lower rate.
+    upload_span = created[-1] - created[0] if len(created) > 1 else 0.0
+    achieved = round((len(created) - 1) / upload_span, 2) if upload_span > 0 else None
     return {
         "uploads": len(timings),
         "predicted": len(done),
         "not_predicted": len(timings) - len(done),
         "statuses": dict(sorted(Counter(t.get("status") or "no_answer" for t in timings).items())),
         "rate_per_s": rate,
+        "upload_rate_achieved_per_s": achieved,
         "elapsed_s": round(elapsed_s, 2),
         "upload_to_prediction_ms": percentiles([t["finished_s"] for t in done]),
         "queue_wait_ms": percentiles(waits),
@@ -321,6 +327,13 @@ def main(argv=None) -> int:
             },
         }
     lat = report["upload_to_prediction_ms"]
+    achieved = report["upload_rate_achieved_per_s"]
+    if achieved is not None and achieved < 0.9 * args.rate:
+        print(
+            f"warning: the server took uploads at {achieved:g}/s, not {args.rate:g}/s: the client's "
+            f"{args.max_in_flight} threads were all following studies (raise --max-in-flight)",
+            file=sys.stderr,
+        )
     print(
         f"{args.mode}: {report['predicted']}/{report['uploads']} predicted at {args.rate:g}/s; upload → prediction "
         f"p50 {lat['p50']} ms, p95 {lat['p95']} ms, p99 {lat['p99']} ms; throughput {report['throughput_per_s']}/s"

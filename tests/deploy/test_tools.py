@@ -284,3 +284,16 @@ def test_latency_benchmark_services_mode_runs_background_workers_niced():
         if "inference" not in group:
             assert argv[:4] == ["nice", "-n", "10", "py"], argv
             assert argv[argv.index("-Q") + 1] == ",".join(group)
+
+
+def test_latency_benchmark_reports_the_upload_rate_the_server_took():
+    """With --wait-explanation every client thread follows its study for ~20 s: 64 of them took
+    3 uploads/s of the 10 asked, and the report's latencies were those of 3/s."""
+    bench = _load("bench_latency")
+    timings = [
+        bench.server_timing(_study(f"{i:02d}.000000", f"{i:02d}.010000", f"{i:02d}.020000", f"{i:02d}.100000"))
+        for i in range(0, 10, 2)
+    ]
+    report = bench.summarise(timings, elapsed_s=9.0, rate=2.0)
+    assert report["upload_rate_achieved_per_s"] == 0.5
+    assert bench.summarise(timings[:1], elapsed_s=1.0, rate=2.0)["upload_rate_achieved_per_s"] is None
