@@ -138,3 +138,51 @@ def test_worker_reuses_its_database_connection_across_tasks(
     statuses = set(Study.objects.filter(pk__in=[s.pk for s in studies]).values_list("status", flat=True))
     assert statuses <= {StudyStatus.PREDICTED, StudyStatus.FAILED}, statuses
     assert len(set(backends)) == 1, f"a new database connection per task: backends {backends}"
+
+
+def test_worker_recovers_when_its_kept_database_connection_is_killed(
+    consenting_patient, champion, flushed_redis, celery_worker_process, process_env, tmp_path
+):
+    """A kept connection that PostgreSQL dropped between tasks (restart, idle kill) is found by
+    the health check before the next task uses it: that task reconnects, the study is predicted."""
+    import time
+    from pathlib import Path
+
+    from django.db import connection
+
+    from apps.studies.models import Study, StudyStatus
+    from apps.studies.services import create_study
+    from ml_core.testing import make_xray_like_png
+
+    log = tmp_path / "backends"
+    hooks = str(Path(__file__).parent / "hooks")
+    celery_worker_process(
+        queues="inference",
+        include="record_db_backend",
+        extra_env={
+            "DB_BACKEND_LOG": str(log),
+            "PYTHONPATH": os.pathsep.join(filter(None, [hooks, process_env.get("PYTHONPATH")])),
+        },
+    )
+
+    def run_one(seed: int) -> str:
+        study = create_study(owner=consenting_patient, data=make_xray_like_png(size=256, seed=seed))
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            status = Study.objects.get(pk=study.pk).status
+            if status in (StudyStatus.PREDICTED, StudyStatus.FAILED) and log.exists() and log.read_text().split():
+                return status
+            time.sleep(0.2)
+        raise AssertionError(f"study {study.pk} still {status}")
+
+    finals = {StudyStatus.PREDICTED, StudyStatus.FAILED}
+    assert run_one(21) in finals
+    first_backend = log.read_text().split()[-1]
+    with connection.cursor() as cursor:
+        cursor.execute("select pg_terminate_backend(%s)", [int(first_backend)])
+    log.write_text("")
+    second = run_one(22)
+    assert second in finals
+    study = Study.objects.filter(owner=consenting_patient).order_by("-created_at").first()
+    assert study.failure_code != "image_unreadable" and study.status == second
+    assert log.read_text().split()[-1] != first_backend
