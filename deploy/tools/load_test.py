@@ -1,9 +1,12 @@
 """Load test: N concurrent patients upload (new, distinct images) for T seconds on loopback.
 
     .venv/bin/python deploy/tools/load_test.py --base-url http://127.0.0.1:8000 --patients 8 --seconds 60
+    .venv/bin/python deploy/tools/load_test.py --folder ../shared/data/cxr/test --patients 20
 
 Each patient is a thread (a bounded client: one study in flight per patient) that uploads a
-generated chest-X-ray-like PNG, follows it to a final state, and repeats until T is up.
+generated chest-X-ray-like PNG (or, with --folder, real X-rays from a <LABEL>/<image> tree: the
+generated ones are refused by a real model's out-of-distribution gate, after full inference),
+follows it to a final state, and repeats until T is up.
 Reports throughput, p50/p95/p99 upload → result latency, and checks that every study reached
 a final state and that none was lost or duplicated (each patient's study list from the API
 holds exactly the studies it uploaded, once each).
@@ -13,9 +16,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import struct
 import sys
 import threading
 import time
+import zlib
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -26,6 +31,35 @@ sys.path.insert(0, str(ROOT))
 from patient_client import PatientClient, Timeline, percentiles  # noqa: E402
 
 from ml_core.testing import make_xray_like_png  # noqa: E402  (pure numpy/PIL, no Django)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def distinct_png(data: bytes, nonce: str) -> bytes:
+    """The same PNG (same pixels) with a tEXt chunk holding ``nonce`` before IEND: other bytes, so a
+    patient who uploads an image again makes a new study instead of getting the first one back
+    (uploads are de-duplicated per patient by their sha256)."""
+    if not data.startswith(PNG_SIGNATURE) or data[-8:-4] != b"IEND":
+        raise ValueError("not a PNG ending in IEND")
+    body = b"Comment\x00" + nonce.encode("latin-1")
+    chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body))
+    return data[:-12] + chunk + data[-12:]
+
+
+def folder_images(folder: Path) -> list[Path]:
+    """The PNGs of a <LABEL>/<image> tree (PNG only: reused images are made distinct, see distinct_png)."""
+    return sorted(p for p in folder.glob("*/*") if p.suffix.lower() == ".png")
+
+
+def upload_bytes(args, index: int, n: int) -> bytes:
+    """The n-th upload of patient ``index``: a generated image, or the folder's images dealt round
+    the patients (disjoint while they last), made distinct when the folder comes round again."""
+    if not args.images:
+        return make_xray_like_png(size=args.image_size, seed=index * 100_000 + n)  # distinct bytes: never a duplicate
+    position = index + n * args.patients
+    data = args.images[position % len(args.images)].read_bytes()
+    laps = position // len(args.images)
+    return distinct_png(data, f"load-test patient {index} lap {laps}") if laps else data
 
 
 def listed_study_ids(client: PatientClient) -> list[str]:
@@ -44,7 +78,7 @@ def patient_loop(index: int, args, stop_at: float, lock: threading.Lock, out: li
     mine: list[Timeline] = []
     n = 0
     while time.monotonic() < stop_at:
-        image = make_xray_like_png(size=args.image_size, seed=index * 100_000 + n)  # distinct bytes: never a duplicate
+        image = upload_bytes(args, index, n)
         n += 1
         body, started = client.upload(image)
         line = client.follow(body["id"], started, wait_explanation=args.wait_explanation, timeout=args.timeout)
@@ -76,7 +110,11 @@ def main(argv=None) -> int:
         help="a result = the prediction (default) or the explanation too",
     )
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--folder", default="", help="upload real PNG X-rays from this <LABEL>/<image> tree")
     args = parser.parse_args(argv)
+    args.images = folder_images(Path(args.folder)) if args.folder else []
+    if args.folder and not args.images:
+        raise SystemExit(f"no <LABEL>/<image>.png files under {args.folder}")
 
     lock, timelines = threading.Lock(), []
     started = time.monotonic()

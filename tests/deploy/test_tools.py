@@ -3,6 +3,7 @@
 import importlib.util
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 TOOLS = Path(__file__).resolve().parents[2] / "deploy" / "tools"
@@ -166,6 +167,31 @@ def test_latency_benchmark_counts_training_steps_across_epochs_from_the_run_prog
     assert steps_done({"progress": {"epoch": 1, "step": 7, "steps_per_epoch": 58}}) == 7
     assert steps_done({"progress": {"epoch": 3, "step": 2, "steps_per_epoch": 58}}) == 2 * 58 + 2
     assert steps_done({"progress": None}) == 0
+
+
+def test_load_test_deals_real_images_round_the_patients_and_makes_a_reused_png_distinct(tmp_path):
+    import io
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    load = _load("load_test")
+    for i, label in enumerate(["NORMAL", "PNEUMONIA", "NORMAL"]):
+        (tmp_path / label).mkdir(exist_ok=True)
+        Image.fromarray(np.full((16, 16), 40 * (i + 1), dtype=np.uint8)).save(tmp_path / label / f"{i}.png")
+    (tmp_path / "NORMAL" / "notes.txt").write_text("not an image")
+    images = load.folder_images(tmp_path)
+    assert [p.name for p in images] == ["0.png", "2.png", "1.png"]
+    args = SimpleNamespace(images=images, patients=2, image_size=64)
+
+    first_lap = [load.upload_bytes(args, 0, 0), load.upload_bytes(args, 1, 0)]
+    assert first_lap == [images[0].read_bytes(), images[1].read_bytes()]  # disjoint, unchanged
+    again = load.upload_bytes(args, 0, 2)  # position 4: the folder's second lap
+    assert again != images[1].read_bytes()
+    assert np.array_equal(np.asarray(Image.open(io.BytesIO(again))), np.asarray(Image.open(images[1])))
+    assert load.upload_bytes(args, 1, 2) != load.upload_bytes(args, 0, 2)  # other patient, other bytes
+    with pytest.raises(ValueError):
+        load.distinct_png(b"GIF89a", "x")
 
 
 def test_tabular_predict_benchmark_times_the_api_services_and_model(tmp_path):
