@@ -56,7 +56,7 @@ def start_embedded_worker(*, concurrency: int = 1, periodic_tasks: bool = True, 
     _started.set()
     _stopping.clear()
     if settings.DEEPMED_WARM_UP_WORKERS:
-        from workers import expect_warm_up
+        from deepmed_web.readiness import expect_warm_up
 
         # Before the consumers start: a readiness probe between a consumer's start and its
         # worker_ready signal must not see a cold process as ready.

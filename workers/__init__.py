@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
 from django.db import OperationalError
 
+from deepmed_web.readiness import expect_warm_up, warm_up_done
+
 logger = logging.getLogger(__name__)
 
 # Per-study tasks: acknowledged only when done (a killed worker's task goes back to the queue),
@@ -47,25 +49,6 @@ def _expose_worker_metrics(**kwargs) -> None:
         start_http_server(int(port))
 
 
-WARMED_QUEUES = ("inference", "llm")  # the queues whose tasks have something to load before their first message
-# Queues of this process whose warm-up has not finished: embedded mode's readiness waits for them
-# (apps.health.checks.check_warm), so the first studies of a fresh start do not wait for the loads.
-_pending_warm_ups: set[str] = set()
-_pending_lock = threading.Lock()
-
-
-def expect_warm_up(queues: Iterable[str]) -> None:
-    """Mark ``queues`` as warming up until ``_warm_up_thread`` has run for them."""
-    with _pending_lock:
-        _pending_warm_ups.update(set(queues) & set(WARMED_QUEUES))
-
-
-def warming_up() -> list[str]:
-    """The queues of this process still warming up (empty once warm, and where no warm-up runs)."""
-    with _pending_lock:
-        return sorted(_pending_warm_ups)
-
-
 def warm_up(queues: Iterable[str]) -> list[str]:
     """Load what the tasks of ``queues`` need before their first message: the serving predictors
     for `inference`, the explanation engine for `llm`. Returns what was warmed. A failure is
@@ -97,7 +80,7 @@ def _warm_up_when_ready(sender=None, **kwargs) -> None:
     task_consumer = getattr(sender, "task_consumer", None)
     queues = [queue.name for queue in getattr(task_consumer, "queues", ())]
     if not settings.DEEPMED_WARM_UP_WORKERS:
-        _warm_up_done(queues)  # expected when the process started, switched off since
+        warm_up_done(queues)  # expected when the process started, switched off since
         return
     expect_warm_up(queues)
     threading.Thread(target=_warm_up_thread, args=(queues,), name="deepmed-warm-up", daemon=True).start()
@@ -110,9 +93,4 @@ def _warm_up_thread(queues: list[str]) -> None:
         warm_up(queues)
     finally:
         connections.close_all()  # this thread's own connections (Django opens one per thread)
-        _warm_up_done(queues)  # warmed or not: a failed load is logged and retried by the first task
-
-
-def _warm_up_done(queues: Iterable[str]) -> None:
-    with _pending_lock:
-        _pending_warm_ups.difference_update(queues)
+        warm_up_done(queues)  # warmed or not: a failed load is logged and retried by the first task

@@ -58,7 +58,7 @@ def check_warm() -> str | None:
     """Embedded mode: the in-process workers have loaded their models (DEEPMED_WARM_UP_WORKERS), so
     a study uploaded now does not wait seconds for a load. Always ok where no worker runs in this
     process (services mode's web tier: each worker process warms itself before it is busy)."""
-    from workers import warming_up
+    from deepmed_web.readiness import warming_up
 
     pending = warming_up()
     return None if not pending else f"warming up the workers of {', '.join(pending)}"

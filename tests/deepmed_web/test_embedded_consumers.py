@@ -115,6 +115,7 @@ def test_each_embedded_consumer_warms_up_its_queues_and_readiness_waits_for_it(s
     does): without the embedded mode sending it, nothing was ever warmed in embedded mode."""
     import workers
     from apps.health.checks import check_warm
+    from deepmed_web import readiness
     from deepmed_web.embedded import start_embedded_worker, stop_embedded_worker
 
     if not settings.EMBEDDED_MODE:
@@ -127,7 +128,7 @@ def test_each_embedded_consumer_warms_up_its_queues_and_readiness_waits_for_it(s
         assert check_warm() == "warming up the workers of inference, llm"  # loading: not ready yet
         release.set()
         deadline = time.monotonic() + 10
-        while workers.warming_up() and time.monotonic() < deadline:
+        while readiness.warming_up() and time.monotonic() < deadline:
             time.sleep(0.02)
         assert check_warm() is None
         assert sorted(warmed) == [["augmentation", "training"], ["default", "llm"], ["inference"]]

@@ -7,6 +7,7 @@ import pytest
 
 import workers
 from apps.modelops.services import serving
+from deepmed_web import readiness
 from ml_core.llm import engine as llm_engine
 
 
@@ -59,9 +60,9 @@ def test_the_ready_signal_warms_the_consumers_queues_in_the_background(settings,
 
 @pytest.fixture
 def no_pending_warm_ups():
-    workers._warm_up_done(workers.WARMED_QUEUES)
+    readiness.warm_up_done(readiness.WARMED_QUEUES)
     yield
-    workers._warm_up_done(workers.WARMED_QUEUES)
+    readiness.warm_up_done(readiness.WARMED_QUEUES)
 
 
 def test_readiness_waits_until_the_consumers_have_warmed_up(settings, monkeypatch, no_pending_warm_ups):
@@ -75,8 +76,8 @@ def test_readiness_waits_until_the_consumers_have_warmed_up(settings, monkeypatc
         finished.set()
 
     monkeypatch.setattr(workers, "warm_up", slow_warm_up)
-    workers.expect_warm_up(["inference", "llm", "training"])  # as embedded mode does before its consumers start
-    assert workers.warming_up() == ["inference", "llm"]  # training has nothing to load
+    readiness.expect_warm_up(["inference", "llm", "training"])  # as embedded mode does before its consumers start
+    assert readiness.warming_up() == ["inference", "llm"]  # training has nothing to load
     assert check_warm() == "warming up the workers of inference, llm"
 
     queues = [SimpleNamespace(name="llm"), SimpleNamespace(name="default")]
@@ -84,18 +85,18 @@ def test_readiness_waits_until_the_consumers_have_warmed_up(settings, monkeypatc
     release.set()
     assert finished.wait(5)
     for _ in range(100):  # the thread clears its queues right after warm_up returns
-        if workers.warming_up() == ["inference"]:
+        if readiness.warming_up() == ["inference"]:
             break
         threading.Event().wait(0.02)
-    assert workers.warming_up() == ["inference"]  # the inference consumer has not reported ready yet
+    assert readiness.warming_up() == ["inference"]  # the inference consumer has not reported ready yet
     assert check_warm() == "warming up the workers of inference"
 
 
 def test_a_warm_up_switched_off_after_start_does_not_hold_readiness(settings, no_pending_warm_ups):
     from apps.health.checks import check_warm
 
-    workers.expect_warm_up(["inference"])
+    readiness.expect_warm_up(["inference"])
     settings.DEEPMED_WARM_UP_WORKERS = False
     inference = [SimpleNamespace(name="inference")]
     workers._warm_up_when_ready(sender=SimpleNamespace(task_consumer=SimpleNamespace(queues=inference)))
-    assert workers.warming_up() == [] and check_warm() is None
+    assert readiness.warming_up() == [] and check_warm() is None

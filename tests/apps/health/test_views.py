@@ -44,9 +44,9 @@ def test_ready_when_everything_is_up(client, champion, embedded_worker):
 
 
 def test_ready_names_the_warm_up_while_the_workers_load_their_models(client, champion, embedded_worker, monkeypatch):
-    import workers
+    from deepmed_web import readiness
 
-    monkeypatch.setattr(workers, "warming_up", lambda: ["llm"])
+    monkeypatch.setattr(readiness, "warming_up", lambda: ["llm"])
     response = client.get("/health/ready")
     assert response.status_code == 503
     assert response.json()["failed"] == ["warm"]
