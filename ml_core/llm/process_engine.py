@@ -6,7 +6,9 @@ server and an inference thread also need.
 `block_size`, `device`). It owns one child started with multiprocessing's *spawn* context, which
 loads the checkpoint once (`load_engine`), lowers its own priority and uses the given number of
 torch threads. A child that dies (killed, out of memory) makes the call in flight, or the next one,
-raise EngineUnavailable; the call after that starts a fresh child. The child is shut down by
+raise EngineUnavailable; the call after that starts a fresh child. A child that does not answer
+within `timeout_s` (hung, or stopped) is killed the same way, so it cannot hold the `llm` consumer
+for ever. The child is shut down by
 `close()`, by `engine.clear_engines()` and at interpreter exit, and exits by itself when its
 parent is gone. As with any spawned child, the parent's main script is imported in the child, so it
 must be import-safe (`manage.py`, celery and pytest are; a script read from stdin is not).
@@ -23,6 +25,7 @@ import signal
 import threading
 import weakref
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +33,10 @@ from pathlib import Path
 from ml_core.llm.engine import Completion, EngineUnavailable, GenerationSettings, check_checkpoint_dir, load_engine
 
 logger = logging.getLogger(__name__)
+
+# An explanation takes well under a second of CPU (0.3-0.45 s for ~220 tokens on this project's
+# 2-core machine); a child that has not answered in this long is hung, not busy.
+DEFAULT_TIMEOUT_S = 60.0
 
 _LIVE: weakref.WeakSet[ProcessEngine] = weakref.WeakSet()
 
@@ -51,9 +58,19 @@ class ProcessEngine:
 
     name = "litgpt"
 
-    def __init__(self, checkpoint_dir: str | Path, *, device: str = "auto", threads: int = 1, nice: int = 0):
+    def __init__(
+        self,
+        checkpoint_dir: str | Path,
+        *,
+        device: str = "auto",
+        threads: int = 1,
+        nice: int = 0,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ):
         """Start the child and load the checkpoint in it (EngineUnavailable if it cannot).
-        `nice`: how much lower than this process (its main thread) the child runs."""
+        `nice`: how much lower than this process (its main thread) the child runs; `timeout_s`: how
+        long one generation may take before the child is killed (the load is not limited)."""
+        self.timeout_s = timeout_s
         self.checkpoint_dir = check_checkpoint_dir(checkpoint_dir)  # refused here, before a child starts
         self.device_setting = device
         self.threads = max(1, threads)
@@ -105,7 +122,17 @@ class ProcessEngine:
             if self._pool is None:  # the last child died: a fresh one (loads the checkpoint again)
                 self._start()
             try:
-                return self._pool.submit(_child_generate, prompt, settings, system_prompt, seed).result()
+                future = self._pool.submit(_child_generate, prompt, settings, system_prompt, seed)
+                return future.result(timeout=self.timeout_s)
+            except FutureTimeout as exc:
+                pid = self._info.pid
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                self._discard()
+                raise EngineUnavailable(
+                    f"the explanation process (pid {pid}) gave no answer within {self.timeout_s:g} s and was "
+                    "stopped; the next explanation starts a new one"
+                ) from exc
             except BrokenProcessPool as exc:
                 self._discard()
                 raise EngineUnavailable(

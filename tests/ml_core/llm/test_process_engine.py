@@ -1,5 +1,6 @@
 """ProcessEngine: the litgpt engine in a child process (real spawned children, a few seconds each)."""
 
+import contextlib
 import os
 import signal
 import time
@@ -108,3 +109,21 @@ def test_get_engine_keeps_one_child_and_clear_engines_stops_it(tiny_llm_checkpoi
     finally:
         llm_engine.clear_engines()
     assert _gone(pid)
+
+
+def test_a_hung_child_is_stopped_after_the_timeout_and_the_next_call_starts_a_new_one(process_engine):
+    first = process_engine.pid
+    process_engine.timeout_s = 1.0
+    os.kill(first, signal.SIGSTOP)  # hung: alive, never answers
+    try:
+        with pytest.raises(EngineUnavailable, match="no answer within 1 s"):
+            process_engine.generate("The model looked at", settings=FAST, seed=3)
+        assert _gone(first)  # killed, not left stopped behind
+        assert process_engine.pid is None
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(first, signal.SIGCONT)
+
+    process_engine.timeout_s = 60.0
+    assert process_engine.generate("The model looked at", settings=FAST, seed=3).text
+    assert process_engine.pid not in (None, first) and process_engine.starts == 2
