@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from celery.signals import task_postrun, task_prerun, worker_process_init, worker_ready
 from django.db import OperationalError
 
-from deepmed_web.readiness import expect_warm_up, warm_up_done
+from deepmed_web.readiness import WARMED_QUEUES, expect_warm_up, warm_up_done
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def warm_up(queues: Iterable[str]) -> list[str]:
 
     steps = {"inference": ("predictors", warm_up_predictors), "llm": ("explanation engine", warm_up_engine)}
     warmed = []
-    for queue in sorted(set(queues) & set(steps)):
+    for queue in sorted(set(queues) & set(WARMED_QUEUES)):  # the queues readiness waits for: one list
         name, step = steps[queue]
         try:
             if step():

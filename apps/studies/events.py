@@ -91,8 +91,6 @@ def _server_loop() -> asyncio.AbstractEventLoop | None:
     """The running event loop this thread was called from through sync_to_async (asgiref's own
     test in async_to_sync), or None."""
     local = SyncToAsync.threadlocal
-
-    local = SyncToAsync.threadlocal
     if getattr(local, "main_event_loop_pid", None) != os.getpid():
         return None
     loop = getattr(local, "main_event_loop", None)

@@ -39,11 +39,10 @@ from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from patient_client import PatientClient, percentiles
+from patient_client import PatientClient, folder_images, percentiles
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_FOLDER = ROOT.parent / "shared" / "data" / "cxr" / "test"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm"}
 # services mode: one worker per queue group, the embedded mode's consumers as separate processes.
 BENCH_THROTTLES = {
     "DEEPMED_THROTTLE_UPLOAD_IP": "1000000/hour",
@@ -129,10 +128,6 @@ def summarise(timings: list[dict], *, elapsed_s: float, rate: float) -> dict:
         ),
         "throughput_per_s": round(len(done) / span, 2) if span > 0 else None,
     }
-
-
-def labelled_images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.glob("*/*") if p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def free_port() -> int:
@@ -302,7 +297,7 @@ def main(argv=None) -> int:
     parser.add_argument("--training-architecture", default="tf_efficientnet_lite0")
     args = parser.parse_args(argv)
 
-    images = labelled_images(Path(args.folder))
+    images = folder_images(Path(args.folder))
     if not images:
         raise SystemExit(f"no <LABEL>/<image> files under {args.folder}")
     random.Random(args.seed).shuffle(images)

@@ -28,11 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from patient_client import PatientClient, Timeline, percentiles  # noqa: E402
+from patient_client import PatientClient, Timeline, folder_images, percentiles  # noqa: E402
 
 from ml_core.testing import make_xray_like_png  # noqa: E402  (pure numpy/PIL, no Django)
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_ONLY = frozenset({".png"})  # a reused image is made distinct, which only PNGs can be here (distinct_png)
 
 
 def distinct_png(data: bytes, nonce: str) -> bytes:
@@ -44,11 +45,6 @@ def distinct_png(data: bytes, nonce: str) -> bytes:
     body = b"Comment\x00" + nonce.encode("latin-1")
     chunk = struct.pack(">I", len(body)) + b"tEXt" + body + struct.pack(">I", zlib.crc32(b"tEXt" + body))
     return data[:-12] + chunk + data[-12:]
-
-
-def folder_images(folder: Path) -> list[Path]:
-    """The PNGs of a <LABEL>/<image> tree (PNG only: reused images are made distinct, see distinct_png)."""
-    return sorted(p for p in folder.glob("*/*") if p.suffix.lower() == ".png")
 
 
 def upload_bytes(args, index: int, n: int) -> bytes:
@@ -112,7 +108,7 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--folder", default="", help="upload real PNG X-rays from this <LABEL>/<image> tree")
     args = parser.parse_args(argv)
-    args.images = folder_images(Path(args.folder)) if args.folder else []
+    args.images = folder_images(Path(args.folder), PNG_ONLY) if args.folder else []
     if args.folder and not args.images:
         raise SystemExit(f"no <LABEL>/<image>.png files under {args.folder}")
 

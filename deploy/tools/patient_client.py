@@ -16,6 +16,7 @@ import math
 import secrets
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 
@@ -151,6 +152,14 @@ class PatientClient:
                 f"{response.request.method} {response.request.url.path}: {response.status_code} {response.text[:300]}"
             )
         return response.json() if response.content else {}
+
+
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".dcm"})  # what the upload API takes
+
+
+def folder_images(folder: Path, suffixes=IMAGE_SUFFIXES) -> list[Path]:
+    """The images of a <LABEL>/<image> tree (the label is each image's folder name), sorted."""
+    return sorted(path for path in folder.glob("*/*") if path.suffix.lower() in suffixes)
 
 
 def percentiles(values: list[float], points=(50, 95, 99)) -> dict[str, float | None]:

@@ -22,13 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from patient_client import PatientClient, Timeline, percentiles
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".dcm"}
+from patient_client import PatientClient, Timeline, folder_images, percentiles
 
 
 def labelled_images(folder: Path) -> list[tuple[str, Path]]:
-    return sorted((path.parent.name, path) for path in folder.glob("*/*") if path.suffix.lower() in IMAGE_SUFFIXES)
+    return [(path.parent.name, path) for path in folder_images(folder)]
 
 
 def normalise(label: str) -> str:

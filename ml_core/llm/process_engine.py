@@ -128,13 +128,13 @@ class ProcessEngine:
                 pid = self._info.pid
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
-                self._discard()
+                self.close(wait=False)
                 raise EngineUnavailable(
                     f"the explanation process (pid {pid}) gave no answer within {self.timeout_s:g} s and was "
                     "stopped; the next explanation starts a new one"
                 ) from exc
             except BrokenProcessPool as exc:
-                self._discard()
+                self.close(wait=False)
                 raise EngineUnavailable(
                     f"the explanation process (pid {self._info.pid}) died; the next explanation starts a new one"
                 ) from exc
@@ -172,11 +172,6 @@ class ProcessEngine:
             target_nice,
             self.threads,
         )
-
-    def _discard(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _process_niceness() -> int:

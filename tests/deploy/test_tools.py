@@ -180,7 +180,7 @@ def test_load_test_deals_real_images_round_the_patients_and_makes_a_reused_png_d
         (tmp_path / label).mkdir(exist_ok=True)
         Image.fromarray(np.full((16, 16), 40 * (i + 1), dtype=np.uint8)).save(tmp_path / label / f"{i}.png")
     (tmp_path / "NORMAL" / "notes.txt").write_text("not an image")
-    images = load.folder_images(tmp_path)
+    images = load.folder_images(tmp_path, load.PNG_ONLY)
     assert [p.name for p in images] == ["0.png", "2.png", "1.png"]
     args = SimpleNamespace(images=images, patients=2, image_size=64)
 

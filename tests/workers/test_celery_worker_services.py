@@ -106,21 +106,11 @@ def test_a_worker_killed_mid_task_loses_nothing(
     assert study.predictions.count() == 1
 
 
-def test_worker_reuses_its_database_connection_across_tasks(
-    consenting_patient, champion, flushed_redis, celery_worker_process, process_env, tmp_path
-):
-    """Celery's Django fix-up closed every connection around every task, so CONN_MAX_AGE never
-    applied in a worker: each inference task forked a new PostgreSQL backend (settings
-    CELERY_DB_REUSE_MAX, workers._close_old_db_connections)."""
-    import time
+def _start_inference_worker_recording_db_backends(celery_worker_process, process_env, log) -> None:
+    """An inference worker whose hook (hooks/record_db_backend.py) appends, after each task, the
+    PostgreSQL backend pid that served it to ``log``."""
     from pathlib import Path
 
-    from apps.studies.models import Study, StudyStatus
-    from apps.studies.services import create_study
-    from ml_core.testing import make_xray_like_png
-
-    studies = [create_study(owner=consenting_patient, data=make_xray_like_png(size=256, seed=s)) for s in (11, 12, 13)]
-    log = tmp_path / "backends"
     hooks = str(Path(__file__).parent / "hooks")
     celery_worker_process(
         queues="inference",
@@ -130,6 +120,23 @@ def test_worker_reuses_its_database_connection_across_tasks(
             "PYTHONPATH": os.pathsep.join(filter(None, [hooks, process_env.get("PYTHONPATH")])),
         },
     )
+
+
+def test_worker_reuses_its_database_connection_across_tasks(
+    consenting_patient, champion, flushed_redis, celery_worker_process, process_env, tmp_path
+):
+    """Celery's Django fix-up closed every connection around every task, so CONN_MAX_AGE never
+    applied in a worker: each inference task forked a new PostgreSQL backend (settings
+    CELERY_DB_REUSE_MAX, workers._close_old_db_connections)."""
+    import time
+
+    from apps.studies.models import Study, StudyStatus
+    from apps.studies.services import create_study
+    from ml_core.testing import make_xray_like_png
+
+    studies = [create_study(owner=consenting_patient, data=make_xray_like_png(size=256, seed=s)) for s in (11, 12, 13)]
+    log = tmp_path / "backends"
+    _start_inference_worker_recording_db_backends(celery_worker_process, process_env, log)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (log.exists() and len(log.read_text().split()) >= len(studies)):
         time.sleep(0.3)
@@ -146,7 +153,6 @@ def test_worker_recovers_when_its_kept_database_connection_is_killed(
     """A kept connection that PostgreSQL dropped between tasks (restart, idle kill) is found by
     the health check before the next task uses it: that task reconnects, the study is predicted."""
     import time
-    from pathlib import Path
 
     from django.db import connection
 
@@ -155,15 +161,7 @@ def test_worker_recovers_when_its_kept_database_connection_is_killed(
     from ml_core.testing import make_xray_like_png
 
     log = tmp_path / "backends"
-    hooks = str(Path(__file__).parent / "hooks")
-    celery_worker_process(
-        queues="inference",
-        include="record_db_backend",
-        extra_env={
-            "DB_BACKEND_LOG": str(log),
-            "PYTHONPATH": os.pathsep.join(filter(None, [hooks, process_env.get("PYTHONPATH")])),
-        },
-    )
+    _start_inference_worker_recording_db_backends(celery_worker_process, process_env, log)
 
     def run_one(seed: int) -> str:
         study = create_study(owner=consenting_patient, data=make_xray_like_png(size=256, seed=seed))
