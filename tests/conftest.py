@@ -149,6 +149,13 @@ def _llm_in_process(settings):
     settings.DEEPMED_LLM_IN_CHILD_PROCESS = False
 
 
+@pytest.fixture(autouse=True)
+def _training_in_process(settings):
+    """Training jobs compute in the test process, for the same reason (tests/ml_core/test_child_process.py
+    and the tests that turn it back on spawn children)."""
+    settings.DEEPMED_TRAINING_IN_CHILD_PROCESS = False
+
+
 # Users and studies come from tests/factories.py (factory_boy); these are the named ones most
 # tests share (alice and bob are patients, dr-house a physician, root-admin an admin).
 

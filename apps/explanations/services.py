@@ -22,7 +22,7 @@ from apps.core.errors import ApplicationError
 from apps.explanations import metrics, selectors
 from apps.explanations.models import ExplainerFinetuneRun, Explanation, ExplanationEdit
 from apps.jobs.models import JobStatus
-from apps.jobs.services import claim_job, enqueue_job, finish_job, keep_alive
+from apps.jobs.services import claim_job, enqueue_job, finish_job, keep_alive, run_training_computation
 from apps.studies.models import Study, StudyStatus
 from apps.studies.selectors import champion_prediction
 from apps.studies.services import claim_study_step, touch_study, transition_study
@@ -286,7 +286,8 @@ def run_explainer_finetune(
     out_dir.mkdir(parents=True, exist_ok=True)
     if export_edit_dataset(data_path) == 0:
         raise ExplanationError("no_edits", "No physician edits to fine-tune on yet.")
-    return finetune_lora(
+    return run_training_computation(
+        finetune_lora,
         Path(base_checkpoint or explainer_checkpoint()).resolve(),
         data_path,
         out_dir / "checkpoint",

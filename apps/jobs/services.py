@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -32,6 +32,7 @@ from apps.jobs.signals import job_changed
 logger = logging.getLogger(__name__)
 
 J = TypeVar("J", bound=Job)
+R = TypeVar("R")
 
 HEARTBEAT_SECONDS = 60.0  # keep_alive's stamping period
 MAX_ATTEMPTS = 2  # claims of one job: a job whose worker died twice probably kills it; failed then
@@ -198,6 +199,28 @@ def finish_job(job: J, status: str = JobStatus.SUCCEEDED, *, error: str = "", up
 
 def fail_job(job: J, error: str, *, update_fields: Iterable[str] = ()) -> J:
     return finish_job(job, JobStatus.FAILED, error=error, update_fields=update_fields)
+
+
+def run_training_computation(fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
+    """A training job's long ml_core call (image training, packaging, a tabular grid search, a LoRA
+    fine-tune): `fn(*args, **kwargs)`. With DEEPMED_TRAINING_IN_CHILD_PROCESS (embedded mode, where
+    the `training` consumer shares its process with the web server and inference) in a child process
+    at DEEPMED_EMBEDDED_BACKGROUND_NICE with DEEPMED_TRAINING_THREADS (ml_core.child_process): the
+    loop's Python then cannot hold the GIL they need. `progress` and `should_stop` keyword arguments
+    work across the boundary (called here, with this thread's database connection); a child that
+    dies raises ChildDied, which fails the job like any error. Otherwise (a services-mode worker is a
+    process of its own) in this thread."""
+    if not settings.DEEPMED_TRAINING_IN_CHILD_PROCESS:
+        return fn(*args, **kwargs)
+    from ml_core.child_process import run_in_child
+
+    return run_in_child(
+        fn,
+        *args,
+        nice=settings.DEEPMED_EMBEDDED_BACKGROUND_NICE,
+        threads=settings.DEEPMED_TRAINING_THREADS,
+        **kwargs,
+    )
 
 
 def cancel_job(job: J, *, actor=None) -> J:

@@ -16,7 +16,15 @@ from apps.audit.models import Outcome
 from apps.audit.services import record_event
 from apps.jobs import selectors as job_selectors
 from apps.jobs.models import JobStatus
-from apps.jobs.services import claim_job, enqueue_job, fail_job, finish_job, heartbeat_job, keep_alive
+from apps.jobs.services import (
+    claim_job,
+    enqueue_job,
+    fail_job,
+    finish_job,
+    heartbeat_job,
+    keep_alive,
+    run_training_computation,
+)
 from apps.tabular import selectors
 from apps.tabular.errors import TabularError
 from apps.tabular.models import PromotionAction, TabularDataset, TabularExperiment, TabularModel, TabularPromotion
@@ -161,13 +169,12 @@ def execute_experiment(pk: int, *, worker: str = "") -> TabularExperiment | None
             raise ExperimentCancelled
         heartbeat_job(experiment, progress=finite(event))
 
-    cfg.progress = progress
     try:
         # keep_alive: a long fit between two progress events still shows a live worker to the sweeper.
         with keep_alive(experiment):
             with experiment.dataset.file.open("rb") as fh:
                 table = read_table(fh.read(), max_bytes=max_bytes())
-            result = train(table.frame, cfg)
+            result = run_training_computation(train, table.frame, cfg, progress=progress)
             result.dataset_sha256 = experiment.dataset.sha256
             out = save_model(result, model_root() / f"experiment-{experiment.pk}", name=experiment.dataset.name)
     except ExperimentCancelled:

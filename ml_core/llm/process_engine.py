@@ -30,6 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
+from ml_core.child_process import prepare_child, process_niceness
 from ml_core.llm.engine import Completion, EngineUnavailable, GenerationSettings, check_checkpoint_dir, load_engine
 
 logger = logging.getLogger(__name__)
@@ -148,7 +149,7 @@ class ProcessEngine:
     # --- the child's lifecycle -------------------------------------------------------------
 
     def _start(self) -> None:
-        target_nice = min(19, _process_niceness() + self.nice)
+        target_nice = min(19, process_niceness() + self.nice)
         pool = ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
@@ -174,13 +175,6 @@ class ProcessEngine:
         )
 
 
-def _process_niceness() -> int:
-    try:
-        return os.getpriority(os.PRIO_PROCESS, os.getpid())  # the main thread's (Linux: per thread)
-    except (AttributeError, OSError):
-        return 0
-
-
 @atexit.register
 def _close_all() -> None:
     for engine in list(_LIVE):
@@ -194,30 +188,13 @@ _child: dict = {}
 
 
 def _child_init(checkpoint_dir: str, device: str, threads: int, target_nice: int, parent_pid: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent stops us
-    try:
-        current = os.nice(0)
-        if target_nice > current:
-            os.nice(target_nice - current)
-    except (AttributeError, OSError):
-        pass
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)  # before torch is imported
-    threading.Thread(target=_exit_with_parent, args=(parent_pid,), name="parent-watch", daemon=True).start()
+    prepare_child(target_nice=target_nice, threads=threads, parent_pid=parent_pid)
     try:
         _child["engine"] = load_engine(checkpoint_dir, device=device, threads=threads)
     except EngineUnavailable as exc:  # reported by each call (an initializer error would only break the pool)
         _child["error"] = exc
     except Exception as exc:
         _child["error"] = EngineUnavailable(f"could not load {checkpoint_dir}: {type(exc).__name__}: {exc}")
-
-
-def _exit_with_parent(parent_pid: int) -> None:
-    import time
-
-    while os.getppid() == parent_pid:
-        time.sleep(1.0)
-    os._exit(0)  # the parent was killed without shutting us down
 
 
 def _child_engine():

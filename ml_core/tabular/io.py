@@ -62,6 +62,9 @@ class TabularDataError(ValueError):
         self.code = code
         self.message = message
 
+    def __reduce__(self):  # pickles whole (e.g. from a training child process, ml_core.child_process)
+        return (type(self), (self.code, self.message))
+
     def to_dict(self) -> dict[str, str]:
         return {"code": self.code, "message": self.message}
 

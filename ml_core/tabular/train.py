@@ -17,7 +17,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -214,9 +214,12 @@ def _check_table(features: pd.DataFrame, cfg: TrainConfig) -> list[str]:
     return empty
 
 
-def train(frame: pd.DataFrame, cfg: TrainConfig | None = None) -> TabularResult:
-    """Profile-free training run: split, grid-search every algorithm, choose, explain, return."""
+def train(frame: pd.DataFrame, cfg: TrainConfig | None = None, *, progress: ProgressFn | None = None) -> TabularResult:
+    """Profile-free training run: split, grid-search every algorithm, choose, explain, return.
+    `progress` (else cfg.progress) receives every event."""
     cfg = cfg or TrainConfig()
+    if progress is not None:
+        cfg = replace(cfg, progress=progress)
     emit = cfg.progress or (lambda event: None)
     t0, cpu0 = time.perf_counter(), time.process_time()
     sha = dataset_sha256(frame)

@@ -16,7 +16,15 @@ from django.utils import timezone
 
 from apps.audit.services import record_event
 from apps.jobs import selectors as job_selectors
-from apps.jobs.services import cancel_job, claim_job, enqueue_job, finish_job, heartbeat_job, keep_alive
+from apps.jobs.services import (
+    cancel_job,
+    claim_job,
+    enqueue_job,
+    finish_job,
+    heartbeat_job,
+    keep_alive,
+    run_training_computation,
+)
 from apps.modelops import selectors
 from apps.modelops.models import Alias, AugmentationJob, RunStatus, TrainingRun, Trigger
 from apps.modelops.services.augmentation import AUGMENTATION_LEVELS
@@ -375,7 +383,8 @@ def _train_and_track(
         tracked.log_artifact(manifest_csv, "dataset")
 
         try:
-            result = train.train(
+            result = run_training_computation(
+                train.train,
                 cfg,
                 dataset=dataset,
                 should_stop=should_stop,
@@ -396,7 +405,7 @@ def _train_and_track(
             1 + max((int(v.version) for v in tracking.list_versions(settings.MLFLOW_TRACKING_URI, name)), default=0)
         )
         package_dir = _build_package(result, dataset, workdir / "package", expected)
-        held_out = evaluate.evaluate_package(package_dir, selectors.holdout_dir())
+        held_out = run_training_computation(evaluate.evaluate_package, package_dir, selectors.holdout_dir())
         plots = evaluate.save_plots(held_out.metrics, held_out.probabilities, held_out.labels, workdir / "plots")
         tracked.log_result(result, test_metrics=held_out.to_dict(), plots=plots)  # params, per-epoch metrics
         registered = tracked.register_package(package_dir, name)
@@ -431,4 +440,7 @@ def _build_package(result, dataset, out_dir: Path, version: str) -> Path:
         format=settings.DEEPMED_PACKAGE_FORMAT,
         ood_method=settings.DEEPMED_OOD_METHOD,
     )
-    return pipeline.build_package(result.best_checkpoint, out_dir, full, cfg, train_history=result.history).package_dir
+    build = run_training_computation(
+        pipeline.build_package, result.best_checkpoint, out_dir, full, cfg, train_history=result.history
+    )
+    return build.package_dir

@@ -1,6 +1,8 @@
 """The explainer's LoRA fine-tune as a training job: started by an admin (API or console),
 run on the `training` queue, tracked in MLflow, once per run, failures stored on the run."""
 
+import logging
+
 import pytest
 
 from apps.audit.models import AuditEvent
@@ -39,10 +41,21 @@ def test_only_admins_start_it_and_not_without_edits(api_as, db, admin_user, phys
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("in_child", [False, True], ids=["in-process", "child-process"])
 def test_admin_starts_it_the_worker_runs_it_once_and_mlflow_has_it(
-    api_as, edited, admin_user, settings, tiny_llm_checkpoint, mlflow_in_tmp, django_capture_on_commit_callbacks
+    api_as,
+    edited,
+    admin_user,
+    settings,
+    tiny_llm_checkpoint,
+    mlflow_in_tmp,
+    django_capture_on_commit_callbacks,
+    caplog,
+    in_child,
 ):
     settings.DEEPMED_LLM_CHECKPOINT = str(tiny_llm_checkpoint)
+    settings.DEEPMED_TRAINING_IN_CHILD_PROCESS = in_child  # embedded mode's default: a child process
+    caplog.set_level(logging.INFO, logger="ml_core.child_process")
     api = api_as(admin_user)
     with django_capture_on_commit_callbacks(execute=False) as queued:
         started = api.post("/api/v1/explainer/finetune-runs", {"steps": 2}, format="json")
@@ -53,6 +66,7 @@ def test_admin_starts_it_the_worker_runs_it_once_and_mlflow_has_it(
     run = services.execute_explainer_finetune(run_id)  # what the training worker does
     assert run.status == "succeeded", run.error
     assert run.examples == 1 and run.mlflow_run_id
+    assert any("finetune_lora runs in child process" in r.getMessage() for r in caplog.records) == in_child
     assert (mlflow_in_tmp / "llm" / f"lora-run-{run_id}" / "checkpoint" / "final" / "lit_model.pth").is_file()
     assert services.execute_explainer_finetune(run_id) is None  # a redelivered message does nothing
     body = api.get(f"/api/v1/explainer/finetune-runs/{run_id}").json()

@@ -116,3 +116,30 @@ def test_the_celery_task_is_thin_and_calls_the_service(admin_user, dataset, mode
     # a thread-local task stack that an earlier in-process task test may leave non-empty.
     assert run_tabular_experiment.apply(args=[exp.pk]).get(disable_sync_subtasks=False) == JobStatus.SUCCEEDED
     assert run_tabular_experiment.apply(args=[exp.pk]).get(disable_sync_subtasks=False) == "skipped"
+
+
+@pytest.mark.slow
+def test_in_a_child_process_progress_cancellation_and_data_errors_cross_over(
+    admin_user, dataset, model_dir, settings, monkeypatch
+):
+    """DEEPMED_TRAINING_IN_CHILD_PROCESS (embedded mode's default): the grid search runs in a child;
+    its progress is stored here, a data error keeps its code, a cancel stops the child."""
+    settings.DEEPMED_TRAINING_IN_CHILD_PROCESS = True
+    done = execute_experiment(start_experiment(actor=admin_user, dataset=dataset, config=QUICK).pk)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    assert get_experiment(done.pk).progress["event"] == "done" and load_model(done.model_dir)
+
+    refused = start_experiment(actor=admin_user, dataset=dataset, config={**QUICK, "exclude": ["glucose", "nope"]})
+    assert execute_experiment(refused.pk).error.startswith("unknown_column")
+
+    import apps.tabular.services as services
+
+    real = services.heartbeat_job
+
+    def cancel_then_beat(job, **kw):
+        cancel_job(TabularExperiment.objects.get(pk=job.pk), actor=admin_user)
+        real(job, **kw)
+
+    monkeypatch.setattr(services, "heartbeat_job", cancel_then_beat)
+    cancelled = execute_experiment(start_experiment(actor=admin_user, dataset=dataset, config=QUICK).pk)
+    assert cancelled.status == JobStatus.CANCELLED and not cancelled.model_dir
