@@ -202,8 +202,8 @@ def fail_job(job: J, error: str, *, update_fields: Iterable[str] = ()) -> J:
 
 
 def run_training_computation(fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
-    """A training job's long ml_core call (image training, packaging, a tabular grid search, a LoRA
-    fine-tune): `fn(*args, **kwargs)`. With DEEPMED_TRAINING_IN_CHILD_PROCESS (embedded mode, where
+    """A training or augmentation job's long ml_core call (image training, packaging, a tabular grid
+    search, a LoRA fine-tune, materialising augmented images): `fn(*args, **kwargs)`. With DEEPMED_TRAINING_IN_CHILD_PROCESS (embedded mode, where
     the `training` consumer shares its process with the web server and inference) in a child process
     at DEEPMED_EMBEDDED_BACKGROUND_NICE with DEEPMED_TRAINING_THREADS (ml_core.child_process): the
     loop's Python then cannot hold the GIL they need. `progress` and `should_stop` keyword arguments

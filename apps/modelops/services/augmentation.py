@@ -10,7 +10,7 @@ from django.conf import settings
 from django.db import transaction
 
 from apps.audit.services import record_event
-from apps.jobs.services import claim_job, enqueue_job, finish_job, heartbeat_job, keep_alive
+from apps.jobs.services import claim_job, enqueue_job, finish_job, heartbeat_job, keep_alive, run_training_computation
 from apps.modelops import selectors
 from apps.modelops.models import AugmentationJob, RunStatus
 from apps.modelops.services.errors import InvalidJobParameters
@@ -79,7 +79,12 @@ def _augment_class(sources: list[Path], output: Path, target_count: int, intensi
         link = staging / label / path.name
         if not link.exists():
             link.symlink_to(path)
-    augment.materialise(
-        staging, output.parent, copies=copies, cfg=augment.AugmentConfig(level=intensity), progress=report
+    run_training_computation(
+        augment.materialise,
+        staging,
+        output.parent,
+        copies=copies,
+        cfg=augment.AugmentConfig(level=intensity),
+        progress=report,
     )
     shutil.rmtree(staging, ignore_errors=True)
