@@ -111,7 +111,9 @@ def run_bench(
     eval_idx = stratified_subset(labels, cfg.eval_images) if labels is not None else None
     with tempfile.TemporaryDirectory(prefix="deepmed-bench-") as tmp:
         fp32 = export_onnx(model, pre, Path(tmp) / "fp32.onnx", sample=batch[:2])
-        paths = {fmt: quantize(fp32, Path(tmp) / f"{fmt}.onnx", fmt, calibration) for fmt in FORMATS}
+        # int8-static with the nodes the build kept fp32 (names of the same export), as served
+        keep = (meta.metrics.get("int8_sensitivity") or {}).get("keep_fp32", [])
+        paths = {fmt: quantize(fp32, Path(tmp) / f"{fmt}.onnx", fmt, calibration, keep) for fmt in FORMATS}
         paths["served"] = package_dir / meta.model_file
         for name, path in paths.items():
             session = ort_session(path, intra_op_threads=cfg.threads)

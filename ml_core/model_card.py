@@ -247,6 +247,15 @@ def render_model_card(
         lines.append(
             f"| {fmt} | {_f(c['p50_ms'], 2)} | {_f(c['p95_ms'], 2)} | {_f(c['size_mb'], 1)} | {_f(c['val_macro_f1'])} |"
         )
+    kept = (m.get("int8_sensitivity") or {}).get("keep_fp32")
+    if kept and "int8-static" in cands:
+        lines += [
+            "",
+            f"int8-static keeps the stem and {len(kept)} quantisation-sensitive node(s) in fp32, ranked without "
+            f"labels by logit error against fp32 on {m['int8_sensitivity']['probe_images']} training images: "
+            + ", ".join(f"`{k}`" for k in kept)
+            + ".",
+        ]
     if bench:
         lines += [
             "",

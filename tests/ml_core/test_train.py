@@ -82,6 +82,8 @@ def test_quantised_package_loads_and_predicts(trained, tiny_data, tmp_path, fmt)
     predictor = load_predictor(build.package_dir)
     assert predictor.meta.format == fmt
     assert set(build.report["candidates"]) == {"fp32", fmt}
+    # int8-static: the mixed-precision ranking ran on training images and is recorded
+    assert ("int8_sensitivity" in predictor.meta.metrics) == (fmt == "int8-static")
     out = predictor.predict(load_pixels(next((tiny_data / "test").rglob("*.png"))), with_heatmap=True)
     assert out.label in predictor.classes
     assert sum(out.probabilities.values()) == pytest.approx(1.0, abs=1e-6)
