@@ -78,8 +78,9 @@ class StudyListCreateApi(ThrottleUploadsOnly, APIView):
             symptoms=body.validated_data.get("symptoms") or "",
             ip_address=client_ip(request),
         )
-        http = status.HTTP_200_OK if study.is_duplicate_upload else status.HTTP_201_CREATED
-        return Response(_render(selectors.study_result(study), request), status=http)
+        if study.is_duplicate_upload:  # an earlier study: its result so far
+            return Response(_render(selectors.study_result(study), request), status=status.HTTP_200_OK)
+        return Response(_render(selectors.new_study_result(study), request), status=status.HTTP_201_CREATED)
 
 
 @audits_patient_data("studies.study", "study.access")  # GET reads, DELETE deletes: the method is in the detail

@@ -176,6 +176,13 @@ class StudyResult:
         return review_words(self.review) if self.review else ""
 
 
+def new_study_result(study: Study) -> StudyResult:
+    """`study_result` of a study this request has just created: nothing refers to it yet (its
+    prediction, explanation and review come later, over the WebSocket or the next read), so no
+    query is needed: four fewer per upload."""
+    return StudyResult(study=study, prediction=None, explanation=None, review=None, low_confidence=False, error=None)
+
+
 def study_result(study: Study) -> StudyResult:
     prediction = visible_prediction(study)
     failed = study.status == StudyStatus.FAILED

@@ -87,3 +87,20 @@ def test_register_patient_is_always_a_patient_with_a_strong_password(db):
         register_patient(username="weak", password="12345678")
     with pytest.raises(ValueError):
         register_patient(username="NEWBIE", password="correct-horse-battery")  # case-insensitive uniqueness
+
+
+def test_an_accepted_disclaimer_is_remembered_on_the_user_object_for_its_version(
+    patient, django_assert_num_queries, monkeypatch
+):
+    from apps.accounts import disclaimer as texts
+    from apps.accounts.selectors import has_current_consent
+    from apps.accounts.services import accept_disclaimer
+
+    with django_assert_num_queries(1):
+        assert not has_current_consent(patient)  # a "no" is not remembered: accepting must count at once
+    accept_disclaimer(patient)
+    with django_assert_num_queries(1):
+        assert has_current_consent(patient) and has_current_consent(patient)
+    monkeypatch.setattr(texts, "CURRENT_VERSION", "2099-new-text")
+    with django_assert_num_queries(1):
+        assert not has_current_consent(patient)  # a new disclaimer is asked about again

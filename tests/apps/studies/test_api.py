@@ -61,6 +61,21 @@ def test_upload_after_consent_creates_a_queued_study(
     assert again.status_code == 200 and again.json()["id"] == body["id"]  # duplicate: the same study
 
 
+def test_an_upload_asks_for_consent_once_and_not_for_results_a_new_study_cannot_have(
+    api_client, consenting_patient, xray_png, api_as
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    api_as(consenting_patient)
+    with CaptureQueriesContext(connection) as queries:
+        response = _upload(api_client, xray_png)
+    assert response.status_code == 201 and response.json()["prediction"] is None
+    tables = [q["sql"].split(" FROM ")[1].split()[0].strip('"') for q in queries if " FROM " in q["sql"]]
+    assert tables.count("accounts_consent") == 1  # view, intake and service ask; the answer is kept
+    assert not {"studies_prediction", "studies_explanation", "review_review"} & set(tables)
+
+
 def test_detail_has_the_contract_fields(api_client, reviewed_study, api_as):
     api_as(reviewed_study.owner)
     body = api_client.get(f"/api/v1/studies/{reviewed_study.pk}").json()
