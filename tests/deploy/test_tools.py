@@ -129,7 +129,7 @@ def test_latency_benchmark_reads_server_timestamps_and_summarises_them():
     assert timing["queued_s"] == pytest.approx(0.01) and timing["started_s"] == pytest.approx(0.03)
     assert timing["finished_s"] == pytest.approx(0.13) and timing["status"] == "predicted"
     failed = bench.server_timing(_study("01.000000", None, None, None, status="failed"))
-    assert failed["finished_s"] is None
+    assert failed["finished_s"] is None and failed["error_code"] is None
 
     timings = [
         timing,
@@ -150,6 +150,11 @@ def test_latency_benchmark_reads_server_timestamps_and_summarises_them():
     report = bench.summarise(timings, elapsed_s=3.5, rate=1.0)
     assert (report["uploads"], report["predicted"], report["not_predicted"]) == (4, 3, 1)
     assert report["statuses"] == {"failed": 1, "predicted": 3}
+    assert report["refused_not_a_chest_xray"] == 0 and not bench.succeeded(report)  # a failure is lost work
+    refused = bench.server_timing(  # the OOD gate's designed answer
+        {**_study("01.000000", None, None, None, status="failed"), "error": {"code": "not_a_chest_xray"}}
+    )
+    assert bench.succeeded(bench.summarise([*timings[:3], refused], elapsed_s=3.5, rate=1.0))
     assert report["upload_to_prediction_ms"] == {"p50": 300.0, "p95": 1000.0, "p99": 1000.0}
     assert report["queue_wait_ms"] == {"p50": 20.0, "p95": 100.0, "p99": 100.0}
     assert report["service_ms"] == {"p50": 180.0, "p95": 980.0, "p99": 980.0}
