@@ -121,7 +121,7 @@ def test_compose_references_resolve():
 def test_every_queue_has_a_worker_in_compose_and_kubernetes():
     services = _compose()["services"]
     compose_queues = set()
-    for name in ("worker-cpu", "worker-background", "worker-gpu"):
+    for name in ("worker-cpu", "worker-background", "worker-training", "worker-gpu"):
         compose_queues |= _queues_of(_compose_command(services[name]))
     assert compose_queues == set(QUEUES)
     gpu = _dockerfile_cmd(DEPLOY / "docker" / "Dockerfile.gpu", None)
@@ -135,6 +135,26 @@ def test_every_queue_has_a_worker_in_compose_and_kubernetes():
             if "-Q" in container.get("command", []):
                 k8s_queues |= _queues_of(container["command"])
     assert k8s_queues == set(QUEUES)
+
+
+def test_a_host_or_cluster_without_a_gpu_has_a_worker_for_every_queue():
+    """Training (image runs, tabular experiments, the explainer's fine-tune) was consumed only by the
+    GPU worker: on a CPU-only install every training job stayed queued until the sweeper failed it."""
+    services = _compose()["services"]
+    cpu_queues = set()
+    for service in services.values():
+        if service.get("command") and "gpu" not in service.get("profiles", []) and "-Q" in service["command"]:
+            cpu_queues |= _queues_of(service["command"])
+    assert cpu_queues == set(QUEUES)
+    k8s_cpu_queues = set()
+    for deployment in _kind("Deployment"):
+        pod = deployment["spec"]["template"]["spec"]
+        if pod.get("nodeSelector"):  # GPU nodes only
+            continue
+        for container in pod["containers"]:
+            if "-Q" in container.get("command", []):
+                k8s_cpu_queues |= _queues_of(container["command"])
+    assert k8s_cpu_queues == set(QUEUES)
 
 
 def test_kubernetes_workloads_have_probes_and_web_probes_health():
