@@ -169,6 +169,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# PostgreSQL connections of the ASGI web process come from a pool of at most this many
+# (deepmed_web/asgi.py); 0: no pool, each request opens and closes its own.
+DEEPMED_DB_POOL_MAX_SIZE = env.int("DEEPMED_DB_POOL_MAX_SIZE", default=10)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"
