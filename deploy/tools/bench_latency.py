@@ -177,11 +177,15 @@ class Server:
     def __enter__(self) -> Server:
         self.manage("migrate", "--noinput")
         self.manage("install_starter_model")
-        self.spawn("web", [sys.executable, "manage.py", "serve", "--port", str(self.port)])
-        if self.mode == "services":
-            for group in SERVICE_WORKERS:
-                self.spawn(f"worker-{'-'.join(group)}", worker_argv(group))
-        self.wait_ready()
+        try:
+            self.spawn("web", [sys.executable, "manage.py", "serve", "--port", str(self.port)])
+            if self.mode == "services":
+                for group in SERVICE_WORKERS:
+                    self.spawn(f"worker-{'-'.join(group)}", worker_argv(group))
+            self.wait_ready()
+        except BaseException:  # never ready (or interrupted): `with` will not call __exit__, stop them here
+            self.__exit__()
+            raise
         return self
 
     def wait_ready(self, timeout: float = 180.0) -> None:

@@ -328,3 +328,22 @@ def test_latency_benchmark_reports_the_upload_rate_the_server_took():
     report = bench.summarise(timings, elapsed_s=9.0, rate=2.0)
     assert report["upload_rate_achieved_per_s"] == 0.5
     assert bench.summarise(timings[:1], elapsed_s=1.0, rate=2.0)["upload_rate_achieved_per_s"] is None
+
+
+def test_latency_benchmark_stops_what_it_started_when_the_server_never_gets_ready(tmp_path, monkeypatch):
+    """`with Server(...)` never reaches __exit__ when __enter__ fails: the web and worker processes
+    were left running."""
+    import subprocess
+
+    bench = _load("bench_latency")
+    server = bench.Server("embedded", bench.free_port(), tmp_path / "data", tmp_path)
+    monkeypatch.setattr(server, "manage", lambda *args: None)
+    monkeypatch.setattr(server, "spawn", lambda name, argv: server.procs.append(subprocess.Popen(["sleep", "60"])))
+
+    def never_ready() -> None:
+        raise SystemExit("the server was not ready")
+
+    monkeypatch.setattr(server, "wait_ready", never_ready)
+    with pytest.raises(SystemExit, match="not ready"), server:
+        pass
+    assert server.procs and all(proc.poll() is not None for proc in server.procs)
