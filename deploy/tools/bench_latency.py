@@ -260,6 +260,24 @@ class TrainingLoad:
         raise SystemExit(f"the training run took no step within {timeout:g} s")
 
 
+def warm_up_workers(base_url: str, images: list[Path], timeout: float = 180.0) -> bool:
+    """Services mode: /health/ready speaks for the web process only, while each worker loads its
+    models in a thread of its own after it starts; the first explanation of a run then waited ~3 s
+    for the explainer's load and its backlog held the next twenty back. Like embedded mode's
+    readiness (`warm`), follow one study (of a patient outside the replay) to its explanation
+    before timing; not in the report. True once one was explained (the OOD gate may refuse one)."""
+    client = PatientClient(base_url)
+    try:
+        client.sign_up()
+        for path in images[:5]:
+            body, started = client.upload(path.read_bytes(), path.name)
+            if client.follow(body["id"], started, wait_explanation=True, timeout=timeout).explained_s is not None:
+                return True
+        return False
+    finally:
+        client.close()
+
+
 def replay(base_url: str, images: list[Path], args) -> tuple[list[dict], float]:
     """Upload `args.count` images at `args.rate` per second (open loop: arrivals do not wait for
     answers) spread over `args.patients` patients; follow each study until predicted (or final)."""
@@ -327,6 +345,8 @@ def main(argv=None) -> int:
             training = (
                 TrainingLoad(server, args.with_training, args.training_architecture) if args.with_training else None
             )
+            if args.mode == "services" and not warm_up_workers(server.base_url, images):
+                print("warning: no warm-up study was explained; the workers may start cold", file=sys.stderr)
             before = training.wait_stepping() if training else None
             timings, elapsed = replay(server.base_url, images, args)
             after = training.run() if training else None

@@ -347,3 +347,40 @@ def test_latency_benchmark_stops_what_it_started_when_the_server_never_gets_read
     with pytest.raises(SystemExit, match="not ready"), server:
         pass
     assert server.procs and all(proc.poll() is not None for proc in server.procs)
+
+
+def test_latency_benchmark_warms_services_workers_with_one_explained_study_before_timing(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    bench = _load("bench_latency")
+    images = []
+    for i in range(6):
+        images.append(tmp_path / f"{i}.png")
+        images[-1].write_bytes(b"png %d" % i)
+    uploads: list[str] = []
+
+    class FakeClient:
+        explained_from = 2  # the first two are refused by the OOD gate
+
+        def __init__(self, base_url):
+            pass
+
+        def sign_up(self):
+            return "warm-up"
+
+        def upload(self, data, filename):
+            uploads.append(filename)
+            return {"id": filename}, 0.0
+
+        def follow(self, study_id, started, *, wait_explanation, timeout):
+            assert wait_explanation
+            return SimpleNamespace(explained_s=1.0 if len(uploads) > self.explained_from else None)
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(bench, "PatientClient", FakeClient)
+    assert bench.warm_up_workers("http://x", images) and uploads == ["0.png", "1.png", "2.png"]
+    FakeClient.explained_from = 99
+    uploads.clear()
+    assert not bench.warm_up_workers("http://x", images) and len(uploads) == 5  # gives up after five
