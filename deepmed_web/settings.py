@@ -362,10 +362,11 @@ DEEPMED_WARM_UP_WORKERS = env.bool("DEEPMED_WARM_UP_WORKERS", default=True)
 # torch threads of a training run (0: ml_core's default, min(2, cores)). One in embedded mode,
 # where it shares the process and the cores with the web server and inference.
 DEEPMED_TRAINING_THREADS = 1 if EMBEDDED_MODE else 0
-# Run a training run's long calls (training, packaging, held-out evaluation) in a child process of
-# the `training` consumer, at DEEPMED_EMBEDDED_BACKGROUND_NICE (ml_core/child_process.py): in
-# embedded mode's one process the training loop's Python would hold the GIL that the web server and
-# inference need. Services mode's training worker is a process of its own.
+# Run a job's long computation (image training, packaging, held-out evaluation, a tabular grid
+# search, the explainer's LoRA fine-tune, augmentation; apps.jobs.services.run_training_computation)
+# in a child process of its consumer, at DEEPMED_EMBEDDED_BACKGROUND_NICE (ml_core/child_process.py):
+# in embedded mode's one process its Python would hold the GIL that the web server and inference
+# need. Services mode's training worker is a process of its own.
 DEEPMED_TRAINING_IN_CHILD_PROCESS = env.bool("DEEPMED_TRAINING_IN_CHILD_PROCESS", default=EMBEDDED_MODE)
 
 # --- Model operations (apps/modelops): training data, quality gates, shadow, retraining ---

@@ -53,6 +53,11 @@ def process_niceness() -> int:
         return 0
 
 
+def child_niceness(nice: int) -> int:
+    """The niceness of a child that runs `nice` lower than this process (capped at 19)."""
+    return min(19, process_niceness() + max(0, nice))
+
+
 def run_in_child(
     fn: Callable[..., Any],
     /,
@@ -71,7 +76,7 @@ def run_in_child(
     ctx = multiprocessing.get_context("spawn")
     messages = ctx.Queue()
     stop = ctx.Event()
-    target_nice = min(19, process_niceness() + max(0, nice))
+    target_nice = child_niceness(nice)
     child = ctx.Process(
         target=_child_main,
         args=(fn, args, kwargs, messages, stop, progress is not None, should_stop is not None),

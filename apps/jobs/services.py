@@ -202,14 +202,16 @@ def fail_job(job: J, error: str, *, update_fields: Iterable[str] = ()) -> J:
 
 
 def run_training_computation(fn: Callable[..., R], /, *args: Any, **kwargs: Any) -> R:
-    """A training or augmentation job's long ml_core call (image training, packaging, a tabular grid
-    search, a LoRA fine-tune, materialising augmented images): `fn(*args, **kwargs)`. With DEEPMED_TRAINING_IN_CHILD_PROCESS (embedded mode, where
-    the `training` consumer shares its process with the web server and inference) in a child process
-    at DEEPMED_EMBEDDED_BACKGROUND_NICE with DEEPMED_TRAINING_THREADS (ml_core.child_process): the
-    loop's Python then cannot hold the GIL they need. `progress` and `should_stop` keyword arguments
-    work across the boundary (called here, with this thread's database connection); a child that
-    dies raises ChildDied, which fails the job like any error. Otherwise (a services-mode worker is a
-    process of its own) in this thread."""
+    """A training or augmentation job's long ml_core call (image training, packaging, a tabular
+    grid search, a LoRA fine-tune, materialising augmented images): `fn(*args, **kwargs)`.
+
+    With DEEPMED_TRAINING_IN_CHILD_PROCESS (embedded mode, where the consumer shares its process
+    with the web server and inference) in a child process at DEEPMED_EMBEDDED_BACKGROUND_NICE with
+    DEEPMED_TRAINING_THREADS (ml_core.child_process): the loop's Python then cannot hold the GIL
+    they need. `progress` and `should_stop` keyword arguments work across the boundary (called
+    here, with this thread's database connection); a child that dies raises ChildDied, which fails
+    the job like any error. Otherwise (a services-mode worker is a process of its own) in this
+    thread."""
     if not settings.DEEPMED_TRAINING_IN_CHILD_PROCESS:
         return fn(*args, **kwargs)
     from ml_core.child_process import run_in_child

@@ -30,7 +30,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
-from ml_core.child_process import prepare_child, process_niceness
+from ml_core.child_process import child_niceness, prepare_child
 from ml_core.llm.engine import Completion, EngineUnavailable, GenerationSettings, check_checkpoint_dir, load_engine
 
 logger = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class ProcessEngine:
     # --- the child's lifecycle -------------------------------------------------------------
 
     def _start(self) -> None:
-        target_nice = min(19, process_niceness() + self.nice)
+        target_nice = child_niceness(self.nice)
         pool = ProcessPoolExecutor(
             max_workers=1,
             mp_context=multiprocessing.get_context("spawn"),
