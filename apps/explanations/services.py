@@ -14,6 +14,7 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from apps.audit.services import record_event
@@ -131,7 +132,7 @@ def start_explanation(study_id) -> Study | None:
         study_id,
         ready=S.PREDICTED,
         working=S.EXPLAINING,
-        done=lambda study: Explanation.objects.filter(study=study).exists(),
+        done=Exists(Explanation.objects.filter(study=OuterRef("pk"))),
     )
 
 

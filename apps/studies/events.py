@@ -15,6 +15,7 @@ import threading
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 
+from apps.studies.models import StudyStatus
 from apps.studies.selectors import patient_status
 
 logger = logging.getLogger(__name__)
@@ -40,8 +41,18 @@ def study_status_payload(study) -> dict:
         "failure_reason": study.failure_reason,
         "updated_at": study.updated_at.isoformat() if study.updated_at else None,
         # A physician's correction keeps the status `reviewed`: the version tells pages to reload.
-        "review_version": study.reviews.order_by("-version").values_list("version", flat=True).first(),
+        "review_version": review_version(study),
     }
+
+
+def review_version(study) -> int | None:
+    """The version of the study's review in force, None before the first. Only a `reviewed`
+    study has one (apps.review saves the first review and moves the study to `reviewed` in one
+    transaction, and nothing leaves `reviewed`), so the events of every other status, the
+    inference path's included, need no query."""
+    if study.status != StudyStatus.REVIEWED:
+        return None
+    return study.reviews.order_by("-version").values_list("version", flat=True).first()
 
 
 def publish_study_status(study) -> None:

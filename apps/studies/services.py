@@ -14,7 +14,6 @@ import hashlib
 import logging
 import os
 import uuid
-from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models import Exists, OuterRef
 from django.http import Http404
 from django.utils import timezone
 
@@ -120,8 +120,34 @@ def _transition_locked(locked: Study, to_status: str, *, failure_code: str = "",
         setattr(locked, step_stamp, timezone.now())
         fields.append(step_stamp)
     locked.save(update_fields=fields)
-    published = copy.copy(locked)  # as committed, whatever the caller does with `locked` before the commit
+    _publish_on_commit(locked)
+
+
+def _publish_on_commit(study: Study) -> None:
+    published = copy.copy(study)  # as committed, whatever the caller does with `study` before the commit
     transaction.on_commit(lambda: events.publish_study_status(published))
+
+
+def _advance_study(study: Study, to_status: str, *, expected: str) -> bool:
+    """Move `study` from `expected` to `to_status` in one conditional UPDATE (a compare-and-set:
+    the WHERE clause is the check that transition_study makes under a row lock, without the
+    SELECT ... FOR UPDATE, savepoint or transaction around it). On success `study` holds the new
+    values and the event is published once committed, as transition_study does; False when the
+    row was not `expected` (deleted, or moved on by another delivery): the caller decides.
+    For the inference path, which moves every study twice (profiled: 5 statements -> 1 each)."""
+    if to_status not in ALLOWED_TRANSITIONS[expected]:
+        raise IllegalTransition(study.pk, expected, to_status)
+    now = timezone.now()
+    values = {"status": to_status, "failure_code": "", "failure_reason": "", "updated_at": now}
+    step_stamp = STEP_TIMESTAMPS.get(to_status)
+    if step_stamp:
+        values[step_stamp] = now
+    if not Study.objects.filter(pk=study.pk, status=expected).update(**values):
+        return False
+    for name, value in values.items():
+        setattr(study, name, value)
+    _publish_on_commit(study)
+    return True
 
 
 def fail_study(study: Study, *, code: str, reason: str) -> Study:
@@ -215,7 +241,10 @@ def create_study(
                     **({"identifying_text": study.identifying_text} if study.identifying_text else {}),
                 },
             )
-            transition_study(study, S.QUEUED)
+            # Inserted above by this transaction, so no one else sees the row yet: one UPDATE
+            # instead of transition_study's savepoint, row lock and update (4 statements).
+            if not _advance_study(study, S.QUEUED, expected=S.UPLOADED):
+                raise IllegalTransition(study.pk, study.status, S.QUEUED)
             transaction.on_commit(lambda: enqueue_inference(study.pk))
     except Exception:
         study.image.delete(save=False)
@@ -367,15 +396,30 @@ def enqueue_inference(study_id) -> None:
         logger.warning("could not enqueue inference for study %s; the sweeper will retry", study_id, exc_info=True)
 
 
-def claim_study_step(study_id, *, ready: str, working: str, done: Callable[[Study], bool]) -> Study | None:
-    """A worker claims a study for one step, moving it from `ready` to `working` (row-locked).
-    None when there is nothing to do (deleted, the step's result already stored, another
-    status) — which is what makes re-delivered tasks harmless."""
+def claim_study_step(study_id, *, ready: str, working: str, done: Exists) -> Study | None:
+    """A worker claims a study for one step, moving it from `ready` to `working`. `done` is an
+    Exists over the step's result (OuterRef("pk") is the study). None when there is nothing to do
+    (deleted, the step's result already stored, another status) — which is what makes
+    re-delivered tasks harmless.
+
+    One SELECT (the study and `done` together) and one compare-and-set UPDATE, in autocommit:
+    the row lock and transaction around them cost three more round trips per study. Another
+    delivery claiming the study between the two makes the UPDATE match nothing; then the claim
+    is decided again under the row lock."""
+    study = Study.objects.annotate(step_done=done).filter(pk=study_id).first()
+    if study is None or study.step_done:
+        return None
+    if study.status == working:  # re-delivered after a worker died mid-task
+        return study
+    if study.status != ready:
+        return None
+    if _advance_study(study, working, expected=ready):
+        return study
     with transaction.atomic():
-        study = Study.objects.select_for_update().filter(pk=study_id).first()
-        if study is None or done(study):
+        study = Study.objects.select_for_update().annotate(step_done=done).filter(pk=study_id).first()
+        if study is None or study.step_done:
             return None
-        if study.status == working:  # re-delivered after a worker died mid-task
+        if study.status == working:
             return study
         if study.status != ready:
             return None
@@ -389,7 +433,7 @@ def start_prediction(study_id) -> Study | None:
         study_id,
         ready=S.QUEUED,
         working=S.PREDICTING,
-        done=lambda study: study.predictions.filter(role=PredictionRole.CHAMPION).exists(),
+        done=Exists(Prediction.objects.filter(study=OuterRef("pk"), role=PredictionRole.CHAMPION)),
     )
 
 
@@ -425,9 +469,12 @@ def record_prediction(study: Study, *, model_version, result) -> Prediction | No
         prediction.heatmap.save("heatmap.png", ContentFile(result.heatmap_png), save=False)
     try:
         with transaction.atomic():
-            prediction.finished_at = timezone.now()
-            prediction.save()
-            transition_study(study, S.PREDICTED, savepoint=False)  # any error rolls the whole block back
+            # The status first, as a compare-and-set: it takes the row lock a second delivery's
+            # transaction then waits on, and it fails for a study deleted or already moved on.
+            if not _advance_study(study, S.PREDICTED, expected=S.PREDICTING):
+                raise _prediction_superseded(study)
+            prediction.finished_at = study.updated_at
+            prediction.save(force_insert=True)
             # apps.explanations queues the explanation, sent once the prediction is committed.
             signals.study_predicted.send(sender=Study, study=study)
     except (IntegrityError, Study.DoesNotExist):
@@ -439,6 +486,24 @@ def record_prediction(study: Study, *, model_version, result) -> Prediction | No
     metrics.observe_prediction(result.label, result.latency_ms, model_version=result.model_version)
     metrics.observe_upload_to_prediction(study.created_at, prediction.finished_at)
     return prediction
+
+
+def _prediction_superseded(study: Study) -> Exception:
+    """Why a study could not move from predicting to predicted: deleted (Study.DoesNotExist),
+    another delivery stored its result (IntegrityError, as the INSERT would have raised), or a
+    status from which that is not allowed (IllegalTransition)."""
+    current = (
+        Study.objects.filter(pk=study.pk)
+        .annotate(predicted=Exists(Prediction.objects.filter(study=OuterRef("pk"), role=PredictionRole.CHAMPION)))
+        .values_list("status", "predicted")
+        .first()
+    )
+    if current is None:
+        return Study.DoesNotExist(f"study {study.pk} was deleted")
+    status, predicted = current
+    if predicted:
+        return IntegrityError(f"study {study.pk} already has a champion prediction")
+    return IllegalTransition(study.pk, status, S.PREDICTED)
 
 
 def record_shadow_prediction(study: Study, *, model_version, result) -> Prediction:

@@ -61,3 +61,13 @@ def test_a_published_status_reaches_the_studys_group():
     message = async_to_sync(layer.receive)(channel)
     assert message["type"] == "study.status"
     assert message["study_id"] == str(study.pk) and message["status"] == study.status
+
+
+def test_an_event_asks_for_the_review_version_only_of_a_reviewed_study(reviewed_study, django_assert_num_queries):
+    """Reviews exist only once a study is `reviewed`: the inference path's events (queued,
+    predicting, predicted, failed) cost no query."""
+    queued = StudyFactory()
+    with django_assert_num_queries(0):
+        assert events.study_status_payload(queued)["review_version"] is None
+    with django_assert_num_queries(1):
+        assert events.study_status_payload(reviewed_study)["review_version"] == 1

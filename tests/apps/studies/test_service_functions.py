@@ -32,6 +32,28 @@ def test_upload_creates_queued_study_with_deidentified_png(
     assert AuditEvent.objects.filter(action="study.create", object_id=str(study.pk)).exists()
 
 
+def test_an_upload_is_stored_queued_and_announced_in_few_statements(
+    consenting_patient, xray_png, django_capture_on_commit_callbacks, django_assert_max_num_queries, monkeypatch
+):
+    """The new row moves to `queued` with one UPDATE (no one else can see it before the commit: no
+    row lock or savepoint), and its event asks no review version (there is none before `reviewed`)."""
+    from apps.accounts.selectors import has_current_consent
+    from apps.studies import events
+
+    has_current_consent(consenting_patient)  # asked by the view before the body: kept on the user
+    enqueued, published = [], []
+    monkeypatch.setattr("apps.studies.services.enqueue_inference", enqueued.append)
+    monkeypatch.setattr(events, "publish_study_status", lambda s: published.append(events.study_status_payload(s)))
+    # duplicate check, savepoint, insert, audit, update, release (was 10 with the event's query)
+    with django_capture_on_commit_callbacks(execute=True), django_assert_max_num_queries(6):
+        study = create_study(owner=consenting_patient, data=xray_png)
+    assert [p["status"] for p in published] == ["queued"] and published[0]["review_version"] is None
+    assert enqueued == [study.pk]
+    stored = Study.objects.get(pk=study.pk)
+    assert stored.status == study.status == StudyStatus.QUEUED
+    assert stored.created_at <= stored.queued_at == study.queued_at and stored.updated_at == study.updated_at
+
+
 @pytest.mark.parametrize(
     "data,code",
     [
