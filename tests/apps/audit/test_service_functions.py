@@ -39,6 +39,20 @@ def test_events_about_a_study_or_what_hangs_off_it_name_its_patient(queued_study
     assert record_event(actor=None, action="x", obj=queued_study.owner).patient == queued_study.owner
 
 
+def test_an_object_named_by_type_and_id_is_read_with_its_patient_in_one_query(
+    queued_study, physician, django_assert_num_queries
+):
+    """The middleware audits a read by the id in the URL: the object and the patient it belongs
+    to are one query (then the insert), where following the owner took a second."""
+    from apps.review.models import Review
+
+    review = Review.objects.create(study=queued_study, physician=physician, decision="confirm", final_label="NORMAL")
+    for object_type, object_id in (("studies.study", queued_study.pk), ("review.review", review.pk)):
+        with django_assert_num_queries(2):
+            event = record_event(actor=physician, action="x", object_type=object_type, object_id=str(object_id))
+        assert event.patient == queued_study.owner
+
+
 def test_retention_deletes_only_events_older_than_the_setting(patient, settings):
     settings.DEEPMED_AUDIT_RETENTION_DAYS = 30
     old = _aged(record_event(actor=patient, action="study.read"), days=31)

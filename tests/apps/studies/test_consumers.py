@@ -131,3 +131,25 @@ async def test_list_subscriptions_are_audited(queued_study, physician):
         (physician.pk, "allowed", "worklist", None),
         (None, "denied", None, None),
     }
+
+
+def test_a_subscription_is_checked_and_audited_with_one_read_of_the_study(
+    queued_study, other_patient, django_assert_num_queries
+):
+    """The study with its owner (the audited patient) in one query, then the audit row: the check
+    and the audit made three reads of the study and its owner in two trips to the database thread."""
+    from apps.audit.models import AuditEvent
+    from apps.studies.consumers import subscription_snapshot
+
+    owner = queued_study.owner
+    scope = {"user": owner, "client": ("127.0.0.1", 5000), "path": f"/ws/studies/{queued_study.pk}/"}
+    with django_assert_num_queries(2):
+        snapshot = subscription_snapshot(scope, owner, str(queued_study.pk))
+    assert snapshot["status"] == "queued" and snapshot["study_id"] == str(queued_study.pk)
+    with django_assert_num_queries(2):
+        refused = subscription_snapshot({**scope, "user": other_patient}, other_patient, str(queued_study.pk))
+    assert refused is None
+    allowed, denied = AuditEvent.objects.filter(action="study.subscribe").order_by("pk")
+    assert (allowed.outcome, allowed.actor, allowed.patient) == ("allowed", owner, owner)
+    assert (denied.outcome, denied.actor, denied.patient) == ("denied", other_patient, owner)
+    assert denied.detail["close_code"] == 4403 and allowed.object_id == denied.object_id == str(queued_study.pk)
