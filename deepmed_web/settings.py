@@ -209,7 +209,8 @@ if EMBEDDED_MODE:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "deepmed_web.channel_layers.ThreadSafeInMemoryChannelLayer"}}
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    # deepmed_web/cache.py: Django's Redis cache reusing one client per connection pool.
+    CACHES = {"default": {"BACKEND": "deepmed_web.cache.RedisCache", "LOCATION": REDIS_URL}}
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
