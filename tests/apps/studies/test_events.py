@@ -71,3 +71,23 @@ def test_an_event_asks_for_the_review_version_only_of_a_reviewed_study(reviewed_
         assert events.study_status_payload(queued)["review_version"] is None
     with django_assert_num_queries(1):
         assert events.study_status_payload(reviewed_study)["review_version"] == 1
+
+
+def test_the_groups_are_sent_to_at_once(monkeypatch):
+    """Each group_send waits until all three have started: one after another, the first would
+    wait for ever (here: time out), so the publish costs one round of Redis trips, not three."""
+    study = StudyFactory(uploaded=True)
+    started, everyone_in = [], asyncio.Event()
+
+    class Layer:
+        async def group_send(self, group, message):
+            started.append(group)
+            if len(started) == 3:
+                everyone_in.set()
+            await asyncio.wait_for(everyone_in.wait(), timeout=5)
+
+    monkeypatch.setattr(events, "get_channel_layer", lambda: Layer())
+    events.publish_study_status(study)
+    assert sorted(started) == sorted(
+        [events.study_group(study.pk), events.user_group(study.owner_id), events.WORKLIST_GROUP]
+    )
