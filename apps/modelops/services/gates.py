@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import transaction
@@ -16,14 +17,46 @@ from apps.modelops.services.errors import GatesFailed, NoHoldout, NothingToRollB
 from apps.modelops.services.registry import set_alias
 from ml_core.package import load_package_meta
 
+if TYPE_CHECKING:
+    from ml_core.evaluate import EvalReport
 
-def evaluate_version(version: ModelVersion, *, force: bool = False) -> dict[str, Any]:
-    """Evaluate `version` on the shared held-out set (cached on the version per held-out hash)."""
+
+@dataclass(frozen=True)
+class HeldOutScores:
+    """A package's scores on the held-out set, with the fingerprint of the set they were computed on."""
+
+    fingerprint: str
+    report: EvalReport
+
+
+def score_held_out(package_dir: str | Path, *, compute: Callable[..., EvalReport] | None = None) -> HeldOutScores:
+    """Score a package on today's held-out set; ``compute(fn, *args, **kwargs)`` runs the scoring
+    elsewhere (a training run's child process), by default in this thread."""
+    from ml_core import evaluate
+
+    holdout = selectors.holdout_dir()
+    fingerprint = selectors.holdout_fingerprint(holdout)  # before scoring: a set changed meanwhile mismatches
+    run = compute or (lambda fn, *args, **kwargs: fn(*args, **kwargs))
+    threads = settings.DEEPMED_INFERENCE_THREADS
+    return HeldOutScores(
+        fingerprint, run(evaluate.evaluate_package, str(package_dir), holdout, intra_op_threads=threads)
+    )
+
+
+def evaluate_version(
+    version: ModelVersion, *, force: bool = False, scores: HeldOutScores | None = None
+) -> dict[str, Any]:
+    """Evaluate `version` on the shared held-out set (cached on the version per held-out hash).
+    `scores`: what the caller already computed for this package (a training run scores its package
+    once for MLflow and the gates); ignored unless computed on the held-out set of today."""
     holdout = selectors.holdout_dir()
     fingerprint = selectors.holdout_fingerprint(holdout)
     if not force and version.evaluation.get("holdout_fingerprint") == fingerprint:
         return version.evaluation
-    report = _evaluate_package(version.package_uri, holdout)
+    if scores is not None and scores.fingerprint == fingerprint:
+        report = _console_report(version.package_uri, holdout, scores.report)
+    else:
+        report = _evaluate_package(version.package_uri, holdout)
     report["holdout_fingerprint"] = fingerprint
     classes = report.get("classes") or version.classes
     report["confusion_rows"] = [
@@ -204,20 +237,21 @@ LATENCY_SAMPLE = 50  # single-image predictions timed per evaluation
 
 
 def _evaluate_package(package_dir: str, holdout: Path) -> dict[str, Any]:
+    return _console_report(package_dir, holdout, score_held_out(package_dir).report)
+
+
+def _console_report(package_dir: str, holdout: Path, scored: EvalReport) -> dict[str, Any]:
     """ml_core.evaluate metrics + what the console draws (ROC points, reliability bins) + serving
     latency (single image, heat-map included, as in production) on this machine."""
     from ml_core import data, evaluate
     from ml_core.serve import load_predictor as load_onnx_predictor
 
-    dataset = data.load_dataset(holdout)
-    threads = settings.DEEPMED_INFERENCE_THREADS
-    report = evaluate.evaluate_package(package_dir, dataset, intra_op_threads=threads)
-    metrics = report.to_dict()
-    probs, labels = report.probabilities, report.labels
+    metrics = scored.to_dict()
+    probs, labels = scored.probabilities, scored.labels
     metrics["per_class_recall"] = {c: v["recall"] for c, v in metrics["per_class"].items()}
     metrics["roc"] = evaluate.roc_points(probs, labels, metrics["classes"])
     metrics["calibration"] = {"ece": metrics["ece"], **evaluate.reliability_bins(probs, labels)}
-    predictor = load_onnx_predictor(package_dir, intra_op_threads=threads)
-    sample = [data.load_pixels(s.path) for s in dataset.samples[:LATENCY_SAMPLE]]
+    predictor = load_onnx_predictor(package_dir, intra_op_threads=settings.DEEPMED_INFERENCE_THREADS)
+    sample = [data.load_pixels(s.path) for s in data.load_dataset(holdout).samples[:LATENCY_SAMPLE]]
     metrics["latency_ms"] = evaluate.single_image_latency_ms(predictor, sample)
     return metrics

@@ -29,7 +29,7 @@ from apps.modelops import selectors
 from apps.modelops.models import Alias, AugmentationJob, RunStatus, TrainingRun, Trigger
 from apps.modelops.services.augmentation import AUGMENTATION_LEVELS
 from apps.modelops.services.errors import GatesFailed, InvalidJobParameters, TrainingCancelled
-from apps.modelops.services.gates import evaluate_version, promote_version
+from apps.modelops.services.gates import evaluate_version, promote_version, score_held_out
 from apps.modelops.services.registry import register_model_version, set_alias
 from apps.review import services as review_services
 from ml_core.package import load_package_meta
@@ -220,7 +220,7 @@ def execute_training_run(run_id: int, *, worker: str = "") -> TrainingRun | None
         run.result_version = version
         review_services.mark_samples_used(samples, run)  # these labels now count as used by a training
         run.progress = {**(run.progress or {}), "phase": "evaluating"}
-        evaluate_version(version)
+        evaluate_version(version, scores=outcome["held_out_scores"])
         set_alias(version, Alias.CHALLENGER, actor=run.started_by)
         _finish_run(run, RunStatus.SUCCEEDED, log=f"registered {version} as challenger\n")
     except TrainingCancelled:
@@ -405,7 +405,8 @@ def _train_and_track(
             1 + max((int(v.version) for v in tracking.list_versions(settings.MLFLOW_TRACKING_URI, name)), default=0)
         )
         package_dir = _build_package(result, dataset, workdir / "package", expected)
-        held_out = run_training_computation(evaluate.evaluate_package, package_dir, selectors.holdout_dir())
+        scores = score_held_out(package_dir, compute=run_training_computation)  # reused by the gates
+        held_out = scores.report
         plots = evaluate.save_plots(held_out.metrics, held_out.probabilities, held_out.labels, workdir / "plots")
         tracked.log_result(result, test_metrics=held_out.to_dict(), plots=plots)  # params, per-epoch metrics
         registered = tracked.register_package(package_dir, name)
@@ -414,6 +415,7 @@ def _train_and_track(
         "registered_name": registered.name,
         "version": registered.version,
         "package_dir": _keep_package(package_dir, registered.name, registered.version),
+        "held_out_scores": scores,
     }
 
 

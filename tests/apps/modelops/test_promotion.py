@@ -37,6 +37,22 @@ def test_evaluation_is_on_the_held_out_set_and_cached(candidate, monkeypatch):
     assert services.evaluate_version(candidate) == report
 
 
+def test_scores_a_training_run_computed_today_are_reused_and_stale_ones_are_not(candidate, monkeypatch):
+    from ml_core import evaluate
+
+    scores = services.gates.score_held_out(candidate.package_uri)
+    stale = services.gates.HeldOutScores("a held-out set since replaced", scores.report)
+    real = evaluate.evaluate_package
+    calls = []
+    monkeypatch.setattr(evaluate, "evaluate_package", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+
+    report = services.evaluate_version(candidate, scores=scores)
+    assert calls == [] and report["n"] == 12 and report["latency_ms"]["p95"] > 0
+    assert report["macro_f1"] == scores.report["macro_f1"]
+    services.evaluate_version(candidate, force=True, scores=stale)
+    assert calls == [candidate.package_uri]  # scored again on today's set
+
+
 @pytest.mark.parametrize(
     "setting,value,gate",
     [

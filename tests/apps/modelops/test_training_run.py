@@ -27,12 +27,16 @@ def _start(admin_user, django_capture_on_commit_callbacks) -> TrainingRun:
 
 
 def test_training_run_is_tracked_registered_and_mirrored(
-    modelops_settings, admin_user, champion, django_capture_on_commit_callbacks
+    modelops_settings, admin_user, champion, django_capture_on_commit_callbacks, monkeypatch
 ):
     from mlflow.tracking import MlflowClient
 
-    from ml_core import tracking
+    from ml_core import evaluate, tracking
     from workers.training import run_training
+
+    real_evaluate = evaluate.evaluate_package
+    scored = []
+    monkeypatch.setattr(evaluate, "evaluate_package", lambda *a, **k: scored.append(a[0]) or real_evaluate(*a, **k))
 
     labelled = LabeledSampleFactory(label="PNEUMONIA", image__data=make_xray_like_png(64, seed=1))
     withdrawn = LabeledSampleFactory(label="NORMAL", image__data=make_xray_like_png(64, seed=2))
@@ -70,6 +74,7 @@ def test_training_run_is_tracked_registered_and_mirrored(
     )
     assert services.load_predictor(version).meta.version == version.version
     assert version.evaluation["n"] == 12
+    assert len(scored) == 1  # MLflow's test metrics and the gates share one held-out scoring
 
     # Promotion moves the alias in MLflow and the mirror; the next inference uses the new version.
     uri = modelops_settings.MLFLOW_TRACKING_URI
