@@ -120,10 +120,8 @@ class ProcessEngine:
         self, prompt: str, *, settings: GenerationSettings, system_prompt: str | None = None, seed: int | None = None
     ) -> Completion:
         with self._lock:
-            if self._pool is None:  # the last child died: a fresh one (loads the checkpoint again)
-                self._start()
             try:
-                future = self._pool.submit(_child_generate, prompt, settings, system_prompt, seed)
+                future = self._submit(prompt, settings, system_prompt, seed)
                 return future.result(timeout=self.timeout_s)
             except FutureTimeout as exc:
                 pid = self._info.pid
@@ -139,6 +137,20 @@ class ProcessEngine:
                 raise EngineUnavailable(
                     f"the explanation process (pid {self._info.pid}) died; the next explanation starts a new one"
                 ) from exc
+
+    def _submit(self, *args):
+        """Hand a generation to the child, starting a new one (the checkpoint loads again) when
+        the last died under a call, or died while idle: the pool then refuses the work at once,
+        before anything was sent, so the new child can take it and the study keeps its LLM text."""
+        if self._pool is None:
+            self._start()
+        try:
+            return self._pool.submit(_child_generate, *args)
+        except BrokenProcessPool:
+            logger.warning("explanation process (pid %s) had died while idle; starting a new one", self._info.pid)
+            self.close(wait=False)
+            self._start()
+            return self._pool.submit(_child_generate, *args)
 
     def close(self, *, wait: bool = True) -> None:
         """Shut the child down (a later generate() starts a new one)."""

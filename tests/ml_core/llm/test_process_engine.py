@@ -55,18 +55,35 @@ def test_the_niced_child_generates_what_the_in_process_engine_does(process_engin
     assert os.getpriority(os.PRIO_PROCESS, process_engine.pid) == min(19, parent_nice + 3)
 
 
-def test_a_killed_child_fails_the_call_and_the_next_call_starts_a_new_one(process_engine):
+def test_a_child_that_died_while_idle_is_replaced_before_the_call(process_engine):
     first = process_engine.pid
     os.kill(first, signal.SIGKILL)
-    assert _gone(first)
+    assert _gone(first)  # reaped: the pool has seen it die
+
+    completion = process_engine.generate("The model looked at", settings=FAST, seed=3)
+
+    assert completion.text  # the call itself went to the new child, not to the template
+    assert process_engine.pid not in (None, first) and process_engine.starts == 2
+
+
+def test_a_child_killed_under_a_call_fails_the_call_and_the_next_call_starts_a_new_one(process_engine, monkeypatch):
+    from ml_core.llm import process_engine as module
+
+    first = process_engine.pid
+    monkeypatch.setattr(module, "_child_generate", _killed_under_the_call)
 
     with pytest.raises(EngineUnavailable, match="died"):
         process_engine.generate("The model looked at", settings=FAST, seed=3)
-    assert process_engine.pid is None
+    assert process_engine.pid is None and _gone(first)
 
+    monkeypatch.undo()
     completion = process_engine.generate("The model looked at", settings=FAST, seed=3)
     assert completion.text
     assert process_engine.pid not in (None, first) and process_engine.starts == 2
+
+
+def _killed_under_the_call(*args):
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 def test_a_child_killed_under_a_call_gives_the_template_not_an_error(process_engine):
