@@ -15,8 +15,7 @@ import threading
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 
-from apps.studies.models import StudyStatus
-from apps.studies.selectors import patient_status
+from apps.studies.selectors import MAY_HAVE_REVIEW, patient_status
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +46,9 @@ def study_status_payload(study) -> dict:
 
 def review_version(study) -> int | None:
     """The version of the study's review in force, None before the first. Only a `reviewed`
-    study has one (apps.review saves the first review and moves the study to `reviewed` in one
-    transaction, and nothing leaves `reviewed`), so the events of every other status, the
+    study has one (selectors.MAY_HAVE_REVIEW), so the events of every other status, the
     inference path's included, need no query."""
-    if study.status != StudyStatus.REVIEWED:
+    if study.status not in MAY_HAVE_REVIEW:
         return None
     return study.reviews.order_by("-version").values_list("version", flat=True).first()
 

@@ -60,8 +60,19 @@ def visible_prediction(study: Study) -> Prediction | None:
     return champion_prediction(study)
 
 
+# What a study can hold by its status, so that reads of the others need no query (every read of
+# a study the inference path has just moved on, its events included). apps.explanations stores an
+# explanation and moves its study from `explaining` to `explained` in one transaction (or keeps a
+# study a physician reviewed meanwhile `reviewed`); apps.review saves a study's first review and
+# moves it to `reviewed` in one transaction; and nothing leaves `reviewed`.
+MAY_HAVE_EXPLANATION = frozenset({StudyStatus.EXPLAINED, StudyStatus.REVIEWED})
+MAY_HAVE_REVIEW = frozenset({StudyStatus.REVIEWED})
+
+
 def study_explanation(study: Study):
     """The study's explanation (apps.explanations.models.Explanation), None before there is one."""
+    if study.status not in MAY_HAVE_EXPLANATION:
+        return None
     try:
         return study.explanation  # the reverse one-to-one of the explanations app's model
     except ObjectDoesNotExist:
@@ -70,6 +81,8 @@ def study_explanation(study: Study):
 
 def latest_review(study: Study):
     """The physician's current decision (corrections add versions; the newest counts)."""
+    if study.status not in MAY_HAVE_REVIEW:
+        return None
     return study.reviews.order_by("-version", "-created_at").first()  # apps.review.models.Review
 
 
