@@ -1,9 +1,10 @@
 """Writes for studies: intake, the status state machine, predictions (champion and shadow).
 
 This app owns Study and Prediction: other apps write them only through these functions.
-Every status change goes through `transition_study`, which checks the transition,
-saves, and publishes the event once the transaction commits. What other apps derive from a
-study (samples, explanations) follows it through apps.studies.signals.
+Every status change goes through `transition_study` (row-locked), or on the per-study path
+(intake and inference) its compare-and-set form `_advance_study` (one conditional UPDATE); both
+check the transition, save, and publish the event once the transaction commits. What other apps
+derive from a study (samples, explanations) follows it through apps.studies.signals.
 """
 
 from __future__ import annotations
