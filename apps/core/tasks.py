@@ -17,4 +17,8 @@ def enqueue(name: str, *args, task_id: str | None = None) -> None:
     the job)."""
     from deepmed_web.celery import app
 
-    app.send_task(name, args=list(args), task_id=task_id, retry=False)
+    # ignore_result: no one waits for a task's return value (results are not stored either,
+    # CELERY_TASK_IGNORE_RESULT), but send_task does not know that by the name alone and, with the
+    # Redis result backend, subscribed to each task's result channel: a SUBSCRIBE on every upload
+    # and every prediction (profiled in the web process), and subscriptions that never ended.
+    app.send_task(name, args=list(args), task_id=task_id, retry=False, ignore_result=True)
