@@ -54,6 +54,9 @@ class PackageConfig:
     # 0: only the stem stays fp32 (the behaviour before this option).
     int8_max_fp32_nodes: int = 8
     int8_probe_images: int = 300
+    # 7-bit int8 weights, so an AVX2-only x86 host serves the logits the build measured (see
+    # ``ml_core.quantize.quantize_static``); False: 8-bit, exact only on hosts with VNNI.
+    int8_reduce_range: bool = True
     # 'bias_corrected' (T + per-class bias, BCTS) or 'temperature'; both fitted on validation NLL.
     calibration: Method = "bias_corrected"
     latency_runs: int = 40
@@ -168,7 +171,9 @@ def export_candidates(
     for fmt in dict.fromkeys(formats):
         ranked = sensitivity if fmt == "int8-static" else None
         keep = ranked.keep_fp32 if ranked is not None else ()
-        path = quantize(fp32_path, tmp / f"served-{fmt}.onnx", fmt, int8_calibration_set, keep)
+        path = quantize(
+            fp32_path, tmp / f"served-{fmt}.onnx", fmt, int8_calibration_set, keep, reduce_range=cfg.int8_reduce_range
+        )
         session = ort_session(path, intra_op_threads=1)
         logits, pooled = onnx_outputs(session, val.pixels, pre_cfg)
         # Judge each file by the decisions it would serve: its own calibration (which may move
@@ -180,6 +185,7 @@ def export_candidates(
             "val_macro_f1_uncalibrated": float(f1_score(val.labels, logits.argmax(1), average="macro")),
             **single_image_latency_ms(session, one, cfg.latency_runs),
             "size_mb": path.stat().st_size / 1e6,
+            **({"reduce_range": cfg.int8_reduce_range} if fmt == "int8-static" else {}),
         }
         candidates[fmt] = ServedCandidate(path, session, logits, pooled, ranked)
     return fp32_path, figures, candidates
@@ -202,7 +208,9 @@ def int8_sensitivity(
         preprocess_batch([train.pixels[i] for i in probe_idx[j : j + 32]], pre_cfg)
         for j in range(0, len(probe_idx), 32)
     ]
-    return rank_sensitive_nodes(fp32_path, calibration, probe, max_nodes=cfg.int8_max_fp32_nodes)
+    return rank_sensitive_nodes(
+        fp32_path, calibration, probe, max_nodes=cfg.int8_max_fp32_nodes, reduce_range=cfg.int8_reduce_range
+    )
 
 
 def mahalanobis_gate_name(pooling: str) -> str:

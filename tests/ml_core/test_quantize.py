@@ -103,3 +103,22 @@ def test_rank_sensitive_nodes_finds_the_fragile_node_without_labels(tiny_onnx):
 def test_rank_sensitive_nodes_respects_max_nodes(tiny_onnx):
     none = rank_sensitive_nodes(tiny_onnx, _batches(1), _batches(3), max_nodes=0)
     assert none.keep_fp32 == [] and none.ranked == {} and none.error_mixed == none.error_int8
+
+
+def _largest_int8_weight(path: Path) -> int:
+    import onnx
+    from onnx import TensorProto, numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    weights = [numpy_helper.to_array(i) for i in graph.initializer if i.data_type == TensorProto.INT8]
+    return int(max(np.abs(w.astype(np.int32)).max() for w in weights))
+
+
+def test_int8_weights_are_7_bit_by_default_so_pair_sums_cannot_saturate_on_avx2(tiny_onnx, tmp_path):
+    """ONNX Runtime's u8s8 kernels on x86 without VNNI add two uint8 x int8 products in int16:
+    255 x 127 x 2 overflows it, 255 x 64 x 2 does not."""
+    default = quantize_static(tiny_onnx, tmp_path / "default.onnx", _batches(1))
+    full = quantize_static(tiny_onnx, tmp_path / "full.onnx", _batches(1), reduce_range=False)
+    assert _largest_int8_weight(full) == 127
+    assert _largest_int8_weight(default) <= 64
+    assert 255 * _largest_int8_weight(default) * 2 <= np.iinfo(np.int16).max
