@@ -71,8 +71,6 @@ MAY_HAVE_REVIEW = frozenset({StudyStatus.REVIEWED})
 
 def study_explanation(study: Study):
     """The study's explanation (apps.explanations.models.Explanation), None before there is one."""
-    if study.status not in MAY_HAVE_EXPLANATION:
-        return None
     try:
         return study.explanation  # the reverse one-to-one of the explanations app's model
     except ObjectDoesNotExist:
@@ -81,8 +79,6 @@ def study_explanation(study: Study):
 
 def latest_review(study: Study):
     """The physician's current decision (corrections add versions; the newest counts)."""
-    if study.status not in MAY_HAVE_REVIEW:
-        return None
     return study.reviews.order_by("-version", "-created_at").first()  # apps.review.models.Review
 
 
@@ -202,8 +198,9 @@ def study_result(study: Study) -> StudyResult:
     return StudyResult(
         study=study,
         prediction=prediction,
-        explanation=None if failed else study_explanation(study),
-        review=None if failed else latest_review(study),
+        # Asked only of the statuses that can have them (every client reads its study once predicted).
+        explanation=study_explanation(study) if study.status in MAY_HAVE_EXPLANATION else None,
+        review=latest_review(study) if study.status in MAY_HAVE_REVIEW else None,
         low_confidence=bool(prediction and prediction.confidence < settings.DEEPMED_LOW_CONFIDENCE),
         error={"code": study.failure_code, "message": study.failure_reason} if failed else None,
     )
