@@ -44,15 +44,15 @@ def test_starter_model_reproduces_its_card_on_the_test_split():
     for key in ("accuracy", "macro_f1", "roc_auc_macro", "ece"):
         assert measured[key] == pytest.approx(recorded[key], abs=2e-3), key
     assert set(measured["per_source"]) == set(recorded["per_source"])
-    # v4.2 meets the transfer-learning issue's macro-F1, AUC and recall targets (see the card); its
-    # int8 file's test ECE is 0.024 (v4.1's fp32: 0.011; validation 0.019 against 0.026), 0.004 over.
+    # v4.3 meets the transfer-learning issue's macro-F1, AUC, recall and ECE targets (see the card);
+    # its 7-bit int8 weights compute the same logits on every x86 host (v4.2's 8-bit file did not).
     assert measured["roc_auc_macro"] >= 0.985
     assert measured["macro_f1"] >= 0.94 > 0.930  # above starter v3.1/v3.2 (0.930)
     assert min(c["recall"] for c in measured["per_class"].values()) >= 0.92
-    assert measured["ece"] <= 0.025
-    # adults: every source >= 0.88 except NIH 'Pneumonia' (0.849: 45 of 53, one image short of 0.85)
+    assert measured["ece"] <= 0.02
+    # adults: every source >= 0.86 except NIH 'No Finding' (0.846: 22 of 26, one image short of 0.85)
     per_source = sorted(s["accuracy"] for s in measured["per_source"].values())
-    assert per_source[0] >= 0.84 and per_source[1] >= 0.88
+    assert per_source[0] >= 0.84 and per_source[1] >= 0.86
     meta = load_package_meta(STARTER_PACKAGE)
     assert meta.class_bias is not None and len(meta.extra["averaged_from"]) == 3  # the v4 soup
 
@@ -60,8 +60,8 @@ def test_starter_model_reproduces_its_card_on_the_test_split():
 @pytest.mark.dataset
 def test_starter_ood_gate_passes_held_out_xrays_and_serves_int8_within_a_point_of_fp32():
     """The OOD gate (since v4.1: every training image, threshold at the 99.5th validation percentile)
-    passes 98.99% of test X-rays (v4's: 98.0%). v4.2 serves int8-static with its 4 most
-    quantisation-sensitive nodes in fp32, 0.5 validation points below fp32 (all-int8: 1.5 below)."""
+    passes 98.99% of test X-rays (v4's: 98.0%). v4.3 serves int8-static (7-bit weights) with its
+    most quantisation-sensitive node in fp32, 0.5 validation points below fp32."""
     from ml_core.data import load_all_pixels, load_dataset
 
     predictor = load_predictor(STARTER_PACKAGE)
@@ -71,7 +71,8 @@ def test_starter_ood_gate_passes_held_out_xrays_and_serves_int8_within_a_point_o
     candidates = predictor.meta.metrics["format_candidates"]
     assert predictor.meta.format == "int8-static"
     assert candidates["int8-static"]["val_macro_f1"] >= candidates["fp32"]["val_macro_f1"] - 0.01
-    assert len(predictor.meta.metrics["int8_sensitivity"]["keep_fp32"]) == 4
+    assert len(predictor.meta.metrics["int8_sensitivity"]["keep_fp32"]) == 1
+    assert candidates["int8-static"]["reduce_range"] is True
 
 
 def test_starter_ood_gate_refuses_generated_non_xrays_it_was_not_chosen_on():
