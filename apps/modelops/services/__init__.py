@@ -11,7 +11,7 @@
 MLflow (ml_core.tracking) is the source of truth for runs and the registry; everything heavy
 happens in ml_core; the functions here decide, record and audit. The public names are
 re-exported here, so `from apps.modelops.services import X` keeps working; patch a name in
-the module that uses it (e.g. apps.modelops.services.gates._evaluate_package).
+the module that uses it (e.g. apps.modelops.services.gates._score_package).
 """
 
 from apps.modelops.services.augmentation import (

@@ -32,15 +32,9 @@ class HeldOutScores:
 def score_held_out(package_dir: str | Path, *, compute: Callable[..., EvalReport] | None = None) -> HeldOutScores:
     """Score a package on today's held-out set; ``compute(fn, *args, **kwargs)`` runs the scoring
     elsewhere (a training run's child process), by default in this thread."""
-    from ml_core import evaluate
-
     holdout = selectors.holdout_dir()
     fingerprint = selectors.holdout_fingerprint(holdout)  # before scoring: a set changed meanwhile mismatches
-    run = compute or (lambda fn, *args, **kwargs: fn(*args, **kwargs))
-    threads = settings.DEEPMED_INFERENCE_THREADS
-    return HeldOutScores(
-        fingerprint, run(evaluate.evaluate_package, str(package_dir), holdout, intra_op_threads=threads)
-    )
+    return HeldOutScores(fingerprint, _score_package(package_dir, holdout, compute))
 
 
 def evaluate_version(
@@ -53,10 +47,9 @@ def evaluate_version(
     fingerprint = selectors.holdout_fingerprint(holdout)
     if not force and version.evaluation.get("holdout_fingerprint") == fingerprint:
         return version.evaluation
-    if scores is not None and scores.fingerprint == fingerprint:
-        report = _console_report(version.package_uri, holdout, scores.report)
-    else:
-        report = _evaluate_package(version.package_uri, holdout)
+    if scores is None or scores.fingerprint != fingerprint:
+        scores = HeldOutScores(fingerprint, _score_package(version.package_uri, holdout))
+    report = _console_report(version.package_uri, holdout, scores.report)
     report["holdout_fingerprint"] = fingerprint
     classes = report.get("classes") or version.classes
     report["confusion_rows"] = [
@@ -236,8 +229,15 @@ def rollback_champion(*, registered_name: str = "", actor=None) -> Promotion:
 LATENCY_SAMPLE = 50  # single-image predictions timed per evaluation
 
 
-def _evaluate_package(package_dir: str, holdout: Path) -> dict[str, Any]:
-    return _console_report(package_dir, holdout, score_held_out(package_dir).report)
+def _score_package(
+    package_dir: str | Path, holdout: Path, compute: Callable[..., EvalReport] | None = None
+) -> EvalReport:
+    """ml_core.evaluate on the held-out set, through ``compute`` when given (see score_held_out)."""
+    from ml_core import evaluate
+
+    run = compute or (lambda fn, *args, **kwargs: fn(*args, **kwargs))
+    threads = settings.DEEPMED_INFERENCE_THREADS
+    return run(evaluate.evaluate_package, str(package_dir), holdout, intra_op_threads=threads)
 
 
 def _console_report(package_dir: str, holdout: Path, scored: EvalReport) -> dict[str, Any]:

@@ -32,7 +32,7 @@ def test_evaluation_is_on_the_held_out_set_and_cached(candidate, monkeypatch):
     candidate.refresh_from_db()
     assert candidate.evaluation["holdout_fingerprint"] == report["holdout_fingerprint"]
     monkeypatch.setattr(
-        services.gates, "_evaluate_package", lambda *a: pytest.fail("re-evaluated an unchanged held-out set")
+        services.gates, "_score_package", lambda *a: pytest.fail("re-evaluated an unchanged held-out set")
     )
     assert services.evaluate_version(candidate) == report
 
