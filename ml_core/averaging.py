@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from ml_core.package import file_sha256, load_package_meta
+from ml_core.pretrained import adapt_input_channels
 
 
 class AveragingError(ValueError):
@@ -66,6 +67,8 @@ def average_checkpoints(members: Sequence[str | Path], out: str | Path) -> Path:
     template = next((ckpt for _, _, ckpt in loaded if ckpt is not None), None)
     if template is None:
         raise AveragingError("at least one member must be a training checkpoint (it supplies the configuration)")
+    # A package whose stem was folded to one grey channel joins in the checkpoint's stem (exact).
+    loaded = [(adapt_input_channels(state, template["model"]), record, ckpt) for state, record, ckpt in loaded]
     first_state, first_record, _ = loaded[0]
     for state, record, _ in loaded[1:]:
         if (record["architecture"], record["classes"]) != (first_record["architecture"], first_record["classes"]):

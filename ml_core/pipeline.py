@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,9 @@ class PackageConfig:
     calibration: Method = "bias_corrected"
     latency_runs: int = 40
     include_torch_weights: bool = True  # fp16 state_dict for torch-eager benchmarks (~2 bytes/param)
+    # Serve the network with a one-channel stem (``ml_core.models.fold_grey_stem``: exact, since the
+    # grey plane is replicated): the package's preprocessing then makes 1 channel, not 3.
+    grey_stem: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -271,7 +274,7 @@ def build_package(
     (recorded as ``repackaged_from``)."""
     import torch
 
-    from ml_core.models import classifier_weights
+    from ml_core.models import ModelConfig, classifier_weights, fold_grey_stem
     from ml_core.package import recorded_parity, save_package
 
     cfg = cfg or PackageConfig()
@@ -279,6 +282,10 @@ def build_package(
     model, ckpt = load_build_source(checkpoint)
     classes = list(ckpt["classes"])
     pre_cfg = PreprocessConfig.from_dict(ckpt["preprocess"])
+    model_cfg = ModelConfig.from_dict({**ckpt["model_config"], "pretrained": False, "pretrained_path": None})
+    if cfg.grey_stem and pre_cfg.channels == 3:
+        model, model_cfg = fold_grey_stem(model, model_cfg)
+        pre_cfg = replace(pre_cfg, channels=1)
     splits = load_splits(dataset, classes)
     val, test = splits["val"], splits["test"]
 
@@ -311,14 +318,13 @@ def build_package(
             torch.save(
                 {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}, torch_weights
             )
-        model_cfg = {**ckpt["model_config"], "pretrained": False, "pretrained_path": None}
         package_dir = save_package(
             out_dir,
             onnx_path=served.path,
             name=cfg.name,
             version=cfg.version,
             classes=classes,
-            architecture=model_cfg["architecture"],
+            architecture=model_cfg.architecture,
             preprocess=pre_cfg,
             cam_weights=classifier_weights(model),
             temperature=calibration.temperature,
@@ -337,7 +343,7 @@ def build_package(
                 **cfg.extra,
             },
             torch_weights=torch_weights,
-            model_config=model_cfg,
+            model_config=model_cfg.to_dict(),
         )
     write_drift_reference(package_dir, val.pixels)
     report = {"package_dir": str(package_dir), "served_format": served_format, "seconds": time.perf_counter() - started}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -127,6 +128,30 @@ def _tensors(state: dict[str, torch.Tensor]) -> list[tuple[str, torch.Tensor]]:
     return [(k, v) for k, v in state.items() if not k.endswith("num_batches_tracked")]
 
 
+def adapt_input_channels(
+    state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor]
+) -> dict[str, torch.Tensor]:
+    """``state`` with each input-convolution weight refitted to ``target``'s count of input channels
+    where one has 3 and the other 1 (same name, same shape otherwise); every other tensor as it is.
+
+    Exact for DeepMed's input, one normalised grey plane replicated with one mean and std:
+    sum_c W_c * x = (sum_c W_c) * x, so 3 -> 1 sums the weights over the channels (zero padding
+    included) and 1 -> 3 gives each channel a third. A warm start, a soup or ImageNet weights
+    thus fit a network with either stem (``ml_core.models.fold_grey_stem``).
+    """
+    adapted = dict(state)
+    for key, tensor in state.items():
+        slot = target.get(key)
+        if slot is None or tensor.ndim != 4 or slot.ndim != 4 or tensor.shape == slot.shape:
+            continue
+        same_otherwise = tensor.shape[0] == slot.shape[0] and tensor.shape[2:] == slot.shape[2:]
+        if same_otherwise and (tensor.shape[1], slot.shape[1]) == (3, 1):
+            adapted[key] = tensor.float().sum(dim=1, keepdim=True).to(slot.dtype)
+        elif same_otherwise and (tensor.shape[1], slot.shape[1]) == (1, 3):
+            adapted[key] = (tensor.float().repeat(1, 3, 1, 1) / 3.0).to(slot.dtype)
+    return adapted
+
+
 def map_ordered_state_dict(
     source: dict[str, torch.Tensor], target: nn.Module, *, skip_classifier: bool = True
 ) -> dict[str, torch.Tensor]:
@@ -144,6 +169,7 @@ def map_ordered_state_dict(
     for (src_key, tensor), (dst_key, slot) in zip(src, dst):
         if dst_key in classifier:
             continue
+        tensor = adapt_input_channels({dst_key: tensor}, {dst_key: slot})[dst_key]  # a one-channel stem
         if tuple(tensor.shape) != tuple(slot.shape):
             raise PretrainedError(f"{src_key} {tuple(tensor.shape)} does not fit {dst_key} {tuple(slot.shape)}")
         mapped[dst_key] = tensor.to(slot.dtype)
@@ -226,6 +252,7 @@ def _load_matching(model: nn.Module, path: Path) -> None:
 def _matching(state: dict[str, torch.Tensor], model: nn.Module) -> dict[str, torch.Tensor]:
     """Tensors of ``state`` whose name and shape the model has; refuses a state that fits nothing."""
     own = model.state_dict()
+    state = adapt_input_channels(state, own)  # a package or file with the other stem (1 or 3 channels)
     fits = {k: v.to(own[k].dtype) for k, v in state.items() if k in own and tuple(v.shape) == tuple(own[k].shape)}
     head = _classifier_keys(model)
     body = [k for k in _tensors(own) if k[0] not in head]

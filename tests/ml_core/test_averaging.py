@@ -54,10 +54,15 @@ def test_a_package_member_counts_with_its_torch_weights(trained, tmp_path):
     soup, ckpt = _load(out), _load(best)
     meta = load_package_meta(result.package_dir)
     packaged = torch.load(str(result.package_dir / meta.torch_weights), map_location="cpu", weights_only=True)
+    # The package's stem was folded to one grey channel: it joins as a third per channel (exact).
+    stem = "features.0.weight"
+    assert packaged[stem].shape[1] == 1 and ckpt["model"][stem].shape[1] == 3
+    packaged[stem] = packaged[stem].float().repeat(1, 3, 1, 1) / 3
     for key, value in ckpt["model"].items():
         if value.is_floating_point():
             torch.testing.assert_close(soup["model"][key], (packaged[key].float() + value.float()) / 2)
-            torch.testing.assert_close(soup["model"][key], value.float(), atol=2e-3, rtol=2e-3)
+            if key != stem:
+                torch.testing.assert_close(soup["model"][key], value.float(), atol=2e-3, rtol=2e-3)
     package_record = soup["averaged_from"][0]
     assert package_record["kind"] == "package"
     assert package_record["sha256"] == file_sha256(result.package_dir / meta.torch_weights)

@@ -14,6 +14,7 @@ from ml_core.package import file_sha256
 from ml_core.pretrained import (
     PRETRAINED_SOURCES,
     PretrainedError,
+    adapt_input_channels,
     load_initial_weights,
     map_ordered_state_dict,
     weights_file,
@@ -127,8 +128,14 @@ def test_warm_start_from_a_champion_package(trained, tiny_data, tmp_path):
     )
     assert init.kind == "warm_start" and init.name == f"{meta.name} v{meta.version}"
     assert init.sha256 == file_sha256(champion / meta.torch_weights)
+    # The package serves a one-channel (folded) stem; the 3-channel run starts from it exactly.
+    assert meta.model_config["in_chans"] == 1 and model.state_dict()["features.0.weight"].shape[1] == 3
     for key, value in champion_model.state_dict().items():
-        assert torch.equal(model.state_dict()[key], value), key
+        if key != "features.0.weight":
+            assert torch.equal(model.state_dict()[key], value), key
+    grey = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model.eval()(grey.expand(-1, 3, -1, -1)), champion_model(grey), atol=1e-5, rtol=1e-4)
 
     warm = train(tiny_train_config(tiny_data, tmp_path / "warm", pretrained=str(champion), epochs=1))
     cold = train(tiny_train_config(tiny_data, tmp_path / "cold", epochs=1))
@@ -161,3 +168,39 @@ def test_imagenet_start_has_a_zero_head_so_every_class_starts_equally_likely():
     with torch.no_grad():
         logits = model.eval()(torch.randn(2, 3, 96, 96))
     assert torch.equal(logits, torch.zeros_like(logits))
+
+
+def test_input_channels_adapt_both_ways_and_leave_everything_else_alone():
+    torch.manual_seed(3)
+    three = build_initialised_model(ModelConfig(architecture="cxr_tiny", num_classes=3))[0].eval()
+    one = build_initialised_model(ModelConfig(architecture="cxr_tiny", num_classes=3, in_chans=1))[0].eval()
+    one.load_state_dict(adapt_input_channels(three.state_dict(), one.state_dict()))
+    back = build_initialised_model(ModelConfig(architecture="cxr_tiny", num_classes=3))[0].eval()
+    back.load_state_dict(adapt_input_channels(one.state_dict(), back.state_dict()))
+    grey = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        reference = three(grey.expand(-1, 3, -1, -1))
+        torch.testing.assert_close(one(grey), reference, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(back(grey.expand(-1, 3, -1, -1)), reference, atol=1e-5, rtol=1e-4)
+    stem = back.state_dict()["features.0.weight"]
+    assert torch.equal(stem[:, 0], stem[:, 2])  # a third each, not the original colour weights
+    untouched = adapt_input_channels(three.state_dict(), three.state_dict())
+    assert all(torch.equal(untouched[k], v) for k, v in three.state_dict().items())
+
+
+def test_imagenet_weights_fit_a_one_channel_stem():
+    grey = torch.randn(1, 1, 96, 96, generator=torch.Generator().manual_seed(4))
+    features = {}
+    for in_chans in (3, 1):
+        cfg = ModelConfig(
+            architecture="tf_efficientnet_lite0",
+            in_chans=in_chans,
+            pretrained=True,
+            pretrained_path="efficientnet-lite0",
+        )
+        model, init = build_initialised_model(cfg)
+        assert init.sha256 == file_sha256(weights_file(LITE0))
+        with torch.no_grad():
+            features[in_chans] = model.eval().forward_features(grey.expand(-1, in_chans, -1, -1))
+    assert float(features[3].abs().max()) > 0.1
+    torch.testing.assert_close(features[1], features[3], atol=1e-4, rtol=1e-4)

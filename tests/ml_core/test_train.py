@@ -9,6 +9,7 @@ torch = pytest.importorskip("torch")
 
 from ml_core.data import load_dataset, load_pixels
 from ml_core.pipeline import PackageConfig, build_package
+from ml_core.preprocessing import PreprocessConfig, preprocess_batch
 from ml_core.serve import load_predictor, softmax
 from ml_core.testing import FAST_PACKAGE_SETTINGS, tiny_train_config
 from ml_core.train import TrainingCancelled, load_checkpoint_model, predict_logits, train
@@ -63,11 +64,32 @@ def test_exported_model_gives_training_time_probabilities_on_the_same_file(train
     predictor = load_predictor(result.package_dir)
     files = sorted((tiny_data / "test").rglob("*.png"))[:5]
     pixels = [load_pixels(f) for f in files]
-    torch_probs = softmax(predict_logits(model, pixels, predictor.meta.preprocess), predictor.meta.temperature)
+    training_pre = PreprocessConfig.from_dict(ckpt["preprocess"])
+    torch_probs = softmax(predict_logits(model, pixels, training_pre), predictor.meta.temperature)
     served = predictor.predict_batch(pixels)
     served_probs = np.array([[r.probabilities[c] for c in predictor.classes] for r in served])
     np.testing.assert_allclose(served_probs, torch_probs, atol=1e-4)
-    assert predictor.meta.preprocess.to_dict() == ckpt["preprocess"]
+    # Served with the stem folded to the one grey plane (the same preprocessing otherwise).
+    assert training_pre.channels == 3 and model.features[0].in_channels == 3
+    assert predictor.meta.preprocess.to_dict() == {**ckpt["preprocess"], "channels": 1}
+    assert predictor.meta.model_config["in_chans"] == 1
+    assert predictor.session.get_inputs()[0].shape[1] == 1
+
+
+def test_a_package_keeps_three_channels_when_asked(trained, tiny_data, tmp_path):
+    result, _ = trained
+    config = PackageConfig(format="fp32", grey_stem=False, **FAST_PACKAGE_SETTINGS)
+    build = build_package(result.best_checkpoint, tmp_path / "rgb", load_dataset(tiny_data), config)
+    predictor = load_predictor(build.package_dir)
+    assert predictor.meta.preprocess.channels == 3 and predictor.meta.model_config["in_chans"] == 3
+    assert predictor.session.get_inputs()[0].shape[1] == 3
+    folded = load_predictor(result.package_dir)
+    pixels = [load_pixels(f) for f in sorted((tiny_data / "test").rglob("*.png"))[:4]]
+    np.testing.assert_allclose(
+        predictor.run(preprocess_batch(pixels, predictor.meta.preprocess))[0],
+        folded.run(preprocess_batch(pixels, folded.meta.preprocess))[0],
+        atol=1e-4,
+    )
 
 
 @pytest.mark.parametrize("fmt", ["int8-dynamic", "int8-static"])
