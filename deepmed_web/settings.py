@@ -223,6 +223,12 @@ else:
         }
     }
 
+# `manage.py serve` runs this many Daphne processes on one port (apps/runtime/.../serve.py): one
+# process holds one GIL. Services mode only (embedded mode refuses more than 1); each process has
+# its own PostgreSQL pool of up to DEEPMED_DB_POOL_MAX_SIZE connections. On Kubernetes keep 1 and
+# scale the Deployment's replicas instead.
+DEEPMED_WEB_PROCESSES = env.int("DEEPMED_WEB_PROCESSES", default=1)
+
 # --- E-mail (the patient's "your study has been reviewed" notice, apps/studies/notifications.py) ---
 # EMAIL_URL in django-environ's form: smtp://user:password@host:25, smtp+tls://…:587 (STARTTLS),
 # smtp+ssl://…:465, consolemail:// (printed to the log), dummymail:// (dropped). Embedded mode prints
