@@ -4,6 +4,7 @@ open-loop rate, and report server-side upload → prediction percentiles and thr
     .venv/bin/python deploy/tools/bench_latency.py --mode embedded --rate 2 --count 120
     DATABASE_URL=postgres://... REDIS_URL=redis://... \\
         .venv/bin/python deploy/tools/bench_latency.py --mode services --rate 10 --count 300
+    ... --mode services --web-processes 2 --inference-workers 2   # `manage.py serve --processes 2`, two inference workers
     .venv/bin/python deploy/tools/bench_latency.py --mode embedded --with-training quick
 
 With `--with-training TIER` an admin starts a training run (the default warm start from the
@@ -58,9 +59,10 @@ SERVICE_WORKERS = (("inference",), ("llm", "default"), ("training", "augmentatio
 BACKGROUND_NICE = 10
 
 
-def worker_argv(group: tuple[str, ...], python: str = sys.executable) -> list[str]:
-    """The `celery worker` command of one queue group in services mode (solo pool, one process)."""
-    name = "-".join(group)
+def worker_argv(group: tuple[str, ...], python: str = sys.executable, index: int = 0) -> list[str]:
+    """The `celery worker` command of one queue group in services mode (solo pool, one process);
+    `index` tells apart several workers of one group (their node names must differ)."""
+    name = "-".join(group) + (f"-{index}" if index else "")
     argv = [python, "-m", "celery", "-A", "deepmed_web", "worker", "-P", "solo", "-Q", ",".join(group)]
     argv += ["-n", f"bench-{name}@%h", "--without-gossip", "--without-mingle", "-l", "WARNING"]
     return argv if "inference" in group else ["nice", "-n", str(BACKGROUND_NICE), *argv]
@@ -154,8 +156,14 @@ def free_port() -> int:
 class Server:
     """DeepMed in one mode on loopback, with its own data folder; stopped on exit."""
 
-    def __init__(self, mode: str, port: int, data_dir: Path, log_dir: Path):
+    def __init__(
+        self, mode: str, port: int, data_dir: Path, log_dir: Path, *, web_processes: int = 1, inference_workers: int = 1
+    ):
         self.mode, self.port, self.procs = mode, port, []
+        # `manage.py serve --processes N` (services mode only) and N `celery worker -Q inference`
+        if mode == "embedded" and (web_processes, inference_workers) != (1, 1):
+            raise SystemExit("--web-processes and --inference-workers above 1 need --mode services")
+        self.web_processes, self.inference_workers = web_processes, inference_workers
         self.env = {**os.environ, "DEEPMED_DATA_DIR": str(data_dir), "MLFLOW_DISABLE_TELEMETRY": "true"}
         # Every upload comes from loopback and a few accounts: lift the per-IP/account limits.
         for name, rate in BENCH_THROTTLES.items():
@@ -178,10 +186,12 @@ class Server:
         self.manage("migrate", "--noinput")
         self.manage("install_starter_model")
         try:
-            self.spawn("web", [sys.executable, "manage.py", "serve", "--port", str(self.port)])
+            web = [sys.executable, "manage.py", "serve", "--port", str(self.port)]
+            self.spawn("web", [*web, "--processes", str(self.web_processes)])
             if self.mode == "services":
                 for group in SERVICE_WORKERS:
-                    self.spawn(f"worker-{'-'.join(group)}", worker_argv(group))
+                    for index in range(self.inference_workers if group == ("inference",) else 1):
+                        self.spawn(f"worker-{'-'.join(group)}-{index}", worker_argv(group, index=index))
             self.wait_ready()
         except BaseException:  # never ready (or interrupted): `with` will not call __exit__, stop them here
             self.__exit__()
@@ -260,6 +270,16 @@ class TrainingLoad:
         raise SystemExit(f"the training run took no step within {timeout:g} s")
 
 
+def add_server_arguments(parser: argparse.ArgumentParser) -> None:
+    """The server's shape in services mode (also load_test.py's, when it starts the server)."""
+    parser.add_argument(
+        "--web-processes", type=int, default=1, help="Daphne processes: `manage.py serve --processes N` (services)"
+    )
+    parser.add_argument(
+        "--inference-workers", type=int, default=1, help="`celery worker -Q inference` processes (services)"
+    )
+
+
 def warm_up_workers(base_url: str, images: list[Path], timeout: float = 180.0) -> bool:
     """Services mode: /health/ready speaks for the web process only, while each worker loads its
     models in a thread of its own after it starts; the first explanation of a run then waited ~3 s
@@ -332,6 +352,7 @@ def main(argv=None) -> int:
         help="replay while an admin's training run of this tier is in progress",
     )
     parser.add_argument("--training-architecture", default="tf_efficientnet_lite0")
+    add_server_arguments(parser)
     args = parser.parse_args(argv)
 
     images = folder_images(Path(args.folder))
@@ -341,7 +362,14 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory(prefix="deepmed-bench-") as tmp:
         data_dir = Path(args.data_dir or Path(tmp) / "data")
         data_dir.mkdir(parents=True, exist_ok=True)
-        with Server(args.mode, args.port or free_port(), data_dir, Path(tmp)) as server:
+        with Server(
+            args.mode,
+            args.port or free_port(),
+            data_dir,
+            Path(tmp),
+            web_processes=args.web_processes,
+            inference_workers=args.inference_workers,
+        ) as server:
             training = (
                 TrainingLoad(server, args.with_training, args.training_architecture) if args.with_training else None
             )
@@ -350,7 +378,12 @@ def main(argv=None) -> int:
             before = training.wait_stepping() if training else None
             timings, elapsed = replay(server.base_url, images, args)
             after = training.run() if training else None
-    report = {"mode": args.mode, **summarise(timings, elapsed_s=elapsed, rate=args.rate)}
+    report = {
+        "mode": args.mode,
+        "web_processes": args.web_processes,
+        "inference_workers": args.inference_workers,
+        **summarise(timings, elapsed_s=elapsed, rate=args.rate),
+    }
     if training:
         report["training"] = {
             "tier": args.with_training,

@@ -2,11 +2,17 @@
 
     .venv/bin/python deploy/tools/load_test.py --base-url http://127.0.0.1:8000 --patients 8 --seconds 60
     .venv/bin/python deploy/tools/load_test.py --folder ../shared/data/cxr/test --patients 20
+    DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python deploy/tools/load_test.py \\
+        --serve services --web-processes 2 --folder ../shared/data/cxr/test --patients 20
 
 Each patient is a thread (a bounded client: one study in flight per patient) that uploads a
 generated chest-X-ray-like PNG (or, with --folder, real X-rays from a <LABEL>/<image> tree: the
 generated ones are refused by a real model's out-of-distribution gate, after full inference),
 follows it to a final state, and repeats until T is up.
+With --serve MODE it starts DeepMed itself on loopback first, as bench_latency.py does (a fresh
+data folder, migrations, the starter model, upload limits lifted; in services mode
+`manage.py serve --processes --web-processes`, one Celery worker per queue group and
+--inference-workers for inference, one study followed to its explanation to warm them).
 Reports throughput, p50/p95/p99 upload → result latency, and checks that every study reached
 a final state and that none was lost or duplicated (each patient's study list from the API
 holds exactly the studies it uploaded, once each).
@@ -18,6 +24,7 @@ import argparse
 import json
 import struct
 import sys
+import tempfile
 import threading
 import time
 import zlib
@@ -28,6 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
+import bench_latency  # noqa: E402
 from patient_client import PatientClient, Timeline, folder_images, percentiles  # noqa: E402
 
 from ml_core.testing import make_xray_like_png  # noqa: E402  (pure numpy/PIL, no Django)
@@ -107,11 +115,35 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--folder", default="", help="upload real PNG X-rays from this <LABEL>/<image> tree")
+    parser.add_argument(
+        "--serve", choices=("embedded", "services"), help="start DeepMed in this mode on loopback (not --base-url)"
+    )
+    bench_latency.add_server_arguments(parser)
     args = parser.parse_args(argv)
     args.images = folder_images(Path(args.folder), PNG_ONLY) if args.folder else []
     if args.folder and not args.images:
         raise SystemExit(f"no <LABEL>/<image>.png files under {args.folder}")
+    if not args.serve:
+        return run(args)
+    with tempfile.TemporaryDirectory(prefix="deepmed-load-") as tmp:
+        (Path(tmp) / "data").mkdir()
+        server = bench_latency.Server(
+            args.serve,
+            bench_latency.free_port(),
+            Path(tmp) / "data",
+            Path(tmp),
+            web_processes=args.web_processes,
+            inference_workers=args.inference_workers,
+        )
+        with server:
+            args.base_url = server.base_url
+            warm_images = args.images or folder_images(bench_latency.DEFAULT_FOLDER)
+            if args.serve == "services" and not bench_latency.warm_up_workers(server.base_url, warm_images):
+                print("warning: no warm-up study was explained; the workers may start cold", file=sys.stderr)
+            return run(args)
 
+
+def run(args) -> int:
     lock, timelines = threading.Lock(), []
     started = time.monotonic()
     with ThreadPoolExecutor(max_workers=args.patients) as pool:
@@ -122,6 +154,10 @@ def main(argv=None) -> int:
     elapsed = time.monotonic() - started
     done = [t for t in timelines if t.final_s is not None]
     report = {
+        "server": args.serve or args.base_url,
+        # the server's shape when this tool started it (--serve); unknown for --base-url
+        "web_processes": args.web_processes if args.serve else None,
+        "inference_workers": args.inference_workers if args.serve else None,
         "patients": args.patients,
         "seconds": round(elapsed, 1),
         "studies": len(timelines),

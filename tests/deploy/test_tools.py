@@ -384,3 +384,25 @@ def test_latency_benchmark_warms_services_workers_with_one_explained_study_befor
     FakeClient.explained_from = 99
     uploads.clear()
     assert not bench.warm_up_workers("http://x", images) and len(uploads) == 5  # gives up after five
+
+
+def test_latency_benchmark_starts_the_asked_web_processes_and_inference_workers(tmp_path, monkeypatch):
+    """--web-processes N: `manage.py serve --processes N`; --inference-workers K: K inference
+    workers with node names of their own (services mode only)."""
+    bench = _load("bench_latency")
+    monkeypatch.setenv("DATABASE_URL", "postgres://nowhere/db")
+    monkeypatch.setenv("REDIS_URL", "redis://nowhere/0")
+    server = bench.Server("services", 8123, tmp_path / "data", tmp_path, web_processes=3, inference_workers=2)
+    spawned: dict[str, list[str]] = {}
+    monkeypatch.setattr(server, "manage", lambda *args: None)
+    monkeypatch.setattr(server, "spawn", lambda name, argv: spawned.setdefault(name, argv))
+    monkeypatch.setattr(server, "wait_ready", lambda: None)
+    with server:
+        pass
+    assert spawned["web"][-4:] == ["--port", "8123", "--processes", "3"]
+    inference = [argv for name, argv in spawned.items() if name.startswith("worker-inference")]
+    assert len(inference) == 2
+    assert len({argv[argv.index("-n") + 1] for argv in inference}) == 2
+    assert len(spawned) == 1 + 2 + len(bench.SERVICE_WORKERS) - 1
+    with pytest.raises(SystemExit, match="need --mode services"):
+        bench.Server("embedded", 8123, tmp_path / "data", tmp_path, web_processes=2)
