@@ -123,9 +123,11 @@ def repackaging_lines(extra: dict[str, Any]) -> list[str]:
     source = extra.get("repackaged_from")
     if not source:
         return []
+    folded_now = extra.get("stem_folded_from_channels") and source.get("channels", 3) != 1
+    how = "the stem folded to one grey channel (the same function)" if folded_now else "unchanged"
     return [
         f"- Packaging: the weights of {source.get('name')} v{source.get('version')} (served {source.get('format')}; "
-        f"torch weights sha256 `{source.get('torch_weights_sha256')}`), unchanged, exported, quantised and "
+        f"torch weights sha256 `{source.get('torch_weights_sha256')}`), {how}, exported, quantised and "
         "calibrated anew."
     ]
 

@@ -283,8 +283,8 @@ def build_package(
     classes = list(ckpt["classes"])
     pre_cfg = PreprocessConfig.from_dict(ckpt["preprocess"])
     model_cfg = ModelConfig.from_dict({**ckpt["model_config"], "pretrained": False, "pretrained_path": None})
-    trained_channels = pre_cfg.channels
-    if cfg.grey_stem and trained_channels == 3:
+    trained_channels = ckpt.get("stem_folded_from_channels") or pre_cfg.channels  # a package folded before
+    if cfg.grey_stem and pre_cfg.channels == 3:
         model, model_cfg = fold_grey_stem(model, model_cfg)
         pre_cfg = replace(pre_cfg, channels=1)
     splits = load_splits(dataset, classes)
@@ -520,7 +520,9 @@ def load_build_source(source: str | Path) -> tuple[Any, dict[str, Any]]:
             "version": meta.version,
             "format": meta.format,
             "torch_weights_sha256": file_sha256(source / meta.torch_weights),
+            "channels": meta.preprocess.channels,
         },
+        "stem_folded_from_channels": extra.get("stem_folded_from_channels"),
     }
 
 

@@ -123,9 +123,12 @@ def test_a_package_can_be_packaged_anew_from_its_torch_weights(trained, tiny_dat
         "version": source.version,
         "format": source.format,
         "torch_weights_sha256": weights_sha,
+        "channels": 1,  # the source package's stem was folded already: nothing to fold again
     }
+    assert meta.extra["stem_folded_from_channels"] == 3 and meta.preprocess.channels == 1
     assert file_sha256(build.package_dir / meta.torch_weights) == weights_sha  # the weights are unchanged
     assert meta.extra["initialisation"] == source.extra["initialisation"]
     assert meta.dataset_manifest_sha256 == source.dataset_manifest_sha256
     assert meta.metrics["test"]["macro_f1"] == pytest.approx(source.metrics["test"]["macro_f1"], abs=1e-6)
-    assert weights_sha in render_model_card(build.package_dir)
+    card = render_model_card(build.package_dir)
+    assert weights_sha in card and "unchanged, exported" in card and "trained on 3 replicated copies" in card
