@@ -83,3 +83,25 @@ def test_web_processes_stop_when_the_parent_is_killed(two_process_server, proces
     server.proc.wait(timeout=10)
     process_tools.wait_until(lambda: all(_gone(pid) for pid in children), timeout=30, what="orphans to stop")
     assert not _live(base)
+
+
+def test_a_web_process_whose_parent_died_before_it_started_stops(process_env, process_tools):
+    """The parent can die while a child is still starting: the child must compare its parent with
+    the pid the parent gave it, not with whatever os.getppid() says once it is up (then 1, its
+    new parent, so it never noticed; this test's predecessor was flaky for that reason)."""
+    import socket
+    import subprocess
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    gone_parent = 2**22 + 1  # above Linux's largest pid: no live process has it, as after the parent died
+    argv = [sys.executable, "manage.py", "serve", "--listen-fd", str(listener.fileno())]
+    argv += ["--parent-pid", str(gone_parent)]
+    child = subprocess.Popen(argv, env=process_env, pass_fds=(listener.fileno(),), stdout=subprocess.DEVNULL)
+    listener.close()
+    try:
+        assert child.wait(timeout=90) == 0
+    finally:
+        if child.poll() is None:
+            child.kill()

@@ -57,10 +57,11 @@ class Command(BaseCommand):
         )
         # Internal: a child of `--processes N` serves on the listening socket it inherited.
         parser.add_argument("--listen-fd", type=int, default=None, help=argparse.SUPPRESS)
+        parser.add_argument("--parent-pid", type=int, default=None, help=argparse.SUPPRESS)
 
-    def handle(self, *args, host, port, no_worker, processes, listen_fd, **options):
+    def handle(self, *args, host, port, no_worker, processes, listen_fd, parent_pid, **options):
         if listen_fd is not None:
-            return self._serve_inherited_socket(listen_fd)
+            return self._serve_inherited_socket(listen_fd, parent_pid or os.getppid())
         if processes < 1:
             raise CommandError("--processes must be at least 1")
         if processes > 1:
@@ -84,7 +85,7 @@ class Command(BaseCommand):
         self.stdout.write(f"DeepMed serving on http://{host}:{port}/ — mode: {mode}")
         _daphne(build_endpoint_description_strings(host=host, port=port)).run()
 
-    def _serve_inherited_socket(self, fd: int) -> None:
+    def _serve_inherited_socket(self, fd: int, parent: int) -> None:
         """A child of `--processes N`: Daphne on the parent's listening socket; stops when the
         parent is gone (killed without forwarding a signal), so no server is left orphaned."""
         from daphne.endpoints import build_endpoint_description_strings
@@ -92,8 +93,9 @@ class Command(BaseCommand):
         server = _daphne(build_endpoint_description_strings(file_descriptor=fd))  # imports daphne.server first
         from twisted.internet import task
 
-        parent = os.getppid()
-
+        # `parent` comes from the parent itself (--parent-pid): read here with os.getppid() it was
+        # already 1 when the parent died while this process was still starting, and the orphan
+        # then never noticed (a flaky test found it).
         def stop_if_orphaned() -> None:
             if os.getppid() != parent:
                 watchdog.stop()
@@ -133,6 +135,7 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         argv = [sys.executable, str(settings.BASE_DIR / "manage.py"), "serve", "--listen-fd", str(listener.fileno())]
+        argv += ["--parent-pid", str(os.getpid())]
         self.stdout.write(
             f"DeepMed serving on http://{host}:{port}/ — mode: services (Redis broker; run `celery -A "
             f"deepmed_web worker` separately), {processes} web processes"
