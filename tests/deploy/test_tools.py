@@ -285,19 +285,22 @@ def test_follow_falls_back_to_polling_with_back_off_when_the_socket_is_refused(m
     import time
 
     sleeps, real_sleep, this_thread = [], time.sleep, threading.current_thread()
+    following = threading.Event()
 
     def sleep(seconds):  # `time` is shared: other threads (the socket server's, the suite's) really sleep
-        if threading.current_thread() is this_thread:
+        if following.is_set() and threading.current_thread() is this_thread:
             sleeps.append(seconds)
-        else:
+        else:  # also the server's shutdown below, which polls with time.sleep(0.1) on this thread
             real_sleep(seconds)
 
     monkeypatch.setattr(module.time, "sleep", sleep)
     try:
         waiting, done = {"status": "queued"}, {"status": "predicted", "prediction": {"label": "COVID-19"}}
         client, gets = _client_with_api(module, server.socket.getsockname()[1], [waiting] * 4 + [done])
+        following.set()
         line = client.follow("abc", started=0.0, wait_explanation=False, timeout=60)
     finally:
+        following.clear()
         server.shutdown()
     assert client.socket_fallbacks == 1 and len(gets) == 5
     assert line.status == "predicted" and line.label == "COVID-19"
