@@ -139,17 +139,21 @@ def adapt_input_channels(
     included) and 1 -> 3 gives each channel a third. A warm start, a soup or ImageNet weights
     thus fit a network with either stem (``ml_core.models.fold_grey_stem``).
     """
-    adapted = dict(state)
-    for key, tensor in state.items():
-        slot = target.get(key)
-        if slot is None or tensor.ndim != 4 or slot.ndim != 4 or tensor.shape == slot.shape:
-            continue
-        same_otherwise = tensor.shape[0] == slot.shape[0] and tensor.shape[2:] == slot.shape[2:]
-        if same_otherwise and (tensor.shape[1], slot.shape[1]) == (3, 1):
-            adapted[key] = tensor.float().sum(dim=1, keepdim=True).to(slot.dtype)
-        elif same_otherwise and (tensor.shape[1], slot.shape[1]) == (1, 3):
-            adapted[key] = (tensor.float().repeat(1, 3, 1, 1) / 3.0).to(slot.dtype)
-    return adapted
+    return {key: _fit_input_channels(tensor, target.get(key)) for key, tensor in state.items()}
+
+
+def _fit_input_channels(tensor: torch.Tensor, slot: torch.Tensor | None) -> torch.Tensor:
+    """One tensor of ``adapt_input_channels``: refitted when it is a 3- or 1-channel convolution
+    weight and ``slot`` the same weight with the other count; otherwise ``tensor`` itself."""
+    if slot is None or tensor.ndim != 4 or slot.ndim != 4 or tensor.shape == slot.shape:
+        return tensor
+    if tensor.shape[0] != slot.shape[0] or tensor.shape[2:] != slot.shape[2:]:
+        return tensor
+    if (tensor.shape[1], slot.shape[1]) == (3, 1):
+        return tensor.float().sum(dim=1, keepdim=True).to(slot.dtype)
+    if (tensor.shape[1], slot.shape[1]) == (1, 3):
+        return (tensor.float().repeat(1, 3, 1, 1) / 3.0).to(slot.dtype)
+    return tensor
 
 
 def map_ordered_state_dict(
@@ -169,7 +173,7 @@ def map_ordered_state_dict(
     for (src_key, tensor), (dst_key, slot) in zip(src, dst):
         if dst_key in classifier:
             continue
-        tensor = adapt_input_channels({dst_key: tensor}, {dst_key: slot})[dst_key]  # a one-channel stem
+        tensor = _fit_input_channels(tensor, slot)  # ImageNet's 3-channel stem into a 1-channel one
         if tuple(tensor.shape) != tuple(slot.shape):
             raise PretrainedError(f"{src_key} {tuple(tensor.shape)} does not fit {dst_key} {tuple(slot.shape)}")
         mapped[dst_key] = tensor.to(slot.dtype)
